@@ -1,0 +1,74 @@
+"""Entropy-based advantage shaping, the "S" of MSSR (method.md §4; Cheng et al., arXiv 2506.14758).
+
+``ψ_t = min(α · H_t, |Â_t| / κ)`` (no gradient) and ``Ã_t = Â_t + ψ_t``.
+
+Because ``0 ≤ ψ ≤ |Â|/κ`` with κ ≥ 1 the sign of an advantage never flips: a positive token's advantage is
+boosted by up to ``1/κ`` (50 % at κ = 2), a negative one's penalty reduced by up to ``1/κ``; uncertain tokens
+(high ``H``) get the most.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from mssr.algos.masked import masked_mean
+
+
+@dataclass
+class ShapingOutput:
+    advantages: torch.Tensor  # Ã, [B, T], detached
+    psi: torch.Tensor  # ψ, [B, T], 0 on padding
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+def shape_advantages(
+    advantages: torch.Tensor,
+    entropy: torch.Tensor,
+    response_mask: torch.Tensor,
+    *,
+    alpha: float = 0.4,
+    kappa: float = 2.0,
+    top_fraction: float = 0.1,
+) -> ShapingOutput:
+    """Apply ``Ã = Â + min(α·H, |Â|/κ)`` token-wise; both inputs are detached first.
+
+    Metrics (over valid tokens): ``psi_mean``; ``psi_top`` — mean ψ over the ``top_fraction`` most uncertain
+    tokens (shows whether shaping acts where it should); ``shaping_cap_frac`` — fraction of tokens where the
+    ``|Â|/κ`` cap binds (``α·H > |Â|/κ``); ``psi_rel`` — mean ``ψ/|Â|`` where ``Â ≠ 0``.
+    """
+    if alpha < 0:
+        raise ValueError(f"alpha must be ≥ 0, got {alpha}")
+    if kappa < 1:
+        raise ValueError(f"kappa must be ≥ 1 so that shaping never flips an advantage's sign, got {kappa}")
+    if advantages.shape != entropy.shape or advantages.shape != response_mask.shape:
+        raise ValueError(
+            f"shape mismatch: advantages {tuple(advantages.shape)}, entropy {tuple(entropy.shape)}, "
+            f"mask {tuple(response_mask.shape)}"
+        )
+    with torch.no_grad():
+        a = advantages.detach().float()
+        h = entropy.detach().float()
+        mask = response_mask.to(torch.float32)
+        bonus = alpha * h
+        cap = a.abs() / kappa
+        psi = torch.minimum(bonus, cap) * mask
+        shaped = (a + psi) * mask
+        valid = mask > 0
+        n_valid = int(valid.sum())
+        metrics = {
+            "psi_mean": float(masked_mean(psi, mask)),
+            "shaping_cap_frac": 0.0,
+            "psi_top": 0.0,
+            "psi_rel": 0.0,
+        }
+        if n_valid:
+            metrics["shaping_cap_frac"] = float((bonus > cap)[valid].float().mean())
+            k = max(1, round(top_fraction * n_valid))
+            top_idx = torch.topk(h[valid], k).indices
+            metrics["psi_top"] = float(psi[valid][top_idx].mean())
+            nz = valid & (a != 0)
+            if nz.any():
+                metrics["psi_rel"] = float((psi[nz] / a[nz].abs()).mean())
+    return ShapingOutput(shaped, psi, metrics)
