@@ -35,10 +35,11 @@ def agg_loss(
     - ``token-mean``: ``Σ_it l·m / N_tokens``
     - ``seq-mean-token-mean``: ``Σ_i (Σ_t l·m / Σ_t m) / N_seqs``
     - ``seq-mean-token-sum``: ``Σ_i Σ_t l·m / N_seqs``
-    - ``seq-mean-token-sum-norm``: ``Σ_it l·m / horizon`` (verl's definition; ``horizon`` defaults to ``T``
-      and should be the constant max response length so the divisor does not vary. TRL's ``dr_grpo``
-      additionally divides by the number of sequences.)
+    - ``seq-mean-token-sum-norm``: ``Σ_i Σ_t l·m / (N_seqs · horizon)`` (Dr.GRPO; TRL's ``dr_grpo``; verl ≥ 0.9's
+      definition, whose ``loss_scale_factor`` is our ``horizon``). ``horizon`` defaults to ``T``; set it to the
+      constant max response length so the divisor does not vary with padding.
 
+    ``N_seqs`` counts sequences with at least one valid token (fully masked rows are excluded, as in verl).
     ``N_tokens``/``N_seqs`` default to this batch's own counts; pass the mini-batch's global counts when
     this is one micro-batch (or one rank) of it.
     """
@@ -46,16 +47,18 @@ def agg_loss(
     if mode == "token-mean":
         denom = m.sum() if global_tokens is None else global_tokens
         return (loss_mat * m).sum() / torch.clamp(torch.as_tensor(denom, dtype=loss_mat.dtype), min=1.0)
-    n_seqs = torch.as_tensor(loss_mat.shape[0] if global_seqs is None else global_seqs, dtype=loss_mat.dtype)
+    tok_per_seq = m.sum(-1)
+    local_seqs = (tok_per_seq > 0).sum()
+    n_seqs = torch.as_tensor(local_seqs if global_seqs is None else global_seqs, dtype=loss_mat.dtype)
     n_seqs = torch.clamp(n_seqs, min=1.0)
     seq_sums = (loss_mat * m).sum(-1)
     if mode == "seq-mean-token-mean":
-        return (seq_sums / m.sum(-1).clamp(min=1.0)).sum() / n_seqs
+        return (seq_sums / tok_per_seq.clamp(min=1.0)).sum() / n_seqs
     if mode == "seq-mean-token-sum":
         return seq_sums.sum() / n_seqs
     if mode == "seq-mean-token-sum-norm":
         h = float(loss_mat.shape[-1] if horizon is None else horizon)
-        return seq_sums.sum() / h
+        return seq_sums.sum() / n_seqs / h
     raise ValueError(f"unknown loss aggregation mode {mode!r}; known: {', '.join(AGG_MODES)}")
 
 
