@@ -1,5 +1,6 @@
 """KL estimators, loss aggregation (micro-batch invariance), the clipped policy loss."""
 
+import itertools
 import math
 
 import pytest
@@ -65,7 +66,7 @@ def test_loss_is_invariant_to_micro_batch_splitting(b, t, seed, mode):
     cuts = sorted(set(torch.randint(0, b + 1, (3,), generator=g).tolist()) | {0, b})
     parts = [
         agg_loss(loss[i:j], mask[i:j], mode, global_tokens=n_tok, global_seqs=n_seq, horizon=t)
-        for i, j in zip(cuts[:-1], cuts[1:])
+        for i, j in itertools.pairwise(cuts)
         if j > i
     ]
     assert float(sum(parts)) == pytest.approx(float(full), abs=1e-9)

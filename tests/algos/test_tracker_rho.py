@@ -117,7 +117,7 @@ def test_per_prompt_rho_uses_the_same_response_rescored():
     store = ResponseStore()
     old_ids, old_lp = torch.tensor([5, 6, 7]), torch.tensor([-0.1, -2.0, -0.5])
     store.put("x", old_ids, old_lp)
-    ids, then = store.get("x")
+    _ids, then = store.get("x")
     rescored_now = then.clone()  # policy unchanged -> same log-probs for the same tokens
     d = policy_drift(then, rescored_now)
     assert d == 0.0
