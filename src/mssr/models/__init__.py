@@ -1,0 +1,20 @@
+"""Policies: the tiny Qwen2.5-VL presets built locally, and loading of real Qwen2-VL / Qwen2.5-VL checkpoints.
+
+Public API: :func:`build_tiny_policy`, :func:`load_policy`, :class:`Policy`, :data:`PRESETS`,
+:func:`mssr.models.chat.build_prompt`.
+"""
+
+from mssr.models.chat import DEFAULT_INSTRUCTION, build_messages, build_prompt
+from mssr.models.policy import Policy, build_tiny_policy, load_policy
+from mssr.models.presets import PRESETS, TinyPreset
+
+__all__ = [
+    "DEFAULT_INSTRUCTION",
+    "PRESETS",
+    "Policy",
+    "TinyPreset",
+    "build_messages",
+    "build_prompt",
+    "build_tiny_policy",
+    "load_policy",
+]

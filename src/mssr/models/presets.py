@@ -1,0 +1,145 @@
+"""Tiny Qwen2.5-VL configurations: ``tiny`` (~1M parameters), ``small`` (~5M), ``base`` (~20M).
+
+The architecture is the paper's family (Qwen2.5-VL: windowed-attention ViT with RMSNorm and SwiGLU, patch
+merger, M-RoPE decoder), scaled down. Constraints (platform-notes "A tiny Qwen2-VL built locally"):
+the text model's ``mrope_section`` sums to head_dim/2 and the vision merger's output size equals the text
+hidden size. With patch 8 and merge 2 a 64×64 image gives (64/8)²/2² = 16 image tokens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from transformers import Qwen2_5_VLConfig
+
+
+@dataclass(frozen=True)
+class TinyPreset:
+    """Sizes of one preset. ``text_*`` is the language model, ``vision_*`` the ViT."""
+
+    text_hidden: int
+    text_layers: int
+    text_heads: int
+    text_kv_heads: int
+    text_intermediate: int
+    vision_hidden: int
+    vision_depth: int
+    vision_heads: int
+    vision_intermediate: int
+    vocab_size: int = 1024
+    patch_size: int = 8
+    merge_size: int = 2
+    tie_word_embeddings: bool = True
+
+    @property
+    def head_dim(self) -> int:
+        return self.text_hidden // self.text_heads
+
+    def mrope_section(self) -> list[int]:
+        """Split head_dim/2 rotary frequencies over (time, height, width) in Qwen's 2:3:3 ratio
+        (Qwen2.5-VL-7B: head_dim 128 → [16, 24, 24])."""
+        half = self.head_dim // 2
+        t = half // 4
+        h = (half - t) // 2
+        return [t, h, half - t - h]
+
+
+PRESETS: dict[str, TinyPreset] = {
+    "tiny": TinyPreset(
+        text_hidden=128,
+        text_layers=4,
+        text_heads=4,
+        text_kv_heads=2,
+        text_intermediate=352,
+        vision_hidden=64,
+        vision_depth=2,
+        vision_heads=4,
+        vision_intermediate=160,
+    ),
+    "small": TinyPreset(
+        text_hidden=256,
+        text_layers=6,
+        text_heads=8,
+        text_kv_heads=2,
+        text_intermediate=576,
+        vision_hidden=128,
+        vision_depth=4,
+        vision_heads=4,
+        vision_intermediate=320,
+    ),
+    "base": TinyPreset(
+        text_hidden=384,
+        text_layers=8,
+        text_heads=6,
+        text_kv_heads=2,
+        text_intermediate=1280,
+        vision_hidden=256,
+        vision_depth=6,
+        vision_heads=8,
+        vision_intermediate=640,
+    ),
+}
+
+
+def get_preset(name: str) -> TinyPreset:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}") from None
+
+
+def make_config(preset: TinyPreset, *, token_ids: dict[str, int], vocab_size: int) -> Qwen2_5_VLConfig:
+    """A ``Qwen2_5_VLConfig`` for ``preset``. ``token_ids`` maps the Qwen special tokens to this tokenizer's ids."""
+    p = preset
+    if p.text_hidden % p.text_heads or p.head_dim % 4:
+        raise ValueError(
+            f"text_hidden={p.text_hidden} / heads={p.text_heads} must give a head_dim divisible by 4"
+        )
+    if p.vision_hidden % p.vision_heads:
+        raise ValueError(f"vision_hidden={p.vision_hidden} not divisible by vision_heads={p.vision_heads}")
+    vision = {
+        "depth": p.vision_depth,
+        "hidden_size": p.vision_hidden,
+        "intermediate_size": p.vision_intermediate,
+        "num_heads": p.vision_heads,
+        "patch_size": p.patch_size,
+        "spatial_merge_size": p.merge_size,
+        "temporal_patch_size": 2,
+        # Windows of 4×4 merged tokens, as in the real model (112 px / 14 px / 2); the last block is global.
+        "window_size": 4 * p.patch_size * p.merge_size,
+        "fullatt_block_indexes": [p.vision_depth - 1],
+        "out_hidden_size": p.text_hidden,  # must equal the text hidden size
+        "hidden_act": "silu",
+    }
+    text = {
+        "vocab_size": vocab_size,
+        "hidden_size": p.text_hidden,
+        "intermediate_size": p.text_intermediate,
+        "num_hidden_layers": p.text_layers,
+        "num_attention_heads": p.text_heads,
+        "num_key_value_heads": p.text_kv_heads,
+        "max_position_embeddings": 4096,
+        "rms_norm_eps": 1e-6,
+        "rope_parameters": {
+            "rope_type": "default",
+            "rope_theta": 10000.0,
+            "mrope_section": p.mrope_section(),
+        },
+        "bos_token_id": None,
+        "eos_token_id": token_ids["<|im_end|>"],
+        "pad_token_id": token_ids["<|endoftext|>"],
+        "tie_word_embeddings": p.tie_word_embeddings,
+    }
+    return Qwen2_5_VLConfig(
+        text_config=text,
+        vision_config=vision,
+        image_token_id=token_ids["<|image_pad|>"],
+        video_token_id=token_ids["<|video_pad|>"],
+        vision_start_token_id=token_ids["<|vision_start|>"],
+        vision_end_token_id=token_ids["<|vision_end|>"],
+        tie_word_embeddings=p.tie_word_embeddings,
+    )
+
+
+def preset_dict(preset: TinyPreset) -> dict:
+    return asdict(preset)
