@@ -1,0 +1,377 @@
+"""Rollout engines: (policy, prompts) -> `RolloutBatch`.
+
+`RolloutEngine` is the interface the trainer and the evaluator see; `HFRolloutEngine` implements it
+with transformers' `generate` (batched, left padding, KV cache). A vLLM engine can plug in behind the
+same protocol later.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+from torch import nn
+from transformers import GenerationConfig
+
+from mssr.rollout.batch import PromptInput, PromptStore, RolloutBatch
+
+_VISION_SPAN = re.compile(r"<\|vision_start\|>.*?<\|vision_end\|>", re.DOTALL)
+# Special tokens that may only appear where the processor puts them (Qwen2-VL / Qwen2.5-VL vocabularies).
+_VISION_TOKENS = ("<|vision_start|>", "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>")
+_END_TOKENS = ("<|im_end|>", "<|endoftext|>")
+
+
+@runtime_checkable
+class RolloutEngine(Protocol):
+    """Generates responses to prompts; the trainer never knows which engine ran.
+
+    Contract for implementations:
+    - Rows are ordered prompt by prompt, the n samples of prompt i in rows ``i*n … i*n+n-1``, with
+      ``prompt_index`` and ``keys`` set accordingly.
+    - Sampling uses exactly ``softmax(logits / temperature)`` restricted by `top_k` (0 = off) and `top_p`
+      (1.0 = off) with `suppress_token_ids` masked out — no implicit top-k, repetition penalty or other
+      processor (platform-notes #1) — and records `temperature` and `suppress_token_ids` in the batch so
+      `compute_logprobs` scores the same distribution.
+    - A response stops at the first EOS token (included in the mask) or at `max_new_tokens` (marked
+      `truncated`).
+    - `seed` makes a call reproducible without disturbing the caller's global RNG; ``None`` draws from it.
+    An engine holding its own copy of the weights (e.g. vLLM) must also be told about each update (a
+    `load_weights`-style method on that engine); `HFRolloutEngine` shares the policy's modules, so it
+    always samples the current weights.
+    """
+
+    def generate(
+        self,
+        prompts: Sequence[PromptInput],
+        *,
+        n: int = 1,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        top_k: int = 0,
+        max_new_tokens: int = 64,
+        greedy: bool = False,
+        batch_size: int | None = None,
+        seed: int | None = None,
+    ) -> RolloutBatch: ...
+
+
+def default_suppress_token_ids(model: nn.Module, processor: Any) -> tuple[int, ...]:
+    """Vision special tokens a policy must never sample (platform-notes #2), from config and tokenizer."""
+    tokenizer = getattr(processor, "tokenizer", processor)
+    config = getattr(model, "config", None)
+    ids: set[int] = set()
+    for attr in ("image_token_id", "video_token_id", "vision_start_token_id", "vision_end_token_id"):
+        value = getattr(config, attr, None)
+        if isinstance(value, int) and value >= 0:
+            ids.add(value)
+    unk = getattr(tokenizer, "unk_token_id", None)
+    vocab = tokenizer.get_vocab()
+    for token in _VISION_TOKENS:
+        if token in vocab and vocab[token] != unk:
+            ids.add(int(vocab[token]))
+    return tuple(sorted(ids))
+
+
+def _eos_token_ids(model: nn.Module, tokenizer: Any) -> list[int]:
+    ids: list[int] = []
+    gen_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    candidates = [*(gen_eos if isinstance(gen_eos, list) else [gen_eos]), tokenizer.eos_token_id]
+    vocab = tokenizer.get_vocab()
+    candidates += [vocab.get(t) for t in _END_TOKENS[:1]]
+    for c in candidates:
+        if isinstance(c, int) and c >= 0 and c not in ids:
+            ids.append(c)
+    if not ids:
+        raise ValueError("no EOS token: neither the tokenizer nor the model's generation_config defines one")
+    return ids
+
+
+@contextlib.contextmanager
+def _plain_generation_defaults(model: nn.Module) -> Iterator[None]:
+    """Hide the model's own generation_config while `generate` runs.
+
+    transformers fills every unset field of the GenerationConfig passed to `generate` from
+    `model.generation_config` (a hub checkpoint's may carry repetition_penalty=1.05, top_k=1, …), which
+    would silently change the sampled distribution. With a blank one, only library defaults fill gaps,
+    and every field that shapes the distribution is set explicitly by the engine.
+    """
+    saved = getattr(model, "generation_config", None)
+    model.generation_config = GenerationConfig()
+    try:
+        yield
+    finally:
+        model.generation_config = saved
+
+
+class HFRolloutEngine:
+    """`RolloutEngine` over transformers `generate` for HF vision-language models (Qwen2-VL family).
+
+    Args:
+        model: the policy (unwrapped: `generate` is called on it directly). Its modules are shared, so
+            generation always uses the current weights.
+        processor: the HF processor (tokenizer + image processor) of the policy.
+        suppress_token_ids: token ids never sampled; ``None`` = `default_suppress_token_ids` (the vision
+            special tokens), ``()`` = none.
+    """
+
+    def __init__(self, model: nn.Module, processor: Any, *, suppress_token_ids: Sequence[int] | None = None):
+        self.model = model
+        self.processor = processor
+        self.tokenizer = getattr(processor, "tokenizer", processor)
+        self.suppress_token_ids = (
+            default_suppress_token_ids(model, processor)
+            if suppress_token_ids is None
+            else tuple(int(t) for t in suppress_token_ids)
+        )
+        self.eos_token_ids = _eos_token_ids(model, self.tokenizer)
+        pad = self.tokenizer.pad_token_id
+        self.pad_token_id = int(pad if pad is not None else self.eos_token_ids[0])
+        self.image_token = getattr(processor, "image_token", "<|image_pad|>")
+
+    # ----------------------------------------------------------------------------------------------- encode
+    def _check(self, prompts: Sequence[PromptInput]) -> None:
+        for i, p in enumerate(prompts):
+            if not isinstance(p, PromptInput):
+                raise TypeError(f"prompt {i}: expected PromptInput, got {type(p).__name__}")
+            n_placeholders = p.text.count(self.image_token)
+            if n_placeholders != len(p.images):
+                raise ValueError(
+                    f"prompt {i} (key {p.key!r}): its text has {n_placeholders} image placeholder(s) "
+                    f"{self.image_token!r} but {len(p.images)} image(s) were given"
+                )
+            if p.text_without_images is not None and self.image_token in p.text_without_images:
+                raise ValueError(
+                    f"prompt {i} (key {p.key!r}): text_without_images still holds an image placeholder"
+                )
+
+    def _encode(
+        self, prompts: Sequence[PromptInput]
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor] | None, PromptStore]:
+        """Per prompt: unpadded ids and mm_token_type_ids, plus the store of images and text-only ids."""
+        ids: list[torch.Tensor] = []
+        mm_types: list[torch.Tensor] | None = []
+        pixel_chunks: list[torch.Tensor] = []
+        grid_chunks: list[torch.Tensor] = []
+        n_images: list[int] = []
+        text_only: list[torch.Tensor] = []
+        for p in prompts:
+            kwargs: dict[str, Any] = {"text": [p.text], "return_tensors": "pt"}
+            if p.images:
+                kwargs["images"] = list(p.images)
+            enc = self.processor(**kwargs)
+            ids.append(enc["input_ids"][0])
+            if mm_types is not None:
+                mm_types = [*mm_types, enc["mm_token_type_ids"][0]] if "mm_token_type_ids" in enc else None
+            n_images.append(len(p.images))
+            if p.images:
+                pixel_chunks.append(enc["pixel_values"])
+                grid_chunks.append(enc["image_grid_thw"])
+            plain = (
+                p.text_without_images if p.text_without_images is not None else _VISION_SPAN.sub("", p.text)
+            )
+            text_only.append(self.processor(text=[plain], return_tensors="pt")["input_ids"][0])
+        store = PromptStore(
+            pixel_values=torch.cat(pixel_chunks) if pixel_chunks else None,
+            image_grid_thw=torch.cat(grid_chunks) if grid_chunks else None,
+            n_images=torch.tensor(n_images, dtype=torch.long),
+            text_only_ids=text_only,
+        )
+        return ids, mm_types, store
+
+    # --------------------------------------------------------------------------------------------- generate
+    def _generation_config(
+        self, *, greedy: bool, temperature: float, top_p: float, top_k: int, max_new_tokens: int
+    ) -> GenerationConfig:
+        sampling: dict[str, Any] = (
+            {}  # greedy: transformers ignores (and warns about) sampling parameters
+            if greedy
+            # top_k=0 disables top-k; left unset, transformers applies top_k=50 (platform-notes #1)
+            else {"temperature": temperature, "top_k": top_k, "top_p": top_p}
+        )
+        return GenerationConfig(
+            do_sample=not greedy,
+            **sampling,
+            min_p=None,
+            typical_p=1.0,
+            repetition_penalty=1.0,
+            no_repeat_ngram_size=0,
+            num_beams=1,
+            max_new_tokens=max_new_tokens,
+            min_new_tokens=0,
+            eos_token_id=list(self.eos_token_ids),
+            pad_token_id=self.pad_token_id,
+            suppress_tokens=list(self.suppress_token_ids) or None,
+            use_cache=True,
+            return_dict_in_generate=True,
+        )
+
+    def generate(
+        self,
+        prompts: Sequence[PromptInput],
+        *,
+        n: int = 1,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        top_k: int = 0,
+        max_new_tokens: int = 64,
+        greedy: bool = False,
+        batch_size: int | None = None,
+        seed: int | None = None,
+        return_logprobs: bool = False,
+    ) -> RolloutBatch:
+        """Sample `n` responses per prompt (see `RolloutEngine`).
+
+        Args:
+            batch_size: rows per `generate` call (memory); ``None`` = all rows at once. With a `seed`, the
+                random stream depends on it, so keep it fixed for reproducibility.
+            return_logprobs: also fill `rollout_logprobs` from the sampler's processed scores (the exact
+                distribution sampled from, top-k/top-p included).
+        """
+        if n < 1:
+            raise ValueError(f"n must be >= 1, got {n}")
+        if max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+        if not greedy and temperature <= 0:
+            raise ValueError(f"temperature must be > 0 when sampling (use greedy=True), got {temperature}")
+        if not 0 < top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+        if top_k < 0:
+            raise ValueError(f"top_k must be >= 0 (0 = off), got {top_k}")
+        if batch_size is not None and batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1 or None, got {batch_size}")
+        if not prompts:
+            raise ValueError("no prompts given")
+        self._check(prompts)
+
+        prompt_ids, mm_types, store = self._encode(prompts)
+        slots = [i for i in range(len(prompts)) for _ in range(n)]
+        step = batch_size or len(slots)
+        config = self._generation_config(
+            greedy=greedy, temperature=temperature, top_p=top_p, top_k=top_k, max_new_tokens=max_new_tokens
+        )
+        config.output_scores = return_logprobs
+        device = next(self.model.parameters()).device
+        responses: list[torch.Tensor] = []
+        sampler_lps: list[torch.Tensor] = []
+        rng_devices = [device] if device.type == "cuda" else []
+        rng = torch.random.fork_rng(devices=rng_devices) if seed is not None else contextlib.nullcontext()
+        with rng, _plain_generation_defaults(self.model), torch.no_grad():
+            if seed is not None:
+                torch.manual_seed(seed)
+            for start in range(0, len(slots), step):
+                rows = slots[start : start + step]
+                inputs = self._left_pad(rows, prompt_ids, mm_types, store, device)
+                out = self.model.generate(**inputs, generation_config=config)
+                new = out.sequences[:, inputs["input_ids"].shape[1] :].cpu()
+                responses.append(new)
+                if return_logprobs:
+                    scores = torch.stack(out.scores, dim=1).float()  # [b, t, V], already processed
+                    lp = torch.log_softmax(scores, dim=-1).gather(-1, new.to(scores.device)[..., None])
+                    sampler_lps.append(lp.squeeze(-1).cpu())
+        return self._assemble(
+            prompts,
+            n,
+            slots,
+            prompt_ids,
+            mm_types,
+            store,
+            responses,
+            sampler_lps,
+            1.0 if greedy else temperature,
+        )
+
+    def _left_pad(
+        self,
+        rows: list[int],
+        prompt_ids: list[torch.Tensor],
+        mm_types: list[torch.Tensor] | None,
+        store: PromptStore,
+        device: torch.device,
+    ) -> dict[str, torch.Tensor]:
+        p = max(prompt_ids[s].numel() for s in rows)
+        ids = torch.full((len(rows), p), self.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), p), dtype=torch.long)
+        types = torch.zeros((len(rows), p), dtype=torch.long) if mm_types is not None else None
+        for r, s in enumerate(rows):
+            k = prompt_ids[s].numel()
+            ids[r, p - k :] = prompt_ids[s]
+            mask[r, p - k :] = 1
+            if types is not None and mm_types is not None:
+                types[r, p - k :] = mm_types[s]
+        inputs = {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
+        pixel_values, grid = store.gather(rows)
+        if pixel_values is not None and grid is not None:
+            inputs["pixel_values"] = pixel_values.to(device)
+            inputs["image_grid_thw"] = grid.to(device)
+        if types is not None:
+            inputs["mm_token_type_ids"] = types.to(device)
+        return inputs
+
+    def _assemble(
+        self,
+        prompts: Sequence[PromptInput],
+        n: int,
+        slots: list[int],
+        prompt_ids: list[torch.Tensor],
+        mm_types: list[torch.Tensor] | None,
+        store: PromptStore,
+        responses: list[torch.Tensor],
+        sampler_lps: list[torch.Tensor],
+        temperature: float,
+    ) -> RolloutBatch:
+        rows = len(slots)
+        t = max(r.shape[1] for r in responses)
+        response_ids = torch.full((rows, t), self.pad_token_id, dtype=torch.long)
+        rollout_lp = torch.zeros((rows, t)) if sampler_lps else None
+        r0 = 0
+        for i, chunk in enumerate(responses):
+            response_ids[r0 : r0 + chunk.shape[0], : chunk.shape[1]] = chunk
+            if rollout_lp is not None:
+                rollout_lp[r0 : r0 + chunk.shape[0], : chunk.shape[1]] = sampler_lps[i]
+            r0 += chunk.shape[0]
+
+        is_eos = torch.isin(response_ids, torch.tensor(self.eos_token_ids))
+        has_eos = is_eos.any(dim=1)
+        first_eos = torch.where(has_eos, is_eos.int().argmax(dim=1), torch.full((rows,), t))
+        length = torch.where(has_eos, first_eos + 1, torch.full((rows,), t))
+        positions = torch.arange(t)[None, :]
+        keep = positions < length[:, None]
+        response_ids = response_ids.masked_fill(~keep, self.pad_token_id)
+        response_mask = keep.float()
+        if rollout_lp is not None:
+            rollout_lp = rollout_lp.masked_fill(~keep, 0.0)
+        texts = [
+            self.tokenizer.decode(response_ids[r, : int(length[r])].tolist(), skip_special_tokens=True)
+            for r in range(rows)
+        ]
+
+        p = max(x.numel() for x in prompt_ids)
+        prompt = torch.full((rows, p), self.pad_token_id, dtype=torch.long)
+        prompt_mask = torch.zeros((rows, p), dtype=torch.long)
+        types = torch.zeros((rows, p + t), dtype=torch.long) if mm_types is not None else None
+        for r, s in enumerate(slots):
+            k = prompt_ids[s].numel()
+            prompt[r, p - k :] = prompt_ids[s]
+            prompt_mask[r, p - k :] = 1
+            if types is not None and mm_types is not None:
+                types[r, p - k : p] = mm_types[s]
+        return RolloutBatch(
+            prompt_index=torch.tensor(slots, dtype=torch.long),
+            keys=[prompts[s].key for s in slots],
+            input_ids=torch.cat([prompt, response_ids], dim=1),
+            attention_mask=torch.cat([prompt_mask, keep.long()], dim=1),
+            response_ids=response_ids,
+            response_mask=response_mask,
+            response_text=texts,
+            truncated=~has_eos,
+            prompts=store,
+            prompt_slot=torch.tensor(slots, dtype=torch.long),
+            mm_token_type_ids=types,
+            temperature=temperature,
+            suppress_token_ids=self.suppress_token_ids,
+            pad_token_id=self.pad_token_id,
+            rollout_logprobs=rollout_lp,
+        )
