@@ -21,6 +21,9 @@ _SPEC = {
 }
 
 
+NUMBER_GAP = 0.9  # minimum space between two numbers, in digit heights (digits of one number: 0.25)
+
+
 def _products(lo: int, hi: int) -> list[int]:
     return sorted({a * b for a in range(lo, hi + 1) for b in range(lo, hi + 1)})
 
@@ -54,17 +57,19 @@ class Arithmetic(Family):
 
     @staticmethod
     def _layout(rng: random.Random, values: list[int]) -> list[dict]:
-        """Numbers left to right, each in its own column slot, with vertical and horizontal jitter."""
-        slot = 0.92 / len(values)
-        ndig = max(len(str(v)) for v in values)
-        height = min(0.42, 0.8 * slot / (digits_width(ndig, 1.0)))
-        out = []
-        for k, v in enumerate(values):
-            w = digits_width(len(str(v)), height)
-            x_free = slot - w
-            x = 0.04 + k * slot + rng.uniform(0.1, 0.9) * x_free
+        """Numbers left to right with at least ``NUMBER_GAP`` digit heights between them, random spacing and
+        vertical jitter; digits as large as fit (at most 0.42 of the image side)."""
+        widths1 = [digits_width(len(str(v)), 1.0) for v in values]  # widths at unit height
+        height = min(0.42, 0.84 / (sum(widths1) + NUMBER_GAP * (len(values) - 1)))
+        widths = [w * height for w in widths1]
+        slack = 0.92 - sum(widths) - NUMBER_GAP * height * (len(values) - 1)
+        cuts = sorted(rng.uniform(0, slack) for _ in range(len(values)))
+        out, x = [], 0.04
+        for k, (v, w) in enumerate(zip(values, widths, strict=True)):
+            x += cuts[k] - (cuts[k - 1] if k else 0.0)
             y = rng.uniform(0.06, 0.94 - height)
             out.append({"value": v, "x": r4(x), "y": r4(y), "height": r4(height)})
+            x += w + NUMBER_GAP * height
         return out
 
     def _values(self, scene: Scene) -> list[int]:

@@ -98,17 +98,22 @@ class Bars(Family):
         return [str(v) for v in range(2, 2 * top + 1)]
 
     def render(self, scene: Scene, size: int) -> Image.Image:
+        """Grid lines and bar tops sit on whole output pixels, so they stay crisp at any size."""
         canvas = Canvas(size)
-        left, right, top, bottom = PLOT["left"], PLOT["right"], PLOT["top"], PLOT["bottom"]
-        unit = (bottom - top) / scene["max_height"]
-        line = 1.0 / size  # one output pixel
+        left, right = PLOT["left"], PLOT["right"]
+        bottom_px = round(PLOT["bottom"] * size)
+        unit_px = max(1, int((PLOT["bottom"] - PLOT["top"]) * size / scene["max_height"]))
+        px = 1.0 / size  # one output pixel in unit coordinates
+        bottom = bottom_px * px
         for h in range(1, scene["max_height"] + 1):
-            y = bottom - h * unit
-            canvas.rect(left, y - line / 2, right, y + line / 2, fill=GRID)
+            y = (bottom_px - h * unit_px) * px
+            canvas.rect(left, y, right, y + px, fill=GRID)
         slot = (right - left) / len(scene["bars"])
         for k, b in enumerate(scene["bars"]):
             x0 = left + (k + 0.15) * slot
-            canvas.rect(x0, bottom - b["height"] * unit, x0 + 0.7 * slot, bottom, fill=PALETTE[b["colour"]])
-        canvas.rect(left - line, top, left + line, bottom + line, fill=INK)  # y axis
-        canvas.rect(left - line, bottom, right, bottom + 2 * line, fill=INK)  # x axis
+            canvas.rect(
+                x0, bottom - b["height"] * unit_px * px, x0 + 0.7 * slot, bottom, fill=PALETTE[b["colour"]]
+            )
+        canvas.rect(left - px, PLOT["top"], left, bottom + px, fill=INK)  # y axis
+        canvas.rect(left - px, bottom, right, bottom + px, fill=INK)  # x axis
         return canvas.image()

@@ -94,24 +94,29 @@ class Canvas:
             raise ValueError(f"unknown shape {kind!r}")
 
     def digits(self, text: str, x: float, y: float, height: float, fill=INK) -> None:
-        """Seven-segment digits with their top-left corner at (x, y)."""
-        w = height * DIGIT_ASPECT
-        t = height * STROKE
+        """Seven-segment digits with their top-left corner at (x, y), snapped to whole output pixels so
+        strokes stay crisp (at least 2 px thick)."""
+        n = self.size
+        h = max(7, round(height * n))
+        w = max(4, round(h * DIGIT_ASPECT))
+        t = max(2, round(h * STROKE))
+        gap = max(2, round(h * DIGIT_GAP))
+        x_px, y_px = round(x * n), round(y * n)
+        m0 = y_px + (h - t) // 2  # top row of the middle bar
         for k, ch in enumerate(text):
-            x0 = x + k * (w + height * DIGIT_GAP)
-            segs = SEGMENTS[ch]
-            mid = y + height / 2
+            x0 = x_px + k * (w + gap)
             boxes = {
-                "a": (x0, y, x0 + w, y + t),
-                "g": (x0, mid - t / 2, x0 + w, mid + t / 2),
-                "d": (x0, y + height - t, x0 + w, y + height),
-                "f": (x0, y, x0 + t, mid + t / 2),
-                "e": (x0, mid - t / 2, x0 + t, y + height),
-                "b": (x0 + w - t, y, x0 + w, mid + t / 2),
-                "c": (x0 + w - t, mid - t / 2, x0 + w, y + height),
+                "a": (x0, y_px, x0 + w, y_px + t),
+                "g": (x0, m0, x0 + w, m0 + t),
+                "d": (x0, y_px + h - t, x0 + w, y_px + h),
+                "f": (x0, y_px, x0 + t, m0 + t),
+                "e": (x0, m0, x0 + t, y_px + h),
+                "b": (x0 + w - t, y_px, x0 + w, m0 + t),
+                "c": (x0 + w - t, m0, x0 + w, y_px + h),
             }
-            for s in segs:
-                self.rect(*boxes[s], fill=fill)
+            for seg in SEGMENTS[ch]:
+                x0b, y0b, x1b, y1b = boxes[seg]
+                self.rect(x0b / n, y0b / n, x1b / n, y1b / n, fill=fill)
 
     def image(self) -> Image.Image:
         return self._img.resize((self.size, self.size), Image.Resampling.BOX)

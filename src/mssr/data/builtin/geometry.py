@@ -105,7 +105,7 @@ class Geometry(Family):
     @staticmethod
     def label_boxes(scene: Scene) -> list[dict]:
         """Label positions: centred under their base vertex, pushed apart if they would touch."""
-        gap = 0.08
+        gap = 0.9 * LABEL_HEIGHT  # well apart from the 0.25-height gap between digits of one number
         boxes = []
         for k, angle in enumerate(scene["angles"]):
             if angle == 90:
