@@ -71,7 +71,7 @@ def load_records(
     for where, row in _iter_rows(path, on_error, skipped):
         try:
             rec = parse_row(
-                row, where=where, cols=cols, image_root=root, default_id=f"{path.stem}-{where[1]}"
+                row, where=where, cols=cols, image_root=root, default_id=f"{path.stem}-{where[1].split()[-1]}"
             )
             if rec.id in seen_ids:
                 raise DataError(f"{where[0]}: {where[1]}: duplicate id {rec.id!r}")
