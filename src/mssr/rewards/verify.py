@@ -1,0 +1,228 @@
+"""``verify``: one response against one gold answer, in ``strict`` or ``official`` mode.
+
+* ``strict`` — the training reward's rules (see :mod:`mssr.rewards.equivalence`): value equality for numbers,
+  exact option matching for multiple choice, math-verify for expressions; an answer that names no choice, a
+  refusal, or no answer at all is wrong.
+* ``official`` — MathVista's scoring conventions: the extraction a benchmark grader would hand to its scorer,
+  then :func:`~mssr.rewards.equivalence.mathvista_normalize` (nearest choice by edit distance, integer/float
+  with ``precision``, list as a string) and string equality. Use it to reproduce published numbers, never to
+  train: it gives credit to refusals that happen to be closest to the right option.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from mssr.rewards.equivalence import (
+    Unverifiable,
+    gold_choice_index,
+    lists_equal,
+    match_choice,
+    math_equal,
+    mathvista_normalize,
+    numbers_equal,
+    scalars_equal,
+)
+from mssr.rewards.extract import DELIMITED_SOURCES, Extraction, extract_answer, letter_of, number_of_span
+from mssr.rewards.text import clean_span, parse_number, to_text
+
+MODES = ("strict", "official")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of :func:`verify`.
+
+    ``reason`` is one of: ``match``, ``mismatch``, ``no_answer``, ``refusal``, ``no_choice_match``,
+    ``unclean_end``, ``unverifiable`` (the checker refused or failed on the input; counted, scored wrong),
+    ``fuzzy_choice`` (official mode only: the option was picked by edit distance), ``malformed`` (official
+    mode only: the extraction does not read as the answer type).
+    """
+
+    correct: bool
+    extracted: str | None
+    reason: str
+
+
+_REFUSAL = re.compile(
+    r"(?:cannot|can't|can not|unable to|impossible to|not possible to|not able to)\s+(?:be\s+)?"
+    r"(?:determine|determined|answer|tell|calculate|find|provide|help|solve|see|identify|say)"
+    r"|i'?m sorry|i apologi[sz]e|not enough information|insufficient information|no (?:image|figure) "
+    r"(?:is )?(?:provided|given)|^\s*n/?a\s*$|\bnot (?:provided|applicable|determinable)\b|\bindeterminate\b"
+    r"|\binconclusive\b|none of the (?:given |above |provided )?(?:choices|options|answers)|无法(?:确定|判断|回答)",
+    re.I,
+)
+
+
+def is_refusal(text: str) -> bool:
+    """Does the text decline to answer ("cannot be determined", "I'm sorry", "N/A", "none of the choices")?"""
+    return bool(_REFUSAL.search(to_text(text)[-2000:]))
+
+
+_CLEAN_TAIL = re.compile(
+    r"^(?:\s|\$|\\\]|\\\)|\.|</answer>|</think>|<\|im_end\|>|<\|endoftext\|>|</s>|<\|eot_id\|>)*$", re.I
+)
+
+
+def ends_cleanly(response: str, extraction: Extraction) -> bool:
+    """True if the answer was delimited (``\\boxed``/``<answer>``) and only whitespace, closing math delimiters,
+    a full stop or end-of-text tags follow it."""
+    return extraction.source in DELIMITED_SOURCES and bool(_CLEAN_TAIL.match(response[extraction.end :]))
+
+
+def verify(
+    response: object,
+    answer: object,
+    *,
+    answer_type: str | None = None,
+    choices: list[str] | None = None,
+    mode: str = "strict",
+    precision: int | None = None,
+    require_clean_end: bool = False,
+) -> Verdict:
+    """Grade ``response`` against the gold ``answer``.
+
+    ``answer_type``: "integer" | "float" | "list" | "text" | None (free-form: numbers, text or LaTeX).
+    ``choices``: the options of a multiple-choice question (gold may be a choice's text or its letter).
+    ``precision``: decimals a float answer is compared at (MathVista's ``precision``).
+    ``require_clean_end``: the answer must sit in ``\\boxed{}``/``<answer>`` with nothing but whitespace, closing
+    delimiters or end tags after it (guards against a policy padding junk after a correct answer).
+
+    Pure and thread-safe, no timeout of its own: run it under :func:`mssr.rewards.score_batch` (or
+    :class:`mssr.rewards.runner.InlineRunner`/``ProcessRunner``) when inputs are untrusted.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    text = to_text(response)
+    gold = to_text(answer).strip()
+    choices = [to_text(c) for c in choices] if choices else None
+    if mode == "official":
+        return _verify_official(text, gold, answer_type, choices, precision)
+    return _verify_strict(text, gold, answer_type, choices, precision, require_clean_end)
+
+
+# ------------------------------------------------------------------------------------------------ strict
+def _verify_strict(
+    text: str,
+    gold: str,
+    answer_type: str | None,
+    choices: list[str] | None,
+    precision: int | None,
+    require_clean_end: bool,
+) -> Verdict:
+    ex = extract_answer(text, choices=choices, answer_type=answer_type)
+    if ex is None:
+        return Verdict(False, None, "refusal" if is_refusal(text) else "no_answer")
+    if require_clean_end and not ends_cleanly(text, ex):
+        return Verdict(False, ex.text, "unclean_end")
+    pred = ex.text
+    try:
+        ok = _strict_equal(pred, gold, answer_type, choices, precision)
+    except Unverifiable:
+        return Verdict(False, pred, "unverifiable")
+    if ok is None:
+        return Verdict(False, pred, "refusal" if is_refusal(pred) else "no_choice_match")
+    return Verdict(ok, pred, "match" if ok else ("refusal" if is_refusal(pred) else "mismatch"))
+
+
+def _strict_equal(
+    pred: str, gold: str, answer_type: str | None, choices: list[str] | None, precision: int | None
+) -> bool | None:
+    """True/False, or None when a multiple-choice answer names no option."""
+    if choices:
+        gi = gold_choice_index(gold, choices)
+        pi = match_choice(pred, choices)
+        if pi is None:
+            return None
+        if gi is not None:
+            return pi == gi
+        return scalars_equal(choices[pi], gold)
+    if re.fullmatch(r"\(?[A-Z]\)?", gold):  # a letter answer without the options list
+        return letter_of(pred, None) == gold.strip("()")
+    if answer_type == "list":
+        return lists_equal(pred, gold, precision=precision)
+    integer = answer_type == "integer"
+    gn = parse_number(gold)
+    if gn is not None:
+        pn = parse_number(pred)
+        if pn is None and "=" in pred:
+            pn = parse_number(pred.rsplit("=", 1)[1])
+        if pn is not None:
+            return numbers_equal(pn, gn, precision=precision, integer=integer)
+        if answer_type in ("integer", "float"):
+            num = number_of_span(pred) if len(pred) <= 40 else None
+            # a short span like "5 objects left" or "x ≈ 3.2"; anything longer goes to math-verify
+            if num is not None and not re.search(r"[\\^*/+]", pred):
+                pnum = parse_number(num)
+                return pnum is not None and numbers_equal(pnum, gn, precision=precision, integer=integer)
+    if scalars_equal(pred, gold, precision=precision, integer=integer):
+        return True
+    if _is_prose(pred) or (gn is not None and not re.search(r"[\d\\π√∞]", pred)):
+        return False  # words, or a number-free answer to a numeric question: nothing for math-verify to do
+    if gn is None and parse_number(pred) is None and not re.search(r"[\\^_{}=<>()\[\]/*+\d]", gold + pred):
+        return False  # plain words on both sides, already compared
+    return math_equal(pred, gold)
+
+
+_LATEX_CMD = re.compile(r"\\[a-zA-Z]+")
+
+
+def _is_prose(s: str) -> bool:
+    """Two consecutive words of 3+ letters outside LaTeX commands: an English phrase, not an expression."""
+    return bool(re.search(r"[A-Za-z]{3,}\s+[A-Za-z]{3,}", _LATEX_CMD.sub(" ", s)))
+
+
+# ------------------------------------------------------------------------------------------------ official
+def official_extraction(
+    text: str, answer_type: str | None, choices: list[str] | None
+) -> tuple[str | None, Extraction | None]:
+    """The string MathVista's pipeline would score for ``text`` (its quick rules, then the answer statement)."""
+    stripped = text.strip()
+    if stripped == "":
+        return "", None
+    if choices and text in choices:
+        return text, None
+    if answer_type == "integer" and re.fullmatch(r"[-+]?\d+", stripped) and len(stripped) < 100:
+        return str(int(stripped)), None
+    if answer_type == "float" and re.fullmatch(r"[-+]?(?:\d+\.?\d*|\.\d+)", stripped) and len(stripped) < 100:
+        return str(float(stripped)), None
+    ex = extract_answer(text, choices=choices, answer_type=answer_type)
+    if ex is None:
+        return None, None
+    if answer_type in ("integer", "float") and not choices:
+        num = number_of_span(ex.text)
+        return (num if num is not None else ex.text), ex
+    return ex.text, ex
+
+
+def _last_sentence(text: str, max_chars: int = 200) -> str:
+    parts = [p.strip() for p in re.split(r"(?<=[.!?。！？])\s+|\n+", text.strip()) if p.strip()]
+    last = clean_span(parts[-1]) if parts else ""
+    return last if len(last) <= max_chars else ""
+
+
+def _verify_official(
+    text: str, gold: str, answer_type: str | None, choices: list[str] | None, precision: int | None
+) -> Verdict:
+    extracted, _ = official_extraction(text, answer_type, choices)
+    question_type = "multi_choice" if choices else "free_form"
+    if extracted is None:
+        if not choices:
+            return Verdict(False, None, "refusal" if is_refusal(text) else "no_answer")
+        # the official extractor (an LLM) copies a no-answer response's conclusion ("Cannot be determined",
+        # "Sorry, I can't help …"); its scorer then maps that text to the nearest option
+        extracted = _last_sentence(text)
+    pred = mathvista_normalize(extracted, choices, question_type, answer_type, precision)
+    correct = pred == gold
+    if choices:
+        named = (
+            extracted in choices or re.fullmatch(r"[A-Z]", extracted) or re.search(r"\([A-Za-z]\)", extracted)
+        )
+        if not named:
+            return Verdict(correct, extracted, "fuzzy_choice")
+    if correct:
+        return Verdict(True, extracted, "match")
+    if pred is None:
+        return Verdict(False, extracted, "refusal" if is_refusal(extracted or text) else "malformed")
+    return Verdict(False, extracted, "mismatch")
