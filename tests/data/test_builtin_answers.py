@@ -36,6 +36,8 @@ def check_item(item) -> None:
     assert len(m[1].split()) <= 40
     for lhs, rhs in re.findall(r"((?:\d+ [-+*] )+\d+) = (\d+)", m[1]):
         assert eval(lhs) == int(rhs), m[1]  # digits and + - * only (regex above)
+    if item.family == "counting":
+        assert item.scene["objects"], "empty image"
     # the scene is plain JSON and round-trips exactly
     assert json.loads(json.dumps(item.scene)) == item.scene
 

@@ -81,7 +81,7 @@ class Counting(Family):
             n1, n2 = split_total(rng, total, 2, 0, mg)
         elif template == "diff":
             d = rng.randint(0, spec["max_diff"])
-            n2 = rng.randint(0, mg - d)
+            n2 = rng.randint(1 if d == 0 else 0, mg - d)  # never an empty image
             n1 = n2 + d
         else:
             raise ValueError(f"counting: unknown template {template!r}")
