@@ -27,9 +27,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from mssr.rewards.extract import last_boxed
+from mssr.rewards.extract import last_answer_tag, last_boxed
 from mssr.rewards.text import to_text
-from mssr.rewards.verify import verify
+from mssr.rewards.verify import MODES, verify
 
 RewardValue = float | dict[str, float] | None
 
@@ -42,20 +42,31 @@ class AccuracyReward:
     """1.0 if the response's final answer is correct under :func:`mssr.rewards.verify`, else 0.0.
 
     Reads ``answer`` (required), ``answer_type``, ``choices`` and ``precision`` from the record. Training uses
-    ``mode="strict"``. ``require_clean_end=True`` also demands the answer sit in ``\\boxed{}``/``<answer>`` with
-    nothing but whitespace, closing delimiters or end tags after it (a policy that pads junk after a correct
-    answer earns 0).
+    ``mode="strict"``. ``require_delimited=True`` (default, as in the paper: "accuracy of the last ``\\boxed{}``")
+    scores only answers given in ``\\boxed{}`` or ``<answer>…</answer>``; ``False`` also accepts the prose
+    fallbacks of :func:`~mssr.rewards.extract.extract_answer` ("the answer is 4"). ``require_clean_end=True``
+    further demands that nothing but whitespace, closing delimiters or end tags follow that answer (a policy
+    that pads junk after a correct answer earns 0).
     """
 
     columns: tuple[str, ...] = ("answer", "answer_type", "choices", "precision")
 
-    def __init__(self, mode: str = "strict", require_clean_end: bool = False) -> None:
+    def __init__(
+        self, mode: str = "strict", require_clean_end: bool = False, require_delimited: bool = True
+    ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         self.mode = mode
         self.require_clean_end = require_clean_end
+        self.require_delimited = require_delimited
 
     def __call__(self, response: str, record: Mapping[str, Any]) -> float:
         if "answer" not in record:
             raise KeyError(f"the accuracy reward needs an 'answer' column; record has {sorted(record)}")
+        if self.require_delimited and (
+            last_boxed(to_text(response)) is None and last_answer_tag(to_text(response)) is None
+        ):
+            return 0.0
         v = verify(
             response,
             record["answer"],
@@ -68,7 +79,10 @@ class AccuracyReward:
         return 1.0 if v.correct else 0.0
 
     def __repr__(self) -> str:
-        return f"AccuracyReward(mode={self.mode!r}, require_clean_end={self.require_clean_end})"
+        return (
+            f"AccuracyReward(mode={self.mode!r}, require_clean_end={self.require_clean_end}, "
+            f"require_delimited={self.require_delimited})"
+        )
 
 
 def _int_or_none(x: Any) -> int | None:

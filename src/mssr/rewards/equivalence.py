@@ -154,7 +154,7 @@ _EXPLOSIVE = [
     re.compile(r"\*\*[^*]*\*\*"),  # python power tower
     re.compile(r"\^\s*\{?\s*[-+]?\d{4,}"),  # 2^{100000}
     re.compile(r"\d{3,}\s*!|\d+\s*!\s*!"),  # 1000! / 5!!
-    re.compile(r"\\(?:int|sum|prod|lim)\b"),  # symbolic evaluation can run for minutes
+    re.compile(r"\\(?:int|sum|prod|lim)(?![a-zA-Z])"),  # symbolic evaluation can run for minutes
 ]
 _MAX_NESTING = 6
 

@@ -41,43 +41,52 @@ class Extraction:
 _BOX_CMD = re.compile(r"\\(?:boxed|fbox)\b\s*")
 
 
-def _match_brace(text: str, open_idx: int) -> int | None:
-    """Index just past the ``}`` closing the ``{`` at ``open_idx``; ``None`` if unbalanced.
+def _brace_pairs(text: str) -> dict[int, int]:
+    """Map each ``{`` offset to the offset just past its matching ``}``, in one linear pass with a stack.
 
-    A single linear pass with a depth counter (no recursion, so 100,000 nested braces are fine); escaped
-    braces ``\\{`` ``\\}`` are content.
+    No recursion and no rescans, so 100,000 nested or 2,000 unclosed braces cost one pass; escaped braces
+    ``\\{`` ``\\}`` are content.
     """
-    depth = 0
-    i, n = open_idx, len(text)
+    pairs: dict[int, int] = {}
+    stack: list[int] = []
+    i, n = 0, len(text)
     while i < n:
         c = text[i]
         if c == "\\":
             i += 2
             continue
         if c == "{":
-            depth += 1
-        elif c == "}":
-            depth -= 1
-            if depth == 0:
-                return i + 1
+            stack.append(i)
+        elif c == "}" and stack:
+            pairs[stack.pop()] = i + 1
         i += 1
-    return None
+    return pairs
+
+
+def _boxes(text: str) -> list[tuple[str, int, int]]:
+    """Every complete ``\\boxed{…}`` / ``\\fbox{…}`` / ``\\boxed x``: (content, start, end), in order."""
+    starts = list(_BOX_CMD.finditer(text))
+    if not starts:
+        return []
+    pairs = _brace_pairs(text)
+    out = []
+    for m in starts:
+        j = m.end()
+        if j < len(text) and text[j] == "{":
+            end = pairs.get(j)
+            if end is not None:
+                out.append((text[j + 1 : end - 1], m.start(), end))
+        else:
+            tok = re.match(r"[^\s$\\]+", text[j : j + 200])
+            if tok:
+                out.append((tok.group(0), m.start(), j + tok.end()))
+    return out
 
 
 def last_boxed(text: str) -> tuple[str, int, int] | None:
     """Content, start and end offsets of the last complete ``\\boxed{…}`` (or ``\\boxed x``) in ``text``."""
-    starts = [m for m in _BOX_CMD.finditer(text)]
-    for m in reversed(starts):
-        j = m.end()
-        if j < len(text) and text[j] == "{":
-            end = _match_brace(text, j)
-            if end is not None:
-                return text[j + 1 : end - 1], m.start(), end
-        else:
-            tok = re.match(r"[^\s$\\]+", text[j:])
-            if tok:
-                return tok.group(0), m.start(), j + tok.end()
-    return None
+    boxes = _boxes(text)
+    return boxes[-1] if boxes else None
 
 
 _ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.S | re.I)
@@ -310,6 +319,8 @@ def _choice_fallback(text: str, choices: list[str]) -> Extraction | None:
         return Extraction(last.group(1), "option", len(text) - len(tail) + last.end())
     sentences = _sentences(text)
     for sentence in reversed(sentences[-3:]):
+        if re.match(r"(?:if|otherwise|assuming|suppose|unless|when|whether)\b", sentence, re.I):
+            continue
         named = _choice_named_in(sentence, choices)
         if named is not None:
             return Extraction(named, "choice_text", len(text))
@@ -337,12 +348,7 @@ def answer_statements(
     canonicalised like :func:`extract_answer` does; used to tell ambiguous responses apart."""
     text = to_text(response)
     spans: list[str] = [m.group(1) for m in _ANSWER_TAG.finditer(text)]
-    for m in _BOX_CMD.finditer(text):
-        j = m.end()
-        if j < len(text) and text[j] == "{":
-            end = _match_brace(text, j)
-            if end is not None:
-                spans.append(text[j + 1 : end - 1])
+    spans.extend(b[0] for b in _boxes(text))
     for m in _PHRASE.finditer(text):
         if not _hypothetical(text, m.start()):
             spans.append(_span_after(text, m.end()))

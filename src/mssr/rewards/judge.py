@@ -58,9 +58,14 @@ class LLMJudge:
         if len(response) > MAX_RESPONSE_CHARS:
             response = "…" + response[-MAX_RESPONSE_CHARS:]
         opts = "\n".join(f"({chr(65 + i)}) {c}" for i, c in enumerate(choices or []))
-        return self._template.format(
-            question=to_text(question), choices=opts, answer=to_text(answer), response=response
-        )
+        values = {
+            "question": to_text(question),
+            "choices": opts,
+            "answer": to_text(answer),
+            "response": response,
+        }
+        # one pass, so braces in the template's LaTeX or in a response are never taken for placeholders
+        return re.sub(r"\{(question|choices|answer|response)\}", lambda m: values[m.group(1)], self._template)
 
     def complete(self, prompt: str) -> str:
         body = json.dumps(

@@ -1,0 +1,174 @@
+"""`mssr grade`: synthetic MathVista files with known verdicts, format errors, and the development data."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from mssr.cli.main import main
+from mssr.rewards.benchmarks import BenchmarkFormatError, available_benchmarks, get_benchmark
+from mssr.rewards.grading import grade
+
+DEV = Path("/work/shared/data/mathvista")
+DEV_FILES = ["output_bard.json", "output_chatgpt_2shot_solution.json", "output_idefics_9b_instruct.json"]
+
+PROBLEMS = {
+    "1": {
+        "question": "x?",
+        "choices": ["97", "102", "107"],
+        "answer": "107",
+        "answer_type": "text",
+        "question_type": "multi_choice",
+        "precision": None,
+        "metadata": {"category": "math"},
+    },
+    "2": {
+        "question": "n?",
+        "choices": None,
+        "answer": "14",
+        "answer_type": "integer",
+        "question_type": "free_form",
+        "precision": None,
+        "metadata": {"category": "vqa"},
+    },
+    "3": {
+        "question": "d?",
+        "choices": None,
+        "answer": "1.2",
+        "answer_type": "float",
+        "question_type": "free_form",
+        "precision": 1.0,
+        "metadata": {"category": "vqa"},
+    },
+    "4": {
+        "question": "y?",
+        "choices": ["Yes", "No"],
+        "answer": "No",
+        "answer_type": "text",
+        "question_type": "multi_choice",
+        "precision": None,
+        "metadata": {"category": "vqa"},
+    },
+}
+RESPONSES = {
+    "1": {"response": "The answer is (C) 107.", "extraction": "C", "true_false": True},
+    "2": {
+        "response": "So there are 14.0 in total; the answer is 14.0",
+        "extraction": "14.0",
+        "true_false": False,
+    },
+    "3": {"response": "d = 1.24 m, so the answer is 1.24", "extraction": "1.24", "true_false": True},
+    "4": {"response": "N/A", "extraction": "N/A", "true_false": True},
+}
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> tuple[Path, Path]:
+    p, r = tmp_path / "testmini.json", tmp_path / "output.json"
+    p.write_text(json.dumps(PROBLEMS))
+    r.write_text(json.dumps(RESPONSES))
+    return p, r
+
+
+def test_registry() -> None:
+    assert "mathvista" in available_benchmarks()
+    with pytest.raises(KeyError, match="available"):
+        get_benchmark("nope")
+
+
+def test_grade_modes(files: tuple[Path, Path]) -> None:
+    items = get_benchmark("mathvista").load(*files)
+    off = grade("mathvista", items, mode="official", num_workers=0)
+    assert [v["verdict"] for v in off.verdicts] == [True, False, True, True]
+    assert off.agreement == 1.0 and off.n_timeouts == 0
+    strict = grade("mathvista", items, mode="strict", num_workers=0)
+    # strict: 14.0 == 14 is right, a refusal is wrong
+    assert [v["verdict"] for v in strict.verdicts] == [True, True, True, False]
+    assert strict.n_agree == 2
+    assert strict.classes == {"same_extraction": 2}
+    assert strict.breakdown["question_type"]["multi_choice"] == {
+        "n": 2,
+        "correct": 1,
+        "official_correct": 2,
+        "agree": 1,
+        "with_official": 2,
+    }
+
+
+def test_cli_writes_verdicts(files: tuple[Path, Path], tmp_path: Path, capsys) -> None:
+    out = tmp_path / "v.json"
+    rc = main(
+        [
+            "grade",
+            "mathvista",
+            "--problems",
+            str(files[0]),
+            "--responses",
+            str(files[1]),
+            "--mode",
+            "strict",
+            "--json",
+            str(out),
+            "--workers",
+            "0",
+        ]
+    )
+    assert rc == 0
+    verdicts = json.loads(out.read_text())
+    assert verdicts[1] == {
+        "pid": "2",
+        "verdict": True,
+        "official": False,
+        "extracted": "14.0",
+        "reason": "match",
+    }
+    text = capsys.readouterr().out
+    assert "agreement   50.00%" in text and "by answer_type" in text
+
+
+def test_format_errors_name_the_file_and_pid(files: tuple[Path, Path], tmp_path: Path) -> None:
+    fmt = get_benchmark("mathvista")
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"9": {"response": "x"}}))
+    with pytest.raises(BenchmarkFormatError, match="pid '9' is not in the problems file"):
+        fmt.load(files[0], bad)
+    bad.write_text(json.dumps({"1": {"answer": "x"}}))
+    with pytest.raises(BenchmarkFormatError, match="pid 1 has no 'response'"):
+        fmt.load(files[0], bad)
+    bad.write_text("{not json")
+    with pytest.raises(BenchmarkFormatError, match="not valid JSON"):
+        fmt.load(files[0], bad)
+    with pytest.raises(BenchmarkFormatError, match="not found"):
+        fmt.load(tmp_path / "missing.json", files[1])
+
+
+def test_normaliser_reproduces_the_files_own_predictions() -> None:
+    """Our MathVista normalisation maps each file's official extraction to its official prediction."""
+    if not DEV.is_dir():
+        pytest.skip("development data not available")
+    fmt = get_benchmark("mathvista")
+    for name in DEV_FILES:
+        rows = json.loads((DEV / name).read_text())
+        items = {it.id: it for it in fmt.load(DEV / "testmini.json", DEV / name)}
+        for pid, row in rows.items():
+            assert fmt.official_prediction(items[pid], row["extraction"]) == row["prediction"], (name, pid)
+
+
+def test_agreement_on_development_data() -> None:
+    """Acceptance: official mode agrees with the files' verdicts >= 96% per file and >= 97.5% pooled."""
+    if not DEV.is_dir():
+        pytest.skip("development data not available")
+    fmt = get_benchmark("mathvista")
+    agree = total = 0
+    for name in DEV_FILES:
+        items = fmt.load(DEV / "testmini.json", DEV / name)
+        t = time.perf_counter()
+        rep = grade("mathvista", items, mode="official", num_workers=2)
+        assert time.perf_counter() - t < 30
+        assert rep.n_timeouts == 0 and rep.n_errors == 0
+        assert rep.agreement >= 0.96, (name, rep.agreement, rep.classes)
+        agree, total = agree + rep.n_agree, total + rep.n_with_official
+    assert agree / total >= 0.975
