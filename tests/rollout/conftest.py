@@ -1,7 +1,7 @@
-"""A tiny Qwen2-VL policy built locally (no hub), following platform-notes.
+"""Fixtures: mssr's tiny Qwen2.5-VL policy, plus a tiny Qwen2-VL built here for cross-family checks.
 
-Character-level tokenizer with the Qwen special tokens, PIL image processor (no torchvision), a
-processor subclass without the video part, and a ~0.15M-parameter Qwen2VLForConditionalGeneration.
+The Qwen2-VL one follows platform-notes: character-level tokenizer with the Qwen special tokens, PIL image
+processor (no torchvision), a processor subclass without the video part, ~0.15M parameters.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from transformers import (
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 from transformers.processing_utils import ProcessorMixin
 
+from mssr.models import build_prompt, build_tiny_policy
 from mssr.rollout import PromptInput
 
 SPECIALS = [
@@ -46,7 +47,7 @@ class _ImageOnlyQwen2VLProcessor(Qwen2VLProcessor):
         ProcessorMixin.__init__(self, image_processor, tokenizer, chat_template=chat_template)
 
 
-def make_processor() -> _ImageOnlyQwen2VLProcessor:
+def make_qwen2vl_processor() -> _ImageOnlyQwen2VLProcessor:
     chars = [chr(i) for i in range(32, 127)] + ["\n"]
     tok = Tokenizer(models.BPE(vocab={c: i for i, c in enumerate(chars)}, merges=[]))
     tok.add_special_tokens(SPECIALS)
@@ -60,7 +61,7 @@ def make_processor() -> _ImageOnlyQwen2VLProcessor:
     return _ImageOnlyQwen2VLProcessor(image_processor=image_processor, tokenizer=tokenizer)
 
 
-def make_model(processor, seed: int = 0) -> Qwen2VLForConditionalGeneration:
+def make_qwen2vl_model(processor, seed: int = 0) -> Qwen2VLForConditionalGeneration:
     tok = processor.tokenizer
     ids = {s: tok.convert_tokens_to_ids(s) for s in SPECIALS}
     config = Qwen2VLConfig(
@@ -104,20 +105,27 @@ def chat(question: str, n_images: int) -> str:
     return f"<|im_start|>user\n{IMAGE_SPAN * n_images}{question}<|im_end|>\n<|im_start|>assistant\n"
 
 
-@pytest.fixture(scope="session")
-def processor():
-    return make_processor()
+CORPUS = [
+    "What color is the square? It is red, green, blue or yellow.",
+    "How many bars are there? Count them: 1 2 3 4 5.",
+    "<think> reasoning </think> The answer is \\boxed{4}.",
+]
 
 
 @pytest.fixture(scope="session")
-def _model(processor):
-    return make_model(processor)
+def policy():
+    return build_tiny_policy("tiny", tokenizer_corpus=CORPUS, seed=0)
+
+
+@pytest.fixture(scope="session")
+def processor(policy):
+    return policy.processor
 
 
 @pytest.fixture
-def model(_model):
-    """A fresh copy per test (tests may bias weights or take gradients)."""
-    return copy.deepcopy(_model)
+def model(policy):
+    """A fresh copy per test (tests may hook, bias or train it)."""
+    return copy.deepcopy(policy.model)
 
 
 def _image(color: tuple[int, int, int], size: tuple[int, int]) -> Image.Image:
@@ -127,14 +135,37 @@ def _image(color: tuple[int, int, int], size: tuple[int, int]) -> Image.Image:
     return img
 
 
-@pytest.fixture(scope="session")
-def prompts() -> list[PromptInput]:
-    """Mixed prompts: lengths differ (left padding), image counts 0/1/2, image sizes differ (patch counts)."""
+def make_prompts(template) -> list[PromptInput]:
+    """Mixed prompts: lengths differ (left padding), image counts 1/0/2/1, image sizes differ (patch counts)."""
     return [
-        PromptInput("red", chat("What color?", 1), [_image((220, 30, 30), (64, 64))]),
-        PromptInput("plain", chat("No picture here, just text.", 0), []),
+        PromptInput("red", template("What color?", 1), [_image((220, 30, 30), (64, 64))]),
+        PromptInput("plain", template("No picture here, just text.", 0), []),
         PromptInput(
-            "two", chat("Two?", 2), [_image((30, 200, 40), (48, 64)), _image((20, 20, 230), (64, 32))]
+            "two", template("Two?", 2), [_image((30, 200, 40), (48, 64)), _image((20, 20, 230), (64, 32))]
         ),
-        PromptInput("blue", chat("And this one, which color is it?", 1), [_image((20, 40, 240), (32, 64))]),
+        PromptInput(
+            "blue", template("And this one, which color is it?", 1), [_image((20, 40, 240), (32, 64))]
+        ),
     ]
+
+
+@pytest.fixture(scope="session")
+def prompts(processor) -> list[PromptInput]:
+    return make_prompts(lambda q, k: build_prompt(processor, q, k, instruction=None))
+
+
+@pytest.fixture(scope="session")
+def qwen2vl():
+    """``(model, processor, prompts)`` of a tiny Qwen2-VL (the other supported family)."""
+    processor = make_qwen2vl_processor()
+    return make_qwen2vl_model(processor), processor, make_prompts(chat)
+
+
+@pytest.fixture(autouse=True, scope="package")
+def _one_thread():
+    """Tiny models run far faster on one thread, and much more so on a shared machine (the tests here
+    took 15x longer with 2 threads under load); restored afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
