@@ -1,0 +1,83 @@
+"""The Python API: ``mssr.train(...)``, the notebook counterpart of ``mssr train``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from mssr.config import load_config
+from mssr.trainer.config import TrainConfig
+
+
+def _as_records(items: Sequence[Any] | None) -> list[Any] | None:
+    """Accept :class:`mssr.data.Record` s or plain dicts with question / images / answer (+ any columns)."""
+    if items is None:
+        return None
+    from mssr.data import Record
+
+    out = []
+    for i, it in enumerate(items):
+        if isinstance(it, Record):
+            out.append(it)
+            continue
+        if not isinstance(it, dict) or "question" not in it or "answer" not in it:
+            raise ValueError(f"dataset item {i}: need a Record or a dict with 'question' and 'answer'")
+        core = {"id", "question", "images", "answer", "answer_type", "choices"}
+        images = it.get("images") or []
+        out.append(
+            Record(
+                id=str(it.get("id", i)),
+                question=it["question"],
+                images=[im.convert("RGB") for im in images],
+                answer=str(it["answer"]),
+                answer_type=it.get("answer_type") or ("choice" if it.get("choices") else "text"),
+                choices=it.get("choices"),
+                extra={k: v for k, v in it.items() if k not in core},
+            )
+        )
+    return out
+
+
+def train(
+    config: TrainConfig | str | None = None,
+    *,
+    policy: Any | str | None = None,
+    train_dataset: Sequence[Any] | None = None,
+    val_dataset: Sequence[Any] | None = None,
+    reward: str | Callable[..., Any] | None = None,
+    overrides: Sequence[str] = (),
+    **fields: Any,
+) -> dict[str, Any]:
+    """Train and return the run summary.
+
+    ``config``: a :class:`TrainConfig`, a YAML path, or ``None`` (defaults). ``policy``: a
+    :class:`mssr.models.Policy` or a checkpoint path. ``train_dataset`` / ``val_dataset``: Records or dicts.
+    ``reward``: a reward spec or callable (see :func:`mssr.rewards.build_reward`). ``overrides`` are dotted
+    ``key=value`` strings; ``fields`` set top-level fields (``steps=10, output_dir="runs/x"``).
+    """
+    from mssr.trainer.trainer import RLTrainer
+
+    if isinstance(config, TrainConfig):
+        cfg = config
+        if overrides or fields:
+            from mssr.config import apply_overrides, from_dict, to_dict
+
+            cfg = from_dict(
+                TrainConfig,
+                apply_overrides(to_dict(cfg), [*overrides, *(f"{k}={v}" for k, v in fields.items())]),
+            )
+            cfg.validate()
+    else:
+        cfg = load_config(TrainConfig, config, [*overrides, *(f"{k}={v}" for k, v in fields.items())])
+    if isinstance(policy, str):
+        from mssr.models import load_policy
+
+        policy = load_policy(policy)
+    trainer = RLTrainer(
+        cfg,
+        policy=policy,
+        train_records=_as_records(train_dataset),
+        val_records=_as_records(val_dataset),
+        reward=reward,
+    )
+    return trainer.train()

@@ -1,0 +1,91 @@
+"""Atomic, complete checkpoints: written to a temporary directory, fsynced, then renamed into place.
+
+A checkpoint directory ``step_000123/`` holds ``policy/`` (``save_pretrained`` of model + processor),
+``trainer_state.pt`` (optimizer, scheduler, RNG states, sampler, tracker, ρ, step, counters), ``config.yaml``
+and a ``COMPLETE`` marker written last. Anything without the marker (a kill -9 mid-write) is ignored and
+cleaned up on the next save.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+STEP_DIR = re.compile(r"^step_(\d{6,})$")
+MARKER = "COMPLETE"
+
+
+def _fsync_tree(path: Path) -> None:
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            fd = os.open(os.path.join(root, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        dfd = os.open(root, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
+
+def save_checkpoint(ckpt_root: Path, step: int, write: Callable[[Path], None], *, keep_last: int = 2) -> Path:
+    """Call ``write(tmp_dir)`` to fill a temporary directory, then atomically publish it as ``step_<step>``."""
+    ckpt_root.mkdir(parents=True, exist_ok=True)
+    final = ckpt_root / f"step_{step:06d}"
+    tmp = ckpt_root / f".tmp-step_{step:06d}-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    write(tmp)
+    (tmp / MARKER).write_text(f"{step}\n")
+    _fsync_tree(tmp)
+    if final.exists():  # re-saving the same step (e.g. interrupt right after a periodic save)
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    dfd = os.open(ckpt_root, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+    _prune(ckpt_root, keep_last)
+    return final
+
+
+def _prune(ckpt_root: Path, keep_last: int) -> None:
+    for stale in ckpt_root.glob(".tmp-step_*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    done = complete_checkpoints(ckpt_root)
+    for old in done[: max(0, len(done) - max(1, keep_last))]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def complete_checkpoints(ckpt_root: Path) -> list[Path]:
+    """Complete checkpoints, oldest first."""
+    if not ckpt_root.is_dir():
+        return []
+    found = []
+    for p in ckpt_root.iterdir():
+        m = STEP_DIR.match(p.name)
+        if m and p.is_dir() and (p / MARKER).is_file() and (p / "trainer_state.pt").is_file():
+            found.append((int(m.group(1)), p))
+    return [p for _, p in sorted(found)]
+
+
+def latest_checkpoint(ckpt_root: Path) -> Path | None:
+    done = complete_checkpoints(ckpt_root)
+    return done[-1] if done else None
+
+
+def save_state(path: Path, state: dict) -> None:
+    torch.save(state, path)
+
+
+def load_state(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=False)

@@ -1,0 +1,244 @@
+"""The training configuration: typed dataclasses, YAML + dotted overrides (see :mod:`mssr.config`).
+
+Defaults follow method.md except where scaled down for a 2-core CPU; those fields say "CPU:" with the
+paper's value. ``configs/`` holds the CPU defaults per algorithm and the paper's Qwen2.5-VL settings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from mssr.algos import (
+    ADVANTAGE_ESTIMATORS,
+    AGG_MODES,
+    ALGORITHMS,
+    KL_ESTIMATORS,
+    RHO_SCHEDULES,
+    AlgorithmSpec,
+)
+from mssr.config import ConfigError
+
+
+@dataclass
+class ModelConfig:
+    path: str | None = None  # saved policy / Qwen2(.5)-VL checkpoint dir; None = built-in tiny preset
+    preset: str = "tiny"  # built-in preset when path is None: tiny | small | base
+    warm_start: bool = True  # built-in preset: start from the cached SFT base (created if missing)
+    dtype: str = "float32"  # float32 | bfloat16 | float16
+    min_pixels: int | None = None
+    max_pixels: int | None = None
+    gradient_checkpointing: bool = False
+
+
+@dataclass
+class DataConfig:
+    train: str | None = None  # dataset directory or JSONL file; None = the built-in task
+    val: str | None = None  # None: the built-in task's val split, or data.train's "val" split if present
+    train_split: str | None = "train"
+    val_split: str | None = "val"
+    builtin: dict = field(default_factory=dict)  # extra arguments of mssr.data.builtin.ensure_dataset
+    instruction: str | None = "default"  # "default" = method.md's instruction; null = none
+    system_prompt: str | None = None
+    on_error: Literal["raise", "skip"] = "raise"
+    max_train_items: int | None = None
+    cache_dir: str | None = None  # default: $MSSR_CACHE or ~/.cache/mssr
+
+
+@dataclass
+class AlgorithmConfig:
+    name: str = "mssr"  # a key of mssr.algos.ALGORITHMS; the fields below left null take its values
+    rollouts_per_prompt: int | None = None
+    advantage: str | None = None
+    shaping: bool | None = None
+    kl_coef: float | None = None
+    entropy_coef: float | None = None
+    crossmodal_coef: float | None = None
+    # §4 shaping
+    alpha: float = 0.4
+    kappa: float = 2.0
+    entropy_mode: Literal["sampled", "full"] = "sampled"
+    # §1 tracker
+    tracker_init: Literal["online", "spo", "none"] = "online"
+    spo_n0: int = 8
+    reward_threshold: float = 0.5
+    # §2 ρ
+    rho: str = "kl_window"
+    rho_min: float = 0.875
+    rho_max: float = 0.96
+    kl_target: float = 0.01
+    kl_window: int = 10
+    d_half: float = 0.06
+    # §5 objective
+    kl_estimator: str = "k3"
+    clip_low: float = 0.2
+    clip_high: float = 0.3
+    dual_clip_c: float | None = 3.0
+    loss_agg_mode: str = "token-mean"
+    # group estimators
+    grpo_eps: float = 1e-6
+    grpo_unbiased: bool = True
+    scale_by_std: bool = True
+    # prompt sampling
+    sampler: Literal["uniform", "prioritized"] = "uniform"
+    priority_eps: float = 0.05
+
+    def spec(self) -> AlgorithmSpec:
+        base = ALGORITHMS.get(self.name)
+        changes = {
+            k: getattr(self, k)
+            for k in (
+                "rollouts_per_prompt",
+                "advantage",
+                "shaping",
+                "kl_coef",
+                "entropy_coef",
+                "crossmodal_coef",
+            )
+            if getattr(self, k) is not None
+        }
+        return base.with_(**changes)
+
+    def validate(self) -> None:
+        if self.name not in ALGORITHMS:
+            raise ConfigError(
+                f"algorithm.name: unknown {self.name!r}; known: {', '.join(ALGORITHMS.names())}"
+            )
+        spec = self.spec()
+        if spec.advantage not in ADVANTAGE_ESTIMATORS:
+            raise ConfigError(
+                f"algorithm.advantage: unknown {spec.advantage!r}; known: {', '.join(ADVANTAGE_ESTIMATORS.names())}"
+            )
+        if spec.advantage in ("grpo", "rloo") and spec.rollouts_per_prompt < 2:
+            raise ConfigError(
+                f"algorithm: {self.name} ({spec.advantage}) needs rollouts_per_prompt >= 2 (a group); got "
+                f"{spec.rollouts_per_prompt}. For one rollout per prompt use mssr or mvsr."
+            )
+        if spec.rollouts_per_prompt < 1:
+            raise ConfigError("algorithm.rollouts_per_prompt must be >= 1")
+        if self.rho not in RHO_SCHEDULES:
+            raise ConfigError(
+                f"algorithm.rho: unknown {self.rho!r}; known: {', '.join(RHO_SCHEDULES.names())}"
+            )
+        if self.kl_estimator not in KL_ESTIMATORS:
+            raise ConfigError(
+                f"algorithm.kl_estimator: unknown {self.kl_estimator!r}; known: {', '.join(KL_ESTIMATORS.names())}"
+            )
+        if self.loss_agg_mode not in AGG_MODES:
+            raise ConfigError(
+                f"algorithm.loss_agg_mode: unknown {self.loss_agg_mode!r}; known: {', '.join(AGG_MODES)}"
+            )
+        if not 0 <= self.rho_min <= self.rho_max < 1:
+            raise ConfigError("algorithm: need 0 <= rho_min <= rho_max < 1")
+        if self.kappa < 1:
+            raise ConfigError("algorithm.kappa must be >= 1 (shaping must never flip an advantage's sign)")
+        if self.kl_window < 1:
+            raise ConfigError("algorithm.kl_window must be >= 1")
+
+
+@dataclass
+class RolloutConfig:
+    rollouts_per_step: int = 64  # CPU: paper 2048 (MSSR 2048 × 1, GRPO 256 × 8)
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 64  # CPU: paper's responses are long reasoning
+    gen_batch_size: int = 64
+    mask_truncated: bool = False  # drop responses that hit max_new_tokens from the loss
+
+    def validate(self) -> None:
+        if self.rollouts_per_step < 1:
+            raise ConfigError("rollout.rollouts_per_step must be >= 1")
+        if self.temperature <= 0:
+            raise ConfigError("rollout.temperature must be > 0 (greedy decoding is for evaluation)")
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-4  # CPU: paper 1e-6 (full-size models)
+    weight_decay: float = 0.01
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    eps: float = 1e-8
+    grad_clip: float | None = None  # null: the algorithm's (0.5 single-rollout, 1.0 group)
+    # Paper convention: the optimizer mini-batch is a fixed number of prompts, so single-rollout makes n times
+    # more updates per step than a group method. Set updates_per_step for the equal-updates convention.
+    mini_batch_prompts: int = 16  # CPU: paper 128
+    updates_per_step: int | None = None
+    micro_batch_size: int = 16  # responses per forward/backward (gradient accumulation)
+    lr_schedule: Literal["constant", "cosine"] = "constant"
+    warmup_steps: int = 0
+
+    def validate(self) -> None:
+        if self.lr <= 0:
+            raise ConfigError("optim.lr must be > 0")
+        if len(self.betas) != 2:
+            raise ConfigError("optim.betas must have two values")
+        if self.mini_batch_prompts < 1 or self.micro_batch_size < 1:
+            raise ConfigError("optim.mini_batch_prompts and optim.micro_batch_size must be >= 1")
+        if self.updates_per_step is not None and self.updates_per_step < 1:
+            raise ConfigError("optim.updates_per_step must be >= 1")
+
+
+@dataclass
+class RewardConfig:
+    spec: str = "accuracy"  # accuracy | format | pkg.mod:func | path/file.py:func
+    require_clean_end: bool = True  # nothing but whitespace may follow the final \boxed{}
+    timeout_s: float = 5.0
+    num_workers: int = 0
+    binarize_threshold: float | None = None
+
+
+@dataclass
+class ValConfig:
+    every: int = 10  # steps; 0 disables periodic validation
+    max_items: int | None = None
+    batch_size: int = 64
+    greedy: bool = True
+    at_start: bool = True
+
+
+@dataclass
+class CheckpointConfig:
+    every: int = 50  # steps; 0 = only at the end
+    keep_last: int = 2
+    resume: str = "auto"  # auto | never | path to a checkpoint directory
+
+
+@dataclass
+class LoggingConfig:
+    tensorboard: bool = True
+    wandb: bool = False
+    wandb_project: str = "mssr"
+    progress: bool = True
+    plot: bool = True
+    collapse_warning: bool = True
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 200
+    seed: int = 0
+    output_dir: str = "runs/default"
+    device: str = "auto"  # auto | cpu | cuda
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    val: ValConfig = field(default_factory=ValConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+
+    def validate(self) -> None:
+        if self.steps < 0:
+            raise ConfigError("steps must be >= 0")
+        n = self.algorithm.spec().rollouts_per_prompt
+        if self.rollout.rollouts_per_step % n:
+            raise ConfigError(
+                f"rollout.rollouts_per_step ({self.rollout.rollouts_per_step}) must be a multiple of the "
+                f"algorithm's rollouts_per_prompt ({n}) for equal-rollout budgets"
+            )
+
+    @property
+    def prompts_per_step(self) -> int:
+        return self.rollout.rollouts_per_step // self.algorithm.spec().rollouts_per_prompt

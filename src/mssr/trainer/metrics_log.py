@@ -1,0 +1,171 @@
+"""Where metrics go: JSONL (always), TensorBoard (default), wandb (optional), a rich progress bar, and a
+PNG of the main curves at the end of a run."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+
+class MetricsLogger:
+    """Appends one JSON object per step to ``metrics.jsonl`` and mirrors scalars to TensorBoard / wandb."""
+
+    def __init__(
+        self,
+        run_dir: Path,
+        *,
+        tensorboard: bool = True,
+        wandb: bool = False,
+        wandb_project: str = "mssr",
+        config: dict | None = None,
+        resume_step: int = 0,
+    ) -> None:
+        self.run_dir = run_dir
+        self.path = run_dir / "metrics.jsonl"
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if resume_step and self.path.exists():
+            self._truncate_after(resume_step)
+        self._tb = None
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._tb = SummaryWriter(
+                log_dir=str(run_dir / "tensorboard"), purge_step=resume_step + 1 if resume_step else None
+            )
+        self._wandb = None
+        if wandb:
+            import wandb as _wandb  # optional dependency
+
+            self._wandb = _wandb.init(
+                project=wandb_project, dir=str(run_dir), config=config or {}, resume="allow"
+            )
+
+    def _truncate_after(self, step: int) -> None:
+        """Drop lines of steps after the resumed checkpoint (they will be logged again)."""
+        kept = []
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a torn last line from a kill
+            if rec.get("step", 0) <= step:
+                kept.append(line)
+        self.path.write_text("".join(k + "\n" for k in kept), encoding="utf-8")
+
+    def log(self, step: int, metrics: dict[str, Any]) -> None:
+        rec = {"step": step, **{k: _jsonable(v) for k, v in metrics.items()}}
+        with self.path.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(rec) + "\n")
+        scalars = {k: v for k, v in rec.items() if isinstance(v, (int, float)) and k != "step"}
+        if self._tb is not None:
+            for k, v in scalars.items():
+                if math.isfinite(v):
+                    self._tb.add_scalar(k, v, step)
+            self._tb.flush()
+        if self._wandb is not None:
+            self._wandb.log(scalars, step=step)
+
+    def close(self) -> None:
+        if self._tb is not None:
+            self._tb.close()
+        if self._wandb is not None:
+            self._wandb.finish()
+
+
+def _jsonable(v: Any) -> Any:
+    if hasattr(v, "item"):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    rows = []
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+CURVES = (
+    ("critic/score/mean", "train reward"),
+    ("val/accuracy", "validation accuracy"),
+    ("actor/entropy", "sampled-token entropy"),
+    ("actor/kl_loss", "KL to reference (k3)"),
+    ("critic/advantages/std", "advantage std"),
+    ("response_length/mean", "response length"),
+)
+
+
+def plot_curves(metrics_path: Path, out_png: Path, *, title: str = "") -> Path:
+    """A 2×3 grid of the main curves against step."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = read_metrics(metrics_path)
+    fig, axes = plt.subplots(2, 3, figsize=(13, 7))
+    for ax, (key, label) in zip(axes.flat, CURVES, strict=True):
+        pts = [(r["step"], r[key]) for r in rows if isinstance(r.get(key), (int, float))]
+        if pts:
+            xs, ys = zip(*pts, strict=True)
+            ax.plot(xs, ys, marker="o" if len(pts) < 30 else None, lw=1.5)
+        ax.set_title(label)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_png, dpi=100)
+    plt.close(fig)
+    return out_png
+
+
+class Progress:
+    """A rich progress bar showing step, reward, validation accuracy and entropy (no-op when disabled)."""
+
+    def __init__(
+        self, total: int, start: int = 0, *, enabled: bool = True, description: str = "train"
+    ) -> None:
+        self._bar = None
+        if not enabled:
+            return
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+        from rich.progress import Progress as RichProgress
+
+        self._bar = RichProgress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[info]}"),
+        )
+        self._task = self._bar.add_task(description, total=total, completed=start, info="")
+        self._bar.start()
+
+    def update(self, step: int, metrics: dict[str, Any], val_acc: float | None) -> None:
+        if self._bar is None:
+            return
+        parts = [f"reward {metrics.get('critic/score/mean', float('nan')):.3f}"]
+        if val_acc is not None:
+            parts.append(f"val {val_acc:.3f}")
+        parts.append(f"entropy {metrics.get('actor/entropy', float('nan')):.4f}")
+        self._bar.update(self._task, completed=step, info=" · ".join(parts))
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()

@@ -1,0 +1,787 @@
+"""The RL trainer: one step as a short sequence of named stages (architecture.md, "A training step as data").
+
+``sample prompts → rollout → score → old log-probs/entropies → reference log-probs → advantages (+ tracker/ρ)
+→ entropy shaping → policy update over mini-batches → tracker update → metrics``; periodic validation and
+atomic checkpoints around it. Algorithm choices arrive as an :class:`~mssr.algos.AlgorithmSpec`; the loop
+never branches on an algorithm's name.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mssr import __version__
+from mssr.algos import (
+    BetaTracker,
+    PromptSampler,
+    ResponseStore,
+    build_rho_schedule,
+    compute_advantages,
+    cross_modal_kl_loss,
+    entropy_loss,
+    kl_loss,
+    per_sample_kl,
+    policy_loss,
+    sampled_token_entropy,
+    shape_advantages,
+    spo_priority_weights,
+)
+from mssr.config import dump_yaml, to_dict
+from mssr.evaluation.evaluator import evaluate
+from mssr.rewards import build_reward, score_batch
+from mssr.rollout.engine import HFRolloutEngine, default_suppress_token_ids
+from mssr.rollout.logprobs import compute_logprobs
+from mssr.rollout.prompting import records_to_prompts
+from mssr.trainer import distributed as dist
+from mssr.trainer.checkpoint import latest_checkpoint, load_state, save_checkpoint, save_state
+from mssr.trainer.config import TrainConfig
+from mssr.trainer.metrics_log import MetricsLogger, Progress, plot_curves
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _step_seed(seed: int, step: int, salt: int = 0) -> int:
+    """A per-step seed independent of any global RNG state, so a resumed run samples identically."""
+    return (seed * 1_000_003 + step * 9_176 + salt * 7_919) % (2**31 - 1)
+
+
+@dataclass
+class StepData:
+    """What one step has gathered so far (local rows of this rank)."""
+
+    batch: Any
+    records: list[Any]
+    rewards: torch.Tensor  # [B], 0 where excluded
+    valid: torch.Tensor  # [B] bool: reward usable
+    loss_mask: torch.Tensor  # [B, T]
+    old_logprobs: torch.Tensor | None = None
+    entropy: torch.Tensor | None = None  # the shaping entropy (sampled or full)
+    sampled_entropy: torch.Tensor | None = None
+    ref_logprobs: torch.Tensor | None = None
+    advantages: torch.Tensor | None = None
+
+
+class RLTrainer:
+    """Trains a policy with the configured algorithm. ``policy``, ``train_records``, ``val_records`` and
+    ``reward`` override what the config would build (the Python API, :func:`mssr.train`)."""
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        *,
+        policy: Any | None = None,
+        train_records: list[Any] | None = None,
+        val_records: list[Any] | None = None,
+        reward: Any | None = None,
+    ) -> None:
+        self.cfg = config
+        self.spec = config.algorithm.spec()
+        self.device = resolve_device(config.device)
+        dist.init_from_env(self.device)
+        self.run_dir = Path(config.output_dir)
+        random.seed(config.seed)
+        torch.manual_seed(config.seed)
+
+        from mssr.trainer.setup import build_data, build_policy
+
+        self.policy, self.base_source = (policy, "given") if policy is not None else build_policy(config)
+        self.model = self.policy.model.to(self.device)
+        dtype = DTYPES[config.model.dtype]
+        if self.model.dtype != dtype:
+            self.model.to(dtype)
+        if config.model.gradient_checkpointing:
+            self.model.gradient_checkpointing_enable()
+        self.model.train()
+        self.suppress = tuple(default_suppress_token_ids(self.model, self.policy.processor))
+        self.engine = HFRolloutEngine(self.model, self.policy.processor, suppress_token_ids=self.suppress)
+        self.ref_model = None
+        if self.spec.kl_coef > 0 or (self.spec.use_tracker and config.algorithm.rho == "kl_window"):
+            self.ref_model = copy.deepcopy(self.model).eval()
+            self.ref_model.requires_grad_(False)
+
+        if train_records is None:
+            train_records, val_default = build_data(config)
+            val_records = val_records if val_records is not None else val_default
+        if config.data.max_train_items:
+            train_records = train_records[: config.data.max_train_items]
+        self.train_records = list(train_records)
+        self.val_records = list(val_records or [])
+        if config.val.max_items is not None:
+            self.val_records = self.val_records[: config.val.max_items]
+        proc = self.policy.processor
+        kw = dict(instruction=config.data.instruction, system_prompt=config.data.system_prompt)
+        self.train_prompts = records_to_prompts(self.train_records, proc, namespace="train", **kw)
+        self.val_prompts = records_to_prompts(self.val_records, proc, namespace="val", **kw)
+        if len({p.key for p in self.train_prompts}) != len(self.train_prompts):
+            raise ValueError(
+                "training prompts have duplicate keys (ids); the value tracker needs unique prompts"
+            )
+
+        spec = reward if reward is not None else config.reward.spec
+        self.reward = (
+            build_reward(spec, require_clean_end=config.reward.require_clean_end)
+            if spec == "accuracy"
+            else build_reward(spec)
+        )
+        a = config.algorithm
+        self.tracker = (
+            BetaTracker(rho_min=a.rho_min, threshold=a.reward_threshold) if self.spec.use_tracker else None
+        )
+        rho_kwargs = {
+            "kl_window": dict(rho_min=a.rho_min, rho_max=a.rho_max, target=a.kl_target, window=a.kl_window),
+            "per_prompt": dict(rho_min=a.rho_min, rho_max=a.rho_max, d_half=a.d_half),
+            "fixed": dict(rho_min=a.rho_min, rho_max=a.rho_max),
+        }.get(a.rho, {})
+        self.rho = build_rho_schedule(a.rho, **rho_kwargs) if self.spec.use_tracker else None
+        self.response_store = ResponseStore() if self.spec.use_tracker and a.rho == "per_prompt" else None
+        self.sampler = PromptSampler(len(self.train_prompts), seed=config.seed, mode=a.sampler)
+
+        o = config.optim
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.params = params
+        self.optimizer = torch.optim.AdamW(
+            params, lr=o.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay
+        )
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_lambda)
+        self.grad_clip = o.grad_clip if o.grad_clip is not None else self.spec.grad_clip
+        self.step = 0
+        self.counters = {
+            "rollouts": 0,
+            "init_rollouts": 0,
+            "skipped_updates": 0,
+            "reward_errors": 0,
+            "reward_timeouts": 0,
+        }
+        self.tracker_initialized = False
+        self.best_val: float | None = None
+        self.last_val: float | None = None
+        self._stop = False
+        self.logger: MetricsLogger | None = None
+
+    # ------------------------------------------------------------------ helpers
+    def _lr_lambda(self, step: int) -> float:
+        o = self.cfg.optim
+        warm = min(1.0, (step + 1) / o.warmup_steps) if o.warmup_steps else 1.0
+        if o.lr_schedule == "cosine" and self.cfg.steps > 0:
+            return warm * 0.5 * (1 + math.cos(math.pi * min(step, self.cfg.steps) / self.cfg.steps))
+        return warm
+
+    @property
+    def prompts_per_step(self) -> int:
+        return self.cfg.prompts_per_step
+
+    def _generate(self, prompts: list[Any], n: int, seed: int) -> Any:
+        r = self.cfg.rollout
+        return self.engine.generate(
+            prompts,
+            n=n,
+            temperature=r.temperature,
+            top_p=r.top_p,
+            top_k=0,
+            max_new_tokens=r.max_new_tokens,
+            batch_size=r.gen_batch_size,
+            seed=seed,
+        )
+
+    def _score(self, responses: list[str], records: list[Any]) -> tuple[torch.Tensor, torch.Tensor, Any]:
+        rc = self.cfg.reward
+        res = score_batch(
+            self.reward,
+            responses,
+            [r.to_columns() for r in records],
+            timeout_s=rc.timeout_s,
+            num_workers=rc.num_workers,
+            binarize_threshold=rc.binarize_threshold,
+            require_unit_interval=self.spec.use_tracker,
+        )
+        valid = torch.tensor([s is not None for s in res.scores], dtype=torch.bool)
+        rewards = torch.tensor([float(s) if s is not None else 0.0 for s in res.scores], dtype=torch.float32)
+        self.counters["reward_errors"] += res.n_errors
+        self.counters["reward_timeouts"] += res.n_timeouts
+        return rewards, valid, res
+
+    # ------------------------------------------------------------------ tracker initialisation (§1)
+    def initialize_tracker(self) -> dict[str, float]:
+        """One rollout per training prompt of the starting policy (MSSR), or n₀ (SPO), before step 1."""
+        a = self.cfg.algorithm
+        if self.tracker is None or a.tracker_init == "none" or self.tracker_initialized:
+            return {}
+        t0 = time.perf_counter()
+        n = 1 if a.tracker_init == "online" else a.spo_n0
+        all_idx = list(range(len(self.train_prompts)))
+        pad = (-len(all_idx)) % dist.world_size()
+        local = dist.shard(all_idx + all_idx[:pad])
+        outcomes: dict[str, list[float]] = {}
+        chunk = max(1, self.cfg.rollout.gen_batch_size // n)
+        for start in range(0, len(local), chunk):
+            idx = local[start : start + chunk]
+            batch = self._generate(
+                [self.train_prompts[i] for i in idx],
+                n,
+                _step_seed(self.cfg.seed, 0, start + 1 + dist.rank() * 100_003),
+            )
+            recs = [self.train_records[idx[j]] for j in batch.prompt_index.tolist()]
+            rewards, valid, _ = self._score(batch.response_text, recs)
+            for j, key in enumerate(batch.keys):
+                if valid[j]:
+                    outcomes.setdefault(key, []).append(float(rewards[j]))
+        merged: dict[str, list[float]] = {}
+        for part in dist.all_gather_objects(outcomes):
+            for k, v in part.items():
+                merged.setdefault(k, []).extend(v)
+        if a.tracker_init == "online":
+            self.tracker.init_from_outcomes(merged)
+        else:
+            thr = a.reward_threshold
+            self.tracker.init_spo(
+                {k: sum(r > thr for r in v) for k, v in merged.items() if len(v) == n}, n0=n
+            )
+        self.counters["init_rollouts"] += len(all_idx) * n
+        self.tracker_initialized = True
+        m = self.tracker.metrics()
+        return {
+            "init/rollouts": float(len(all_idx) * n),
+            "init/p_hat_mean": m["p_hat_mean"],
+            "init/time_s": time.perf_counter() - t0,
+        }
+
+    # ------------------------------------------------------------------ the step
+    def sample_prompts(self, step: int) -> list[int]:
+        weights = None
+        if self.cfg.algorithm.sampler == "prioritized":
+            p_hat = (
+                self.tracker.baseline([p.key for p in self.train_prompts])
+                if self.tracker
+                else torch.full((len(self.train_prompts),), 0.5)
+            )
+            weights = spo_priority_weights(p_hat, eps=self.cfg.algorithm.priority_eps)
+        return self.sampler.sample(self.prompts_per_step, weights)
+
+    def rollout(self, step: int, global_idx: list[int]) -> StepData:
+        local_idx = dist.shard(global_idx)
+        batch = self._generate(
+            [self.train_prompts[i] for i in local_idx],
+            self.spec.rollouts_per_prompt,
+            _step_seed(self.cfg.seed, step, 1 + dist.rank()),
+        )
+        records = [self.train_records[local_idx[j]] for j in batch.prompt_index.tolist()]
+        self._local_idx = local_idx
+        empty = torch.zeros(len(batch))
+        return StepData(batch, records, empty, empty.bool(), batch.response_mask.float())
+
+    def score(self, d: StepData) -> dict[str, float]:
+        d.rewards, d.valid, res = self._score(d.batch.response_text, d.records)
+        mask = d.batch.response_mask.float() * d.valid[:, None].float()
+        if self.cfg.rollout.mask_truncated:
+            mask = mask * (~d.batch.truncated)[:, None].float()
+        d.loss_mask = mask
+        out = {
+            f"reward/{k}": float(
+                sum(v for v in vals if v is not None) / max(1, sum(v is not None for v in vals))
+            )
+            for k, vals in res.extras.items()
+        }
+        out["reward/errors"] = float(res.n_errors)
+        out["reward/timeouts"] = float(res.n_timeouts)
+        return out
+
+    def compute_old_logprobs(self, d: StepData) -> None:
+        mode = "full" if self.spec.shaping and self.cfg.algorithm.entropy_mode == "full" else "sampled"
+        with torch.no_grad():
+            out = compute_logprobs(
+                self.model, d.batch, micro_batch_size=self.cfg.optim.micro_batch_size, entropy=mode
+            )
+        d.old_logprobs = out.logprobs.cpu()
+        d.sampled_entropy = sampled_token_entropy(d.old_logprobs) * d.batch.response_mask.float()
+        d.entropy = out.entropy.cpu() if out.entropy is not None else d.sampled_entropy
+
+    def compute_ref_logprobs(self, d: StepData) -> None:
+        if self.ref_model is None:
+            return
+        with torch.no_grad():
+            d.ref_logprobs = compute_logprobs(
+                self.ref_model, d.batch, micro_batch_size=self.cfg.optim.micro_batch_size
+            ).logprobs.cpu()
+
+    def compute_advantages(self, d: StepData) -> dict[str, float]:
+        """Global statistics: rewards, keys, groups and lengths are gathered from every rank first."""
+        a = self.cfg.algorithm
+        local_groups = torch.tensor([self._local_idx[j] for j in d.batch.prompt_index.tolist()])
+        lengths = d.loss_mask.sum(-1)
+        g_rewards = dist.all_gather_cat(d.rewards)
+        g_valid = dist.all_gather_cat(d.valid)
+        g_groups = dist.all_gather_cat(local_groups)
+        g_lengths = dist.all_gather_cat(lengths)
+        g_keys = [k for part in dist.all_gather_objects(list(d.batch.keys)) for k in part]
+        metrics: dict[str, float] = {}
+        idx = torch.nonzero(g_valid).flatten()
+        scores = torch.zeros(len(g_rewards))
+        if len(idx):
+            t_max = int(g_lengths.max().item()) if len(g_lengths) else 1
+            synth_mask = (torch.arange(max(1, t_max))[None, :] < g_lengths[idx][:, None]).float()
+            kwargs: dict[str, Any] = {}
+            if self.spec.advantage in ("grpo", "rloo"):
+                kwargs = dict(group_ids=g_groups[idx])
+                if self.spec.advantage == "grpo":
+                    kwargs.update(eps=a.grpo_eps, unbiased=a.grpo_unbiased, scale_by_std=a.scale_by_std)
+            baselines = None
+            if self.tracker is not None:
+                baselines = self.tracker.baseline(
+                    [g_keys[i] for i in idx.tolist()]
+                )  # before this step's update
+                kwargs["baselines"] = baselines
+            out = compute_advantages(self.spec.advantage, g_rewards[idx], synth_mask, **kwargs)
+            scores[idx] = out.scores
+            metrics.update({f"adv/{k}": v for k, v in out.metrics.items() if k != "n_groups"})
+            if "zero_std_frac" in out.metrics:
+                metrics["grpo/zero_std_frac"] = out.metrics["zero_std_frac"]
+        # this rank's rows of the global arrays
+        b = len(d.rewards)
+        local_scores = scores[dist.rank() * b : (dist.rank() + 1) * b]
+        adv = local_scores[:, None] * d.loss_mask
+        if self.spec.shaping:
+            shaped = shape_advantages(adv, d.entropy, d.loss_mask, alpha=a.alpha, kappa=a.kappa)
+            adv = shaped.advantages
+            metrics.update({f"mssr/{k}": v for k, v in shaped.metrics.items()})
+        d.advantages = adv
+        self._global = (g_keys, g_rewards, g_valid)
+        return metrics
+
+    def update_tracker(self, d: StepData) -> dict[str, float]:
+        if self.tracker is None:
+            return {}
+        g_keys, g_rewards, g_valid = self._global
+        kl = None
+        if self.cfg.algorithm.rho == "kl_window":
+            per = per_sample_kl(d.old_logprobs, d.ref_logprobs, d.loss_mask)
+            sums = dist.all_reduce_sum(torch.stack([(per * d.valid).sum(), d.valid.float().sum()]).double())
+            kl = float(sums[0] / sums[1].clamp(min=1))
+        divergence = None
+        if self.response_store is not None:
+            divergence = self._policy_drift(d)
+        rho = self.rho(len(g_keys), kl=kl, divergence=divergence)
+        rewards = [float(r) if v else None for r, v in zip(g_rewards.tolist(), g_valid.tolist(), strict=True)]
+        self.tracker.update(g_keys, rewards, rho)
+        m = self.tracker.metrics()
+        out = {"mssr/rho": float(rho.mean()), "mssr/p_hat_mean": m["p_hat_mean"], "mssr/neff": m["neff"]}
+        if kl is not None:
+            out["mssr/kl_rollout_ref"] = kl
+            out["mssr/kl_window_mean"] = self.rho.window_mean
+        return out
+
+    def _policy_drift(self, d: StepData) -> torch.Tensor:
+        """SPO's D(x): each prompt's previously stored response re-scored by the current (pre-update) policy.
+
+        Stored responses are re-scored by reusing this step's prompt encoding with the stored response ids.
+        """
+        from mssr.algos import policy_drift
+
+        keys = list(d.batch.keys)
+        drift = torch.full((len(keys),), float("nan"), dtype=torch.float64)
+        rows = [j for j, k in enumerate(keys) if self.response_store.get(k) is not None]
+        if rows:
+            sub = d.batch.select(rows)
+            t = sub.response_ids.shape[1]
+            stored = [self.response_store.get(keys[j]) for j in rows]
+            width = max(t, max(int(ids.numel()) for ids, _ in stored))
+            ids = torch.full((len(rows), width), int(sub.pad_token_id), dtype=torch.long)
+            mask = torch.zeros(len(rows), width)
+            for i, (sid, _) in enumerate(stored):
+                ids[i, : sid.numel()] = sid
+                mask[i, : sid.numel()] = 1
+            with torch.no_grad():
+                now = compute_logprobs(
+                    self.model,
+                    with_responses(sub, ids, mask),
+                    micro_batch_size=self.cfg.optim.micro_batch_size,
+                ).logprobs.cpu()
+            for i, j in enumerate(rows):
+                then = stored[i][1]
+                drift[j] = policy_drift(then, now[i, : then.numel()].double())
+        for j, k in enumerate(keys):
+            if d.valid[j]:
+                m = d.batch.response_mask[j] > 0
+                self.response_store.put(k, d.batch.response_ids[j][m], d.old_logprobs[j][m])
+        return torch.cat([p for p in dist.all_gather_objects(drift)])
+
+    def update_policy(self, step: int, d: StepData) -> dict[str, float]:
+        """One pass over the rollout batch in mini-batches of whole prompts (method.md §5)."""
+        a, o = self.cfg.algorithm, self.cfg.optim
+        n = self.spec.rollouts_per_prompt
+        n_local_prompts = len(d.rewards) // n
+        n_updates = o.updates_per_step or max(1, math.ceil(self.prompts_per_step / o.mini_batch_prompts))
+        n_updates = min(n_updates, n_local_prompts)
+        g = torch.Generator().manual_seed(_step_seed(self.cfg.seed, step, 77))
+        order = torch.randperm(n_local_prompts, generator=g).tolist()
+        chunks = [order[i::n_updates] for i in range(n_updates)]
+        horizon = float(self.cfg.rollout.max_new_tokens)
+        sums: dict[str, float] = {}
+        weights: dict[str, float] = {}
+        grad_norms = []
+        self.model.train()
+        for prompt_chunk in chunks:
+            rows = sorted(r for p in prompt_chunk for r in range(p * n, (p + 1) * n))
+            mask = d.loss_mask[rows]
+            counts = dist.all_reduce_sum(
+                torch.tensor([mask.sum(), (mask.sum(-1) > 0).sum()], dtype=torch.float64)
+            )
+            norm = dict(
+                agg_mode=a.loss_agg_mode,
+                global_tokens=counts[0].item(),
+                global_seqs=counts[1].item(),
+                horizon=horizon,
+            )
+            self.optimizer.zero_grad(set_to_none=True)
+            total = 0.0
+            for start in range(0, len(rows), o.micro_batch_size):
+                micro = rows[start : start + o.micro_batch_size]
+                mb = d.batch.select(micro).to(self.device)
+                m = d.loss_mask[micro].to(self.device)
+                lp = compute_logprobs(self.model, mb, entropy="none", requires_grad=True).logprobs
+                old = d.old_logprobs[micro].to(self.device)
+                pg = policy_loss(
+                    "ppo_clip",
+                    lp,
+                    old,
+                    d.advantages[micro].to(self.device),
+                    m,
+                    clip_low=a.clip_low,
+                    clip_high=a.clip_high,
+                    dual_clip_c=a.dual_clip_c,
+                    **norm,
+                )
+                loss = pg.loss
+                terms = {"actor/pg_loss": float(pg.loss.detach())}
+                if self.spec.kl_coef > 0:
+                    kl = kl_loss(
+                        lp, d.ref_logprobs[micro].to(self.device), m, estimator=a.kl_estimator, **norm
+                    )
+                    loss = loss + self.spec.kl_coef * kl
+                    terms["actor/kl_loss"] = float(kl.detach())
+                if self.spec.entropy_coef > 0:
+                    ent = entropy_loss(lp, m, **norm)
+                    loss = loss - self.spec.entropy_coef * ent
+                    terms["actor/entropy_loss"] = float(ent.detach())
+                if self.spec.crossmodal_coef > 0:
+                    lp_txt = compute_logprobs(
+                        self.model, mb.text_only(), entropy="none", requires_grad=True
+                    ).logprobs
+                    cm = cross_modal_kl_loss(lp, lp_txt, m, **norm)
+                    loss = loss + self.spec.crossmodal_coef * cm
+                    terms["actor/crossmodal_kl"] = float(cm.detach())
+                loss.backward()
+                total += float(loss.detach())
+                # loss terms are partial sums of the mini-batch loss: add them up
+                for k, v in terms.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                w = float(m.sum())
+                for k in ("pg_clipfrac", "pg_clipfrac_lower", "ppo_kl"):
+                    sums[f"actor/{k}"] = sums.get(f"actor/{k}", 0.0) + pg.metrics[k] * w
+                    weights[f"actor/{k}"] = weights.get(f"actor/{k}", 0.0) + w
+            dist.all_reduce_grads(self.params)
+            gn = torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip)
+            if not (math.isfinite(total) and torch.isfinite(gn)):
+                self.optimizer.zero_grad(set_to_none=True)
+                self.counters["skipped_updates"] += 1
+            else:
+                self.optimizer.step()
+            grad_norms.append(float(gn))
+        self.scheduler.step()
+        out = {
+            k: (v / weights[k] if k in weights else v / len(chunks))
+            for k, v in sums.items()
+            if not (k in weights and weights[k] == 0)
+        }
+        out["actor/grad_norm"] = sum(grad_norms) / len(grad_norms)
+        out["actor/lr"] = self.scheduler.get_last_lr()[0]
+        out["actor/updates"] = float(len(chunks))
+        return out
+
+    def train_step(self, step: int) -> dict[str, float]:
+        t = {}
+        t0 = time.perf_counter()
+        global_idx = self.sample_prompts(step)
+        d = self.rollout(step, global_idx)
+        t["gen"] = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        metrics = self.score(d)
+        t["score"] = time.perf_counter() - t1
+        t1 = time.perf_counter()
+        self.compute_old_logprobs(d)
+        t["logprob"] = time.perf_counter() - t1
+        t1 = time.perf_counter()
+        self.compute_ref_logprobs(d)
+        t["ref"] = time.perf_counter() - t1
+        metrics.update(self.compute_advantages(d))
+        t1 = time.perf_counter()
+        metrics.update(self.update_policy(step, d))
+        t["update"] = time.perf_counter() - t1
+        metrics.update(self.update_tracker(d))
+        metrics.update(self._step_metrics(d))
+        t["step"] = time.perf_counter() - t0
+        metrics.update({f"timing_s/{k}": v for k, v in t.items()})
+        n_roll = len(d.rewards) * dist.world_size()
+        self.counters["rollouts"] += n_roll
+        metrics["perf/rollouts_per_s"] = n_roll / t["step"]
+        metrics["train/rollouts"] = float(self.counters["rollouts"])
+        metrics["train/init_rollouts"] = float(self.counters["init_rollouts"])
+        metrics["train/skipped_updates"] = float(self.counters["skipped_updates"])
+        return metrics
+
+    def _step_metrics(self, d: StepData) -> dict[str, float]:
+        g_rewards, g_valid = self._global[1], self._global[2]
+        mask = d.loss_mask
+        resp = d.batch.response_mask.float()
+        tok = dist.all_reduce_sum(
+            torch.tensor([(d.sampled_entropy * resp).sum(), resp.sum()], dtype=torch.float64)
+        )
+        adv_vals = d.advantages[mask > 0]
+        lengths = dist.all_gather_cat(resp.sum(-1))
+        trunc = dist.all_gather_cat(d.batch.truncated.float())
+        v = g_valid
+        out = {
+            "critic/score/mean": float(g_rewards[v].mean()) if v.any() else 0.0,
+            "actor/entropy": float(tok[0] / tok[1].clamp(min=1)),
+            "response_length/mean": float(lengths.mean()),
+            "response_length/clip_ratio": float(trunc.mean()),
+            "train/excluded_frac": float(1 - v.float().mean()),
+        }
+        if adv_vals.numel():
+            out.update(
+                {
+                    "critic/advantages/mean": float(adv_vals.mean()),
+                    "critic/advantages/std": float(adv_vals.std(unbiased=False)),
+                    "critic/advantages/min": float(adv_vals.min()),
+                    "critic/advantages/max": float(adv_vals.max()),
+                }
+            )
+        return out
+
+    # ------------------------------------------------------------------ validation
+    def validate(self) -> dict[str, float]:
+        if not self.val_prompts:
+            return {}
+        self.model.eval()
+        res = evaluate(
+            self.engine,
+            self.val_prompts,
+            self.val_records,
+            reward=self.reward,
+            greedy=self.cfg.val.greedy,
+            temperature=self.cfg.rollout.temperature,
+            max_new_tokens=self.cfg.rollout.max_new_tokens,
+            batch_size=self.cfg.val.batch_size,
+            seed=_step_seed(self.cfg.seed, self.step, 999),
+            timeout_s=self.cfg.reward.timeout_s,
+            num_workers=self.cfg.reward.num_workers,
+        )
+        self.model.train()
+        self.last_val = res.accuracy
+        self.best_val = res.accuracy if self.best_val is None else max(self.best_val, res.accuracy)
+        return {
+            "val/accuracy": res.accuracy,
+            "val/n": float(res.n),
+            "val/response_length": res.metrics["response_length"],
+            "val/truncated_frac": res.metrics["truncated_frac"],
+        }
+
+    # ------------------------------------------------------------------ checkpoints
+    @property
+    def ckpt_root(self) -> Path:
+        return self.run_dir / "checkpoints"
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "sampler": self.sampler.state_dict(),
+            "tracker": self.tracker.state_dict() if self.tracker else None,
+            "tracker_initialized": self.tracker_initialized,
+            "rho": self.rho.state_dict() if self.rho else None,
+            "response_store": self.response_store.state_dict() if self.response_store else None,
+            "counters": dict(self.counters),
+            "best_val": self.best_val,
+            "last_val": self.last_val,
+            "rng": {"torch": torch.get_rng_state(), "python": random.getstate()},
+            "base_source": str(self.base_source),
+            "version": __version__,
+        }
+
+    def save_checkpoint(self) -> Path | None:
+        dist.barrier()
+        path = None
+        if dist.is_main():
+
+            def write(tmp: Path) -> None:
+                self.policy.save(tmp / "policy")
+                save_state(tmp / "trainer_state.pt", self.state_dict())
+                (tmp / "config.yaml").write_text(dump_yaml(self.cfg), encoding="utf-8")
+
+            path = save_checkpoint(self.ckpt_root, self.step, write, keep_last=self.cfg.checkpoint.keep_last)
+        dist.barrier()
+        return path
+
+    def load_checkpoint(self, path: Path) -> None:
+        from safetensors.torch import load_file
+
+        weights = {}
+        for f in sorted((path / "policy").glob("*.safetensors")):
+            weights.update(load_file(str(f)))
+        missing, unexpected = self.model.load_state_dict(weights, strict=False)
+        tied = {k for k in missing if "lm_head" in k or "embed_tokens" in k}
+        if set(missing) - tied or unexpected:
+            raise RuntimeError(
+                f"checkpoint {path} does not match the model: missing {missing[:5]}, unexpected {unexpected[:5]}"
+            )
+        if hasattr(self.model, "tie_weights"):
+            self.model.tie_weights()
+        st = load_state(path / "trainer_state.pt")
+        self.step = int(st["step"])
+        self.optimizer.load_state_dict(st["optimizer"])
+        self.scheduler.load_state_dict(st["scheduler"])
+        self.sampler.load_state_dict(st["sampler"])
+        if self.tracker is not None and st["tracker"] is not None:
+            self.tracker.load_state_dict(st["tracker"])
+        self.tracker_initialized = bool(st["tracker_initialized"])
+        if self.rho is not None and st["rho"] is not None:
+            self.rho.load_state_dict(st["rho"])
+        if self.response_store is not None and st["response_store"] is not None:
+            self.response_store.load_state_dict(st["response_store"])
+        self.counters.update(st["counters"])
+        self.best_val, self.last_val = st["best_val"], st["last_val"]
+        torch.set_rng_state(st["rng"]["torch"])
+        random.setstate(st["rng"]["python"])
+
+    def maybe_resume(self) -> Path | None:
+        r = self.cfg.checkpoint.resume
+        if r == "never":
+            return None
+        path = latest_checkpoint(self.ckpt_root) if r == "auto" else Path(r)
+        if path is None:
+            return None
+        self.load_checkpoint(path)
+        return path
+
+    # ------------------------------------------------------------------ the loop
+    def _on_sigint(self, *_: Any) -> None:
+        if self._stop:  # second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        self._stop = True
+
+    def train(self) -> dict[str, Any]:
+        """Run to ``cfg.steps``; returns a summary (final/best validation accuracy, paths)."""
+        cfg = self.cfg
+        resumed = self.maybe_resume()
+        if dist.is_main():
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "config.yaml").write_text(dump_yaml(cfg), encoding="utf-8")
+            self.logger = MetricsLogger(
+                self.run_dir,
+                tensorboard=cfg.logging.tensorboard,
+                wandb=cfg.logging.wandb,
+                wandb_project=cfg.logging.wandb_project,
+                config=to_dict(cfg),
+                resume_step=self.step,
+            )
+        prev = signal.signal(signal.SIGINT, self._on_sigint) if _main_thread() else None
+        progress = Progress(
+            cfg.steps,
+            self.step,
+            enabled=cfg.logging.progress and dist.is_main(),
+            description=cfg.algorithm.name,
+        )
+        first_val = None
+        last_saved = self.step if resumed else -1
+        try:
+            if self.step == 0:
+                init = self.initialize_tracker()
+                start = {**init}
+                if cfg.val.at_start:
+                    start.update(self.validate())
+                    first_val = self.last_val
+                if start and self.logger:
+                    self.logger.log(0, start)
+            while self.step < cfg.steps and not self._stop:
+                self.step += 1
+                metrics = self.train_step(self.step)
+                if (cfg.val.every and self.step % cfg.val.every == 0) or self.step == cfg.steps:
+                    metrics.update(self.validate())
+                if self.logger:
+                    self.logger.log(self.step, metrics)
+                progress.update(self.step, metrics, self.last_val)
+                if cfg.checkpoint.every and self.step % cfg.checkpoint.every == 0:
+                    self.save_checkpoint()
+                    last_saved = self.step
+            if last_saved != self.step:
+                self.save_checkpoint()
+        finally:
+            progress.close()
+            if prev is not None:
+                signal.signal(signal.SIGINT, prev)
+            if self.logger:
+                self.logger.close()
+        summary = {
+            "steps": self.step,
+            "stopped_early": self._stop,
+            "val_accuracy_start": first_val,
+            "val_accuracy_final": self.last_val,
+            "val_accuracy_best": self.best_val,
+            "val_items": len(self.val_records),
+            "rollouts": self.counters["rollouts"],
+            "init_rollouts": self.counters["init_rollouts"],
+            "run_dir": str(self.run_dir),
+        }
+        if dist.is_main() and cfg.logging.plot and (self.run_dir / "metrics.jsonl").exists():
+            summary["plot"] = str(
+                plot_curves(
+                    self.run_dir / "metrics.jsonl",
+                    self.run_dir / "curves.png",
+                    title=f"{cfg.algorithm.name} · {self.run_dir.name}",
+                )
+            )
+        return summary
+
+
+def with_responses(batch: Any, ids: torch.Tensor, mask: torch.Tensor) -> Any:
+    """The same prompts (and images) as ``batch`` with other response tokens ``ids [N, T']`` (mask 1 = real):
+    a teacher-forcing batch for re-scoring stored responses (SPO's D(x))."""
+    p = batch.prompt_length
+    n, t = ids.shape
+    mm = batch.mm_token_type_ids
+    if mm is not None:
+        mm = torch.cat([mm[:, :p], torch.zeros((n, t), dtype=mm.dtype, device=mm.device)], dim=1)
+    return batch.replace(
+        input_ids=torch.cat([batch.input_ids[:, :p], ids.to(batch.input_ids.device)], dim=1),
+        attention_mask=torch.cat([batch.attention_mask[:, :p], mask.to(batch.attention_mask.dtype)], dim=1),
+        response_ids=ids,
+        response_mask=mask.float(),
+        truncated=torch.zeros(n, dtype=torch.bool),
+        response_text=[""] * n,
+        mm_token_type_ids=mm,
+        old_logprobs=None,
+        sampled_entropy=None,
+        full_entropy=None,
+        rollout_logprobs=None,
+    )
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()

@@ -1,0 +1,6 @@
+"""Rewards with signal for a random tiny policy (tests only): they depend on the sampled text."""
+
+
+def length_parity(response: str, record: dict) -> float:
+    """1 when the response has an even number of characters: about half the samples, varying per sample."""
+    return float(len(response) % 2 == 0)
