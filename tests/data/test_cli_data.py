@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 
-from mssr.cli.main import main
+from mssr.cli import data as cli_data
+
+
+def main(argv: list[str]) -> int:
+    """Parse and run `mssr data` exactly as the CLI does, without importing the other sub-commands
+    (building the full `mssr` parser imports the model stack, ~20 s on a busy 2-core machine)."""
+    assert argv[0] == "data"
+    parser = argparse.ArgumentParser(prog="mssr data")
+    cli_data.add_arguments(parser)
+    return cli_data.run(parser.parse_args(argv[1:]))
 
 
 def test_mssr_data_writes_splits_and_summarises(tmp_path, capsys):
