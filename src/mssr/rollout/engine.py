@@ -148,35 +148,46 @@ class HFRolloutEngine:
                 )
 
     def _encode(
-        self, prompts: Sequence[PromptInput]
+        self, prompts: Sequence[PromptInput], chunk: int = 128
     ) -> tuple[list[torch.Tensor], list[torch.Tensor] | None, PromptStore]:
-        """Per prompt: unpadded ids and mm_token_type_ids, plus the store of images and text-only ids."""
+        """Per prompt: unpadded ids and mm_token_type_ids, plus the store of images and text-only ids.
+
+        The processor runs on `chunk` prompts at a time (padded, then unpadded with the attention mask).
+        """
         ids: list[torch.Tensor] = []
         mm_types: list[torch.Tensor] | None = []
         pixel_chunks: list[torch.Tensor] = []
         grid_chunks: list[torch.Tensor] = []
-        n_images: list[int] = []
         text_only: list[torch.Tensor] = []
-        for p in prompts:
-            kwargs: dict[str, Any] = {"text": [p.text], "return_tensors": "pt"}
-            if p.images:
-                kwargs["images"] = list(p.images)
+        if self.tokenizer.pad_token_id is None:
+            chunk = 1  # the processor cannot pad: one prompt per call
+        for start in range(0, len(prompts), chunk):
+            part = prompts[start : start + chunk]
+            images = [img for p in part for img in p.images]
+            kwargs: dict[str, Any] = {"text": [p.text for p in part], "padding": True, "return_tensors": "pt"}
+            if images:
+                kwargs["images"] = images
             enc = self.processor(**kwargs)
-            ids.append(enc["input_ids"][0])
-            if mm_types is not None:
-                mm_types = [*mm_types, enc["mm_token_type_ids"][0]] if "mm_token_type_ids" in enc else None
-            n_images.append(len(p.images))
-            if p.images:
+            keep = enc["attention_mask"].bool()
+            ids.extend(row[m] for row, m in zip(enc["input_ids"], keep))
+            if mm_types is not None and "mm_token_type_ids" in enc:
+                mm_types.extend(row[m] for row, m in zip(enc["mm_token_type_ids"], keep))
+            else:
+                mm_types = None
+            if images:
                 pixel_chunks.append(enc["pixel_values"])
                 grid_chunks.append(enc["image_grid_thw"])
-            plain = (
+            plain = [
                 p.text_without_images if p.text_without_images is not None else _VISION_SPAN.sub("", p.text)
-            )
-            text_only.append(self.processor(text=[plain], return_tensors="pt")["input_ids"][0])
+                for p in part
+            ]
+            enc_plain = self.processor(text=plain, padding=True, return_tensors="pt")
+            keep_plain = enc_plain["attention_mask"].bool()
+            text_only.extend(row[m] for row, m in zip(enc_plain["input_ids"], keep_plain))
         store = PromptStore(
             pixel_values=torch.cat(pixel_chunks) if pixel_chunks else None,
             image_grid_thw=torch.cat(grid_chunks) if grid_chunks else None,
-            n_images=torch.tensor(n_images, dtype=torch.long),
+            n_images=torch.tensor([len(p.images) for p in prompts], dtype=torch.long),
             text_only_ids=text_only,
         )
         return ids, mm_types, store
