@@ -638,19 +638,12 @@ class RLTrainer:
         return path
 
     def load_checkpoint(self, path: Path) -> None:
-        from safetensors.torch import load_file
+        from mssr.models import load_policy
 
-        weights = {}
-        for f in sorted((path / "policy").glob("*.safetensors")):
-            weights.update(load_file(str(f)))
-        missing, unexpected = self.model.load_state_dict(weights, strict=False)
-        tied = {k for k in missing if "lm_head" in k or "embed_tokens" in k}
-        if set(missing) - tied or unexpected:
-            raise RuntimeError(
-                f"checkpoint {path} does not match the model: missing {missing[:5]}, unexpected {unexpected[:5]}"
-            )
-        if hasattr(self.model, "tie_weights"):
-            self.model.tie_weights()
+        # from_pretrained applies the checkpoint-format key mapping (e.g. visual.* -> model.visual.*)
+        saved = load_policy(path / "policy", dtype=self.model.dtype).model
+        self.model.load_state_dict(saved.state_dict())
+        del saved
         st = load_state(path / "trainer_state.pt")
         self.step = int(st["step"])
         self.optimizer.load_state_dict(st["optimizer"])
