@@ -43,9 +43,11 @@ SPECIAL_TOKENS: tuple[str, ...] = (
 )
 THINK_TOKENS: tuple[str, ...] = ("<think>", "</think>")
 
-# Qwen2's split regex, except that digits group in runs of up to three (Qwen2: one digit per token).
+# Qwen2's split regex, except that digits group in runs of up to three (Qwen2: one digit per token) and a
+# letter run takes at most a space in front (Qwen2: any one non-letter), so "{purple}" and "<think>purple"
+# hold the same "purple" token.
 SPLIT_PATTERN = (
-    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)| ?\p{L}+|\p{N}{1,3}"
     r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 )
 
