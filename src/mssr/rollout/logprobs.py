@@ -167,8 +167,8 @@ def compute_logprobs(
         chunk_elements: chunk size of the log-softmax / entropy computation (see `token_stats`).
 
     Returns:
-        `LogprobOutput` with ``[N, T]`` float32 tensors on the model's device, 0 where
-        `batch.response_mask` is 0.
+        `LogprobOutput` with ``[N, T]`` float32 tensors on the model's device (each micro-batch is moved
+        there), 0 where `batch.response_mask` is 0.
     """
     if entropy not in _ENTROPY_MODES:
         raise ValueError(f"entropy must be one of {_ENTROPY_MODES}, got {entropy!r}")
@@ -177,7 +177,10 @@ def compute_logprobs(
     temp = batch.temperature if temperature is None else float(temperature)
     suppress = tuple(batch.suppress_token_ids if suppress_token_ids is None else suppress_token_ids)
 
+    device = next(model.parameters()).device
+
     def score(mb: RolloutBatch) -> tuple[torch.Tensor, torch.Tensor | None]:
+        mb = mb.to(device)  # no copy when already there
         logits = response_logits(model, mb)
         t_used = logits.shape[1]
         tokens = mb.response_ids[:, :t_used].to(logits.device)
@@ -212,6 +215,6 @@ def compute_logprobs(
             if ent is not None:
                 ents.append(ent)
     if not lps:
-        empty = torch.zeros(batch.response_ids.shape, dtype=torch.float32)
+        empty = torch.zeros(batch.response_ids.shape, dtype=torch.float32, device=device)
         return LogprobOutput(empty, empty.clone() if entropy != "none" else None, entropy)
     return LogprobOutput(torch.cat(lps), torch.cat(ents) if ents else None, entropy)
