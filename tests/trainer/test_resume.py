@@ -88,7 +88,9 @@ def test_resume_after_kill_minus_nine_during_checkpoint_write(make_config, tmp_p
 
     args = [a for a in flat(to_dict(cfg))]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-c", KILL_SCRIPT, "4", *args], env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", KILL_SCRIPT, "4", *args], env=env, capture_output=True, text=True, timeout=600
+    )
     assert proc.returncode == -9, proc.stderr[-2000:]
     ckpts = killed / "checkpoints"
     assert any(p.name.startswith(".tmp-step_000004") for p in ckpts.iterdir())  # the torn write is there

@@ -75,10 +75,13 @@ def all_reduce_sum(x: torch.Tensor) -> torch.Tensor:
 
 
 def all_reduce_grads(params: list[torch.nn.Parameter]) -> None:
-    """Sum gradients over ranks (one flat buffer per call)."""
+    """Sum gradients over ranks (one flat buffer per call); missing gradients count as zeros."""
     if not is_distributed():
         return
-    grads = [p.grad for p in params if p.grad is not None]
+    for p in params:  # a rank with no rows in this mini-batch still joins the reduction
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+    grads = [p.grad for p in params]
     if not grads:
         return
     flat = torch.cat([g.reshape(-1) for g in grads])

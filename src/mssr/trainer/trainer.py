@@ -38,6 +38,7 @@ from mssr.algos import (
 from mssr.config import dump_yaml, to_dict
 from mssr.evaluation.evaluator import evaluate
 from mssr.rewards import build_reward, score_batch
+from mssr.rollout.concat import concat_batches
 from mssr.rollout.engine import HFRolloutEngine, default_suppress_token_ids
 from mssr.rollout.logprobs import compute_logprobs
 from mssr.rollout.prompting import records_to_prompts
@@ -185,18 +186,25 @@ class RLTrainer:
     def prompts_per_step(self) -> int:
         return self.cfg.prompts_per_step
 
-    def _generate(self, prompts: list[Any], n: int, seed: int) -> Any:
+    def _generate(self, prompts: list[Any], n: int, step: int, global_offset: int) -> Any:
+        """Generate in chunks of ``gen_batch_size`` rollouts, each seeded by (step, global index of its first
+        prompt): samples then do not depend on how the prompts are split over ranks or resumed runs."""
         r = self.cfg.rollout
-        return self.engine.generate(
-            prompts,
-            n=n,
-            temperature=r.temperature,
-            top_p=r.top_p,
-            top_k=0,
-            max_new_tokens=r.max_new_tokens,
-            batch_size=r.gen_batch_size,
-            seed=seed,
-        )
+        per = max(1, r.gen_batch_size // n)
+        parts = []
+        for start in range(0, len(prompts), per):
+            parts.append(
+                self.engine.generate(
+                    prompts[start : start + per],
+                    n=n,
+                    temperature=r.temperature,
+                    top_p=r.top_p,
+                    top_k=0,
+                    max_new_tokens=r.max_new_tokens,
+                    seed=_step_seed(self.cfg.seed, step, 1 + global_offset + start),
+                )
+            )
+        return concat_batches(parts)
 
     def _score(self, responses: list[str], records: list[Any]) -> tuple[torch.Tensor, torch.Tensor, Any]:
         rc = self.cfg.reward
@@ -227,13 +235,11 @@ class RLTrainer:
         pad = (-len(all_idx)) % dist.world_size()
         local = dist.shard(all_idx + all_idx[:pad])
         outcomes: dict[str, list[float]] = {}
-        chunk = max(1, self.cfg.rollout.gen_batch_size // n)
+        chunk = max(1, self.cfg.rollout.gen_batch_size // n) * 8
         for start in range(0, len(local), chunk):
             idx = local[start : start + chunk]
             batch = self._generate(
-                [self.train_prompts[i] for i in idx],
-                n,
-                _step_seed(self.cfg.seed, 0, start + 1 + dist.rank() * 100_003),
+                [self.train_prompts[i] for i in idx], n, 0, dist.rank() * len(local) + start
             )
             recs = [self.train_records[idx[j]] for j in batch.prompt_index.tolist()]
             rewards, valid, _ = self._score(batch.response_text, recs)
@@ -277,7 +283,8 @@ class RLTrainer:
         batch = self._generate(
             [self.train_prompts[i] for i in local_idx],
             self.spec.rollouts_per_prompt,
-            _step_seed(self.cfg.seed, step, 1 + dist.rank()),
+            step,
+            dist.rank() * len(local_idx),
         )
         records = [self.train_records[local_idx[j]] for j in batch.prompt_index.tolist()]
         self._local_idx = local_idx
@@ -377,12 +384,26 @@ class RLTrainer:
         rho = self.rho(len(g_keys), kl=kl, divergence=divergence)
         rewards = [float(r) if v else None for r, v in zip(g_rewards.tolist(), g_valid.tolist(), strict=True)]
         self.tracker.update(g_keys, rewards, rho)
+        if dist.is_distributed():
+            self._check_tracker_consistency()
         m = self.tracker.metrics()
         out = {"mssr/rho": float(rho.mean()), "mssr/p_hat_mean": m["p_hat_mean"], "mssr/neff": m["neff"]}
         if kl is not None:
             out["mssr/kl_rollout_ref"] = kl
             out["mssr/kl_window_mean"] = self.rho.window_mean
         return out
+
+    def _check_tracker_consistency(self) -> None:
+        """Every rank must hold the same tracker (they see the same gathered rewards); stop loudly if not."""
+        import hashlib
+
+        st = self.tracker.state_dict()
+        h = hashlib.sha256(
+            repr(st["keys"]).encode() + st["alpha"].numpy().tobytes() + st["beta"].numpy().tobytes()
+        )
+        digests = dist.all_gather_objects(h.hexdigest())
+        if len(set(digests)) != 1:
+            raise RuntimeError(f"value trackers diverged across ranks at step {self.step}: {digests}")
 
     def _policy_drift(self, d: StepData) -> torch.Tensor:
         """SPO's D(x): each prompt's previously stored response re-scored by the current (pre-update) policy.
@@ -423,12 +444,18 @@ class RLTrainer:
         """One pass over the rollout batch in mini-batches of whole prompts (method.md §5)."""
         a, o = self.cfg.algorithm, self.cfg.optim
         n = self.spec.rollouts_per_prompt
-        n_local_prompts = len(d.rewards) // n
+        n_local = len(d.rewards) // n
+        n_global = n_local * dist.world_size()
         n_updates = o.updates_per_step or max(1, math.ceil(self.prompts_per_step / o.mini_batch_prompts))
-        n_updates = min(n_updates, n_local_prompts)
+        n_updates = min(n_updates, n_global)
+        # one global shuffle of the step's prompts, identical on every rank; each mini-batch is a set of global
+        # prompts and every rank takes its own rows of it (so mini-batches do not depend on the world size)
         g = torch.Generator().manual_seed(_step_seed(self.cfg.seed, step, 77))
-        order = torch.randperm(n_local_prompts, generator=g).tolist()
-        chunks = [order[i::n_updates] for i in range(n_updates)]
+        order = torch.randperm(n_global, generator=g).tolist()
+        first = dist.rank() * n_local
+        chunks = [
+            [p - first for p in order[i::n_updates] if first <= p < first + n_local] for i in range(n_updates)
+        ]
         horizon = float(self.cfg.rollout.max_new_tokens)
         sums: dict[str, float] = {}
         weights: dict[str, float] = {}
@@ -495,7 +522,8 @@ class RLTrainer:
                     weights[f"actor/{k}"] = weights.get(f"actor/{k}", 0.0) + w
             dist.all_reduce_grads(self.params)
             gn = torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip)
-            if not (math.isfinite(total) and torch.isfinite(gn)):
+            total_all = float(dist.all_reduce_sum(torch.tensor([total], dtype=torch.float64))[0])
+            if not (math.isfinite(total_all) and torch.isfinite(gn)):
                 self.optimizer.zero_grad(set_to_none=True)
                 self.counters["skipped_updates"] += 1
             else:
@@ -739,6 +767,7 @@ class RLTrainer:
             "rollouts": self.counters["rollouts"],
             "init_rollouts": self.counters["init_rollouts"],
             "run_dir": str(self.run_dir),
+            "world_size": dist.world_size(),
         }
         if dist.is_main() and cfg.logging.plot and (self.run_dir / "metrics.jsonl").exists():
             summary["plot"] = str(
