@@ -9,6 +9,7 @@ never branches on an algorithm's name.
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import random
 import signal
@@ -35,6 +36,7 @@ from mssr.algos import (
     shape_advantages,
     spo_priority_weights,
 )
+from mssr.algos.collapse import CollapseDetector
 from mssr.config import dump_yaml, to_dict
 from mssr.evaluation.evaluator import evaluate
 from mssr.rewards import build_reward, score_batch
@@ -46,6 +48,8 @@ from mssr.trainer import distributed as dist
 from mssr.trainer.checkpoint import latest_checkpoint, load_state, save_checkpoint, save_state
 from mssr.trainer.config import TrainConfig
 from mssr.trainer.metrics_log import MetricsLogger, Progress, plot_curves
+
+log = logging.getLogger("mssr.train")
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -173,6 +177,7 @@ class RLTrainer:
         self.last_val: float | None = None
         self._stop = False
         self.logger: MetricsLogger | None = None
+        self.collapse = CollapseDetector()
 
     # ------------------------------------------------------------------ helpers
     def _lr_lambda(self, step: int) -> float:
@@ -600,6 +605,25 @@ class RLTrainer:
             )
         return out
 
+    def _watch_collapse(self, metrics: dict[str, float]) -> dict[str, float]:
+        """Live collapse warnings (thresholds: :mod:`mssr.algos.collapse`)."""
+        hit_e = self.collapse.update_entropy(self.step, metrics["actor/entropy"])
+        hit_v = "val/accuracy" in metrics and self.collapse.update_val(self.step, metrics["val/accuracy"])
+        if self.cfg.logging.collapse_warning and dist.is_main():
+            if hit_e:
+                log.warning(
+                    "step %d: entropy collapse (smoothed entropy < 50%% of its peak for 3 steps)", self.step
+                )
+            if hit_v:
+                log.warning(
+                    "step %d: validation accuracy collapse (> 0.1 below its best for 3 evaluations)",
+                    self.step,
+                )
+        return {
+            "collapse/entropy": float(self.collapse.entropy_collapse_step is not None),
+            "collapse/val": float(self.collapse.val_collapse_step is not None),
+        }
+
     # ------------------------------------------------------------------ validation
     def validate(self) -> dict[str, float]:
         if not self.val_prompts:
@@ -645,6 +669,7 @@ class RLTrainer:
             "response_store": self.response_store.state_dict() if self.response_store else None,
             "counters": dict(self.counters),
             "best_val": self.best_val,
+            "collapse": self.collapse.state_dict(),
             "last_val": self.last_val,
             "rng": {"torch": torch.get_rng_state(), "python": random.getstate()},
             "base_source": str(self.base_source),
@@ -686,6 +711,7 @@ class RLTrainer:
             self.response_store.load_state_dict(st["response_store"])
         self.counters.update(st["counters"])
         self.best_val, self.last_val = st["best_val"], st["last_val"]
+        self.collapse.load_state_dict(st["collapse"])
         torch.set_rng_state(st["rng"]["torch"])
         random.setstate(st["rng"]["python"])
 
@@ -743,6 +769,7 @@ class RLTrainer:
                 metrics = self.train_step(self.step)
                 if (cfg.val.every and self.step % cfg.val.every == 0) or self.step == cfg.steps:
                     metrics.update(self.validate())
+                metrics.update(self._watch_collapse(metrics))
                 if self.logger:
                     self.logger.log(self.step, metrics)
                 progress.update(self.step, metrics, self.last_val)
