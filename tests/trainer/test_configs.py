@@ -14,7 +14,11 @@ def test_configs_exist():
     names = {p.relative_to(p.parents[1]).as_posix() for p in CONFIGS}
     for alg in ("mssr", "mvsr", "grpo", "rloo", "reinforce_pp", "mvsr_entropy_loss", "mvsr_crossmodal"):
         assert f"cpu/{alg}.yaml" in names
-    assert {"paper/qwen2_5_vl_7b_mssr.yaml", "paper/qwen2_5_vl_3b_mssr.yaml", "paper/qwen2_5_vl_7b_grpo.yaml"} <= names
+    assert {
+        "paper/qwen2_5_vl_7b_mssr.yaml",
+        "paper/qwen2_5_vl_3b_mssr.yaml",
+        "paper/qwen2_5_vl_7b_grpo.yaml",
+    } <= names
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.relative_to(p.parents[1]).as_posix())
@@ -33,7 +37,15 @@ def test_paper_settings_match_method_md():
     assert grpo.prompts_per_step // grpo.optim.mini_batch_prompts == 2
     assert mssr.optim.grad_clip == 0.5 and grpo.optim.grad_clip == 1.0
     a = mssr.algorithm
-    assert (a.alpha, a.kappa, a.kl_target, a.kl_window, a.clip_low, a.clip_high, a.dual_clip_c) == (0.4, 2.0, 0.01, 10, 0.2, 0.3, 3.0)
+    assert (a.alpha, a.kappa, a.kl_target, a.kl_window, a.clip_low, a.clip_high, a.dual_clip_c) == (
+        0.4,
+        2.0,
+        0.01,
+        10,
+        0.2,
+        0.3,
+        3.0,
+    )
     assert mssr.algorithm.spec().kl_coef == 0.01 and mssr.algorithm.spec().shaping
 
 

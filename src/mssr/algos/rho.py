@@ -35,7 +35,7 @@ def spo_rho(
     """SPO's per-prompt ρ: ``clip(2^(−D/D_half), ρ_min, ρ_max)``."""
     if d_half <= 0:
         raise ValueError(f"d_half must be > 0, got {d_half}")
-    return torch.clamp(torch.pow(2.0, -divergence.double() / d_half), rho_min, rho_max).float()
+    return torch.clamp(torch.pow(2.0, -divergence.double() / d_half), rho_min, rho_max)
 
 
 def policy_drift(logprobs_then: torch.Tensor, logprobs_now: torch.Tensor) -> float:

@@ -14,6 +14,7 @@ import math
 import random
 import signal
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -534,7 +535,9 @@ class RLTrainer:
             else:
                 self.optimizer.step()
             grad_norms.append(float(gn))
-        self.scheduler.step()
+        with warnings.catch_warnings():  # every update of the step may have been skipped (non-finite)
+            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
+            self.scheduler.step()
         out = {
             k: (v / weights[k] if k in weights else v / len(chunks))
             for k, v in sums.items()
