@@ -265,3 +265,15 @@ def test_evaluate_sampled_entropies_match_teacher_forcing(policy, records):
     assert math.isclose(got["sampled_token_entropy"], hs / n, rel_tol=1e-3, abs_tol=1e-5)
     assert math.isclose(got["full_entropy"], hf / n, rel_tol=1e-3, abs_tol=1e-5)
     assert math.isclose(got["mean_response_tokens"], n / 4)
+
+
+def test_batched_encoding_equals_one_by_one(policy, records):
+    from mssr.trainer.sft import encode_examples
+
+    batched = encode_examples(policy, records[:7], None, chunk=3)
+    for rec, got in zip(records[:7], batched):
+        ref = encode_example(policy, rec, None)
+        assert got.input_ids == ref.input_ids and got.n_prompt == ref.n_prompt
+        assert got.mm_token_type_ids == ref.mm_token_type_ids
+        assert torch.equal(got.pixel_values, ref.pixel_values)
+        assert torch.equal(got.image_grid_thw, ref.image_grid_thw)

@@ -61,6 +61,7 @@ class SFTConfig:
     stop_accuracy: float | None = 0.35  # stop at the first dev check with sampled accuracy >= this
     eval_every: int = 100
     n_dev: int = 200  # dev slice for the stop check: the SFT dataset's val split (never trained on)
+    n_test_eval: int = 200  # reported accuracy: the SFT dataset's test split (not used for any choice)
     eval_max_new_tokens: int = 64
     eval_batch_size: int = 64
     # run-time only (not part of the cache key)
@@ -116,22 +117,46 @@ def response_text(record: Any) -> str:
 def encode_example(policy: Policy, record: Any, instruction: str | None) -> Example:
     """Prompt through the processor (so image tokens are expanded exactly as at rollout time), then the
     response tokens and ``<|im_end|>`` appended as ids — the same layout the RL trainer scores."""
-    proc = policy.processor
-    prompt = build_prompt(proc, record.question, len(record.images), instruction)
-    enc = proc(text=[prompt], images=list(record.images) or None, return_tensors="pt")
-    prompt_ids = enc["input_ids"][0].tolist()
-    resp_ids = policy.tokenizer(response_text(record), add_special_tokens=False)["input_ids"]
-    resp_ids.append(policy.tokenizer.convert_tokens_to_ids("<|im_end|>"))
-    mm = enc["mm_token_type_ids"][0].tolist() if "mm_token_type_ids" in enc else [0] * len(prompt_ids)
-    return Example(
-        input_ids=prompt_ids + resp_ids,
-        n_prompt=len(prompt_ids),
-        mm_token_type_ids=mm + [0] * len(resp_ids),
-        pixel_values=enc["pixel_values"] if "pixel_values" in enc else torch.empty(0),
-        image_grid_thw=enc["image_grid_thw"]
-        if "image_grid_thw" in enc
-        else torch.empty(0, 3, dtype=torch.long),
-    )
+    return encode_examples(policy, [record], instruction)[0]
+
+
+def encode_examples(
+    policy: Policy, records: Sequence[Any], instruction: str | None, chunk: int = 64
+) -> list[Example]:
+    """:func:`encode_example` for many records, calling the processor on chunks (much faster)."""
+    proc, tok = policy.processor, policy.tokenizer
+    im_end = tok.convert_tokens_to_ids("<|im_end|>")
+    merge = proc.image_processor.merge_size
+    out: list[Example] = []
+    for start in range(0, len(records), chunk):
+        recs = records[start : start + chunk]
+        prompts = [build_prompt(proc, r.question, len(r.images), instruction) for r in recs]
+        images = [img for r in recs for img in r.images]
+        enc = proc(text=prompts, images=images or None, padding=False)
+        responses = tok([response_text(r) for r in recs], add_special_tokens=False)["input_ids"]
+        grids = torch.as_tensor(enc["image_grid_thw"]) if images else torch.empty(0, 3, dtype=torch.long)
+        pixels = torch.as_tensor(enc["pixel_values"]) if images else torch.empty(0)
+        patches = grids.prod(-1).tolist()
+        img_i = patch_i = 0
+        for r, ids, mm, resp in zip(recs, enc["input_ids"], enc["mm_token_type_ids"], responses):
+            k = len(r.images)
+            n_patch = sum(patches[img_i : img_i + k])
+            grid = grids[img_i : img_i + k]
+            if sum(mm) != n_patch // (merge * merge):
+                raise AssertionError(f"record {r.id}: image tokens do not match the image grid")
+            resp = [*resp, im_end]
+            out.append(
+                Example(
+                    input_ids=list(ids) + resp,
+                    n_prompt=len(ids),
+                    mm_token_type_ids=list(mm) + [0] * len(resp),
+                    pixel_values=pixels[patch_i : patch_i + n_patch] if k else torch.empty(0),
+                    image_grid_thw=grid if k else torch.empty(0, 3, dtype=torch.long),
+                )
+            )
+            img_i += k
+            patch_i += n_patch
+    return out
 
 
 def collate(examples: Sequence[Example], pad_id: int) -> dict[str, torch.Tensor]:
@@ -217,6 +242,7 @@ def evaluate_sampled(
     eos = [tok.convert_tokens_to_ids("<|im_end|>"), tok.convert_tokens_to_ids("<|endoftext|>")]
     pad = tok.convert_tokens_to_ids("<|endoftext|>")
     correct = formatted = ended = 0
+    by_family: dict[str, list[int]] = {}
     n_tok = 0
     sum_sampled = sum_full = 0.0
     lengths: list[int] = []
@@ -257,7 +283,10 @@ def evaluate_sampled(
             ok_end = stop is not None
             ended += ok_end
             formatted += ok_end and "</think>" in text and last_boxed(text) is not None
-            correct += ok_end and strict_boxed_match(text, r.answer)
+            hit = ok_end and strict_boxed_match(text, r.answer)
+            correct += hit
+            by_family.setdefault(str(r.extra.get("family", "all")), [0, 0])[0] += hit
+            by_family[str(r.extra.get("family", "all"))][1] += 1
             n_tok += length
             sum_sampled += float(sampled[i, :length].sum())
             sum_full += float(full[i, :length].sum())
@@ -271,6 +300,7 @@ def evaluate_sampled(
         "sampled_token_entropy": sum_sampled / max(n_tok, 1),
         "full_entropy": sum_full / max(n_tok, 1),
         "n": len(records),
+        "accuracy_by_family": {k: round(c / t, 4) for k, (c, t) in sorted(by_family.items())},
         "verifier": "local strict last-boxed exact match",
     }
 
@@ -289,7 +319,9 @@ def _lr_at(step: int, cfg: SFTConfig) -> float:
 
 
 def _load_data(cfg: SFTConfig, cache_root: Path):
-    from mssr.data import load_records
+    """Train split (trained on), dev = first ``n_dev`` of val (stop checks), test split (the reported
+    accuracy: never trained on nor used to choose when to stop; empty if the dataset has none)."""
+    from mssr.data import DataError, load_records
 
     if cfg.data_dir is not None:
         data_dir = Path(cfg.data_dir)
@@ -299,7 +331,11 @@ def _load_data(cfg: SFTConfig, cache_root: Path):
         data_dir = ensure_dataset(cache_root / "data", **cfg.data)
     train = load_records(data_dir, "train")
     dev = load_records(data_dir, "val")[: cfg.n_dev] if cfg.n_dev > 0 else []
-    return data_dir, train, dev
+    try:
+        test = load_records(data_dir, "test")[: cfg.n_test_eval] if cfg.n_test_eval > 0 else []
+    except DataError:
+        test = []
+    return data_dir, train, dev, test
 
 
 def _tokenizer_corpus(cfg: SFTConfig, train: Sequence[Any]) -> list[str] | None:
@@ -309,13 +345,24 @@ def _tokenizer_corpus(cfg: SFTConfig, train: Sequence[Any]) -> list[str] | None:
     return [r.question for r in train] + [response_text(r) for r in train]
 
 
+def _evaluate(policy: Policy, records: Sequence[Any], cfg: SFTConfig, *, seed: int) -> dict[str, Any]:
+    return evaluate_sampled(
+        policy,
+        records,
+        instruction=cfg.instruction,
+        seed=seed,
+        max_new_tokens=cfg.eval_max_new_tokens,
+        batch_size=cfg.eval_batch_size,
+    )
+
+
 def train_sft(cfg: SFTConfig, out_dir: Path) -> dict[str, Any]:
     """Train and write the policy plus logs into ``out_dir`` (which must not hold a finished run)."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     cache_root = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir()
     t0 = time.perf_counter()
-    data_dir, train, dev = _load_data(cfg, cache_root)
+    data_dir, train, dev, test = _load_data(cfg, cache_root)
     if not train:
         raise ValueError(f"{data_dir}: the train split is empty")
     policy = build_tiny_policy(
@@ -324,7 +371,7 @@ def train_sft(cfg: SFTConfig, out_dir: Path) -> dict[str, Any]:
         image_size=int(cfg.data.get("image_size", 64)) if cfg.data_dir is None else 64,
         seed=cfg.init_seed,
     )
-    examples = [encode_example(policy, r, cfg.instruction) for r in train]
+    examples = encode_examples(policy, train, cfg.instruction)
     pad_id = policy.tokenizer.convert_tokens_to_ids("<|endoftext|>")
     model = policy.model
     model.train()
@@ -370,14 +417,7 @@ def train_sft(cfg: SFTConfig, out_dir: Path) -> dict[str, Any]:
                 log.flush()
             bar.update(task, advance=1, info=f"loss {rec['loss']:.3f}")
             if dev and cfg.eval_every and (step + 1) % cfg.eval_every == 0:
-                m = evaluate_sampled(
-                    policy,
-                    dev,
-                    instruction=cfg.instruction,
-                    seed=cfg.seed + step + 1,
-                    max_new_tokens=cfg.eval_max_new_tokens,
-                    batch_size=cfg.eval_batch_size,
-                )
+                m = _evaluate(policy, dev, cfg, seed=cfg.seed + step + 1)
                 m = {"step": step + 1, "elapsed_s": round(time.perf_counter() - t0, 3), **m}
                 checks.append(m)
                 log.write(json.dumps({"eval": m}) + "\n")
@@ -392,17 +432,8 @@ def train_sft(cfg: SFTConfig, out_dir: Path) -> dict[str, Any]:
     policy.save(out_dir / "policy")
     final = checks[-1] if checks and checks[-1]["step"] == stopped_at else None
     if final is None and dev:
-        final = {
-            "step": stopped_at,
-            **evaluate_sampled(
-                policy,
-                dev,
-                instruction=cfg.instruction,
-                seed=cfg.seed + stopped_at,
-                max_new_tokens=cfg.eval_max_new_tokens,
-                batch_size=cfg.eval_batch_size,
-            ),
-        }
+        final = {"step": stopped_at, **_evaluate(policy, dev, cfg, seed=cfg.seed + stopped_at)}
+    report = _evaluate(policy, test, cfg, seed=cfg.seed + 10**6) if test else None
     return {
         "steps": stopped_at,
         "stopped_early": stopped_at < cfg.max_steps,
@@ -412,9 +443,11 @@ def train_sft(cfg: SFTConfig, out_dir: Path) -> dict[str, Any]:
         "threads": torch.get_num_threads(),
         "n_train": len(train),
         "n_dev": len(dev),
+        "n_test": len(test),
         "data_dir": str(data_dir),
         "num_parameters": policy.num_parameters(),
         "dev": final,
+        "test": report,
         "checks": checks,
     }
 
@@ -466,8 +499,8 @@ def run_sft(cfg: SFTConfig, *, force: bool = False) -> Path:
         + "\n"
     )
     (tmp / DONE_FILE).write_text(json.dumps(metrics, indent=2, default=str) + "\n")
-    if final.exists():
-        shutil.rmtree(final) if force else None
+    if final.exists() and (force or not (final / DONE_FILE).is_file()):
+        shutil.rmtree(final)  # a forced retrain, or a directory that is not a finished run
     try:
         tmp.rename(final)
     except OSError:
