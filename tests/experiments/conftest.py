@@ -1,0 +1,58 @@
+"""Fixtures for the comparison tests: a tiny random policy, a tiny dataset, a fast shared config, and a fake
+trainer command that follows the real trainer's run-directory protocol without any model."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+TEST_REWARD = f"{HERE / 'plugin_rewards.py'}:length_parity"
+FAKE_TRAINER = HERE / "fake_trainer.py"
+
+
+@pytest.fixture(scope="session")
+def tiny_policy_dir(tmp_path_factory) -> Path:
+    from mssr.data.builtin import corpus_texts
+    from mssr.models import build_tiny_policy
+
+    path = tmp_path_factory.mktemp("policy")
+    build_tiny_policy("tiny", tokenizer_corpus=list(corpus_texts(300)), seed=0).save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_data_dir(tmp_path_factory) -> Path:
+    from mssr.data.builtin import generate_dataset
+
+    path = tmp_path_factory.mktemp("data")
+    generate_dataset(path, n_train=24, n_val=4, n_test=0, seed=5)
+    return path
+
+
+@pytest.fixture
+def fast_overrides(tiny_policy_dir, tiny_data_dir) -> tuple[str, ...]:
+    """Shared overrides for a real but fast run: 8 rollouts/step, 8 new tokens, validation every step."""
+    return (
+        f"model.path={tiny_policy_dir}",
+        f"data.train={tiny_data_dir}",
+        f"reward.spec={TEST_REWARD}",
+        "steps=2",
+        "device=cpu",
+        "rollout.rollouts_per_step=8",
+        "rollout.max_new_tokens=8",
+        "rollout.gen_batch_size=8",
+        "optim.mini_batch_prompts=4",
+        "optim.micro_batch_size=8",
+        "optim.lr=1e-3",
+        "val.every=1",
+        "val.batch_size=4",
+        "checkpoint.every=1",
+        "logging.tensorboard=false",
+    )
+
+
+def fake_command(run_yaml: Path) -> list[str]:
+    return [sys.executable, str(FAKE_TRAINER), str(run_yaml)]
