@@ -28,8 +28,10 @@ callbacks, one step of every mssr arm runs (in a rotating order), and TRL's step
 its consecutive callbacks minus that mssr work — so it includes everything TRL does per step (data loading,
 generation, scoring, loss, optimizer, its own bookkeeping). mssr's step time is ``RLTrainer.train_step``
 (sample → rollout → score → old log-probs → reference → advantages → update → tracker → metrics). The first
-``--warmup`` steps of every arm are excluded. If TRL cannot run a configuration, its error is printed and the
-mssr arms run alone.
+``--warmup`` steps of every arm are excluded. Beside wall-clock, each step's CPU time of this process
+(``time.process_time``) is recorded the same way: with one torch thread it counts the work done, not the
+waiting for a core, so it is the steadier comparison on a loaded shared machine. If TRL cannot run a
+configuration, its error is printed and the mssr arms run alone.
 
 The tiny policy is randomly initialised, so nearly every response runs to ``--max-new-tokens`` in every arm
 (mean response lengths are printed); the prompt pool is restricted to prompts of one token length, checked to
@@ -143,8 +145,9 @@ class ArmResult:
     label: str
     rollouts_per_step: int
     prompts_per_step: int
-    step_s: list[float] = field(default_factory=list)  # measured steps only
+    step_s: list[float] = field(default_factory=list)  # wall-clock, measured steps only
     warmup_s: list[float] = field(default_factory=list)
+    cpu_s: list[float] = field(default_factory=list)  # this process's CPU time, measured steps only
     stages: dict[str, list[float]] = field(default_factory=dict)  # measured steps only
     response_length: list[float] = field(default_factory=list)
     updates_per_step: list[float] = field(default_factory=list)
@@ -160,6 +163,9 @@ class ArmResult:
                 step_s_mean=mean,
                 per_1k_median=per_1k(med, self.rollouts_per_step),
                 per_1k_mean=per_1k(mean, self.rollouts_per_step),
+                cpu_per_1k_median=per_1k(statistics.median(self.cpu_s), self.rollouts_per_step)
+                if self.cpu_s
+                else None,
                 stage_s_mean={k: statistics.fmean(v) for k, v in self.stages.items() if v},
                 response_length_mean=statistics.fmean(self.response_length) if self.response_length else None,
             )
@@ -173,7 +179,10 @@ def ratio(ours: ArmResult, peer: ArmResult, key: str = "per_1k_median") -> float
 
 
 def format_table(results: dict[str, ArmResult]) -> str:
-    head = f"{'arm':<30} {'roll/step':>9} {'s/step med':>10} {'s/1k roll med':>13} {'s/1k mean':>10} {'resp len':>8}"
+    head = (
+        f"{'arm':<30} {'roll/step':>9} {'s/step med':>10} {'s/1k roll med':>13} {'s/1k mean':>10} "
+        f"{'CPU s/1k med':>12} {'resp len':>8}"
+    )
     lines = [head, "-" * len(head)]
     for name in ARMS:
         if name not in results:
@@ -185,7 +194,7 @@ def format_table(results: dict[str, ArmResult]) -> str:
             continue
         lines.append(
             f"{r.label:<30} {r.rollouts_per_step:>9} {s['step_s_median']:>10.3f} {s['per_1k_median']:>13.2f} "
-            f"{s['per_1k_mean']:>10.2f} {s['response_length_mean'] or 0:>8.1f}"
+            f"{s['per_1k_mean']:>10.2f} {s['cpu_per_1k_median'] or 0:>12.2f} {s['response_length_mean'] or 0:>8.1f}"
         )
     return "\n".join(lines)
 
@@ -337,15 +346,16 @@ class MssrArm:
 
     def step(self, profiler: cProfile.Profile | None = None) -> None:
         self.step_index += 1
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         with profiler if profiler is not None else contextlib.nullcontext():
             m = self.trainer.train_step(self.step_index)
-        dt = time.perf_counter() - t0
+        dt, dc = time.perf_counter() - t0, time.process_time() - c0
         r = self.result
         if self.step_index <= self.s.warmup:
             r.warmup_s.append(dt)
             return
         r.step_s.append(dt)
+        r.cpu_s.append(dc)
         for k in MSSR_STAGES:
             r.stages.setdefault(k, []).append(float(m.get(f"timing_s/{k}", 0.0)))
         r.response_length.append(float(m["response_length/mean"]))
@@ -534,8 +544,14 @@ def run_benchmark(
     if "trl_grpo" in results and "mssr_grpo" in results:
         out["ratio_mssr_grpo_over_trl"] = ratio(results["mssr_grpo"], results["trl_grpo"])
         out["ratio_mssr_grpo_over_trl_mean"] = ratio(results["mssr_grpo"], results["trl_grpo"], "per_1k_mean")
+        out["ratio_mssr_grpo_over_trl_cpu"] = ratio(
+            results["mssr_grpo"], results["trl_grpo"], "cpu_per_1k_median"
+        )
     if "mssr_mssr" in results and "mssr_grpo_kl" in results:
         out["ratio_mssr_over_grpo"] = ratio(results["mssr_mssr"], results["mssr_grpo_kl"])
+        out["ratio_mssr_over_grpo_cpu"] = ratio(
+            results["mssr_mssr"], results["mssr_grpo_kl"], "cpu_per_1k_median"
+        )
     if profiler is not None:
         out["profile"] = profile_report(profiler)
     if trl_profiler is not None and results["trl_grpo"].step_s:
@@ -562,10 +578,10 @@ def _run_trl_interleaved(
     class Interleave(TrainerCallback):
         def on_train_begin(self, args, st, control, **kw):  # type: ignore[no-untyped-def]
             timer.take()
-            state["t"] = time.perf_counter()
+            state["t"], state["c"] = time.perf_counter(), time.process_time()
 
         def on_step_end(self, args, st, control, **kw):  # type: ignore[no-untyped-def]
-            dt = time.perf_counter() - state["t"]
+            dt, dc = time.perf_counter() - state["t"], time.process_time() - state["c"]
             if profiler is not None and st.global_step > s.warmup:
                 profiler.disable()
             stages, calls = timer.take()
@@ -573,6 +589,7 @@ def _run_trl_interleaved(
                 res.warmup_s.append(dt)
             else:
                 res.step_s.append(dt)
+                res.cpu_s.append(dc)
                 gen, score = stages.get("gen", 0.0), stages.get("score", 0.0)
                 prep = stages.get("prepare", 0.0)
                 for k, v in (
@@ -592,7 +609,7 @@ def _run_trl_interleaved(
             _set_threads(s.threads)
             if profiler is not None and st.global_step >= s.warmup:
                 profiler.enable()
-            state["t"] = time.perf_counter()
+            state["t"], state["c"] = time.perf_counter(), time.process_time()
 
     trainer = build_trl_trainer(s, assets, reward, workdir, [Interleave()])
     timer.wrap(trainer, "_generate", "gen")
@@ -722,13 +739,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if out.get("ratio_mssr_grpo_over_trl") is not None:
         print(
             f"ours/TRL per 1,000 rollouts (mssr grpo kl=0 / TRL beta=0): {out['ratio_mssr_grpo_over_trl']:.2f} "
-            f"(medians; means: {out['ratio_mssr_grpo_over_trl_mean']:.2f}); goal <= 0.5"
+            f"(medians; means: {out['ratio_mssr_grpo_over_trl_mean']:.2f}; CPU time: "
+            f"{out['ratio_mssr_grpo_over_trl_cpu']:.2f}); goal <= 0.5"
         )
     elif "trl_grpo" in results:
         print(f"no ours/TRL ratio: TRL GRPOTrainer did not run: {results['trl_grpo'].error}")
     if out.get("ratio_mssr_over_grpo") is not None:
         print(
-            f"mssr/grpo per 1,000 rollouts (both presets, equal rollouts): {out['ratio_mssr_over_grpo']:.2f}"
+            f"mssr/grpo per 1,000 rollouts (both presets, equal rollouts): {out['ratio_mssr_over_grpo']:.2f} "
+            f"(CPU time: {out['ratio_mssr_over_grpo_cpu']:.2f})"
         )
     print(f"wall time {out['wall_s']:.1f} s, load average at the end {os.getloadavg()[0]:.2f}")
     if "profile" in out:

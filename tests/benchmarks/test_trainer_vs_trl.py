@@ -125,6 +125,8 @@ def test_quick_run_end_to_end(tmp_path):
             assert "TRL GRPOTrainer did not run" in proc.stdout
             continue
         assert len(arm["step_s"]) == s["steps"] and len(arm["warmup_s"]) == s["warmup"], name
+        assert len(arm["cpu_s"]) == s["steps"] and all(c > 0 for c in arm["cpu_s"]), name
+        assert arm["cpu_per_1k_median"] == pytest.approx(1000 * statistics.median(arm["cpu_s"]) / rollouts)
         assert arm["per_1k_median"] == pytest.approx(1000 * statistics.median(arm["step_s"]) / rollouts), name
         assert arm["updates_per_step"] == [1.0] * s["steps"], name
         # a random policy almost never ends early: lengths are comparable across arms
@@ -144,6 +146,8 @@ def test_quick_run_end_to_end(tmp_path):
         assert trl["notes"]["generate_calls_per_step"] == [1] * (s["steps"] + s["warmup"])
         expected = arms["mssr_grpo"]["per_1k_median"] / trl["per_1k_median"]
         assert res["ratio_mssr_grpo_over_trl"] == pytest.approx(expected)
+        cpu = arms["mssr_grpo"]["cpu_per_1k_median"] / trl["cpu_per_1k_median"]
+        assert res["ratio_mssr_grpo_over_trl_cpu"] == pytest.approx(cpu)
         assert f"{expected:.2f}" in proc.stdout
     assert res["ratio_mssr_over_grpo"] == pytest.approx(
         arms["mssr_mssr"]["per_1k_median"] / arms["mssr_grpo_kl"]["per_1k_median"]
