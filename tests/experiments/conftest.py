@@ -54,5 +54,18 @@ def fast_overrides(tiny_policy_dir, tiny_data_dir) -> tuple[str, ...]:
     )
 
 
-def fake_command(run_yaml: Path) -> list[str]:
-    return [sys.executable, str(FAKE_TRAINER), str(run_yaml)]
+@pytest.fixture
+def fake_command():
+    """The runner's ``command``: launch the fake trainer on a run's ``run.yaml``."""
+
+    def _command(run_yaml: Path) -> list[str]:
+        return [sys.executable, str(FAKE_TRAINER), str(run_yaml)]
+
+    return _command
+
+
+@pytest.fixture(autouse=True)
+def _skip_slow_unless_selected(request):
+    """Tests marked ``slow`` run only when selected (``pytest -m slow``); the default suite skips them."""
+    if request.node.get_closest_marker("slow") and "slow" not in (request.config.getoption("-m") or ""):
+        pytest.skip("slow: run with -m slow")

@@ -34,9 +34,9 @@ QUICK_ALGORITHMS = ("mssr", "mvsr", "grpo")
 QUICK_SEEDS = (0,)
 QUICK_OVERRIDES = (
     "steps=30",
-    "rollout.rollouts_per_step=32",
-    "rollout.max_new_tokens=48",
-    "optim.mini_batch_prompts=8",  # the paper's convention: 4 updates/step single-rollout, 1 for GRPO (4 × 8)
+    "rollout.rollouts_per_step=32",  # MSSR/MVSR 32 prompts × 1, GRPO 4 × 8
+    "optim.mini_batch_prompts=8",  # the paper's convention: 4 updates per step single-rollout, 1 for GRPO
+    "data.max_train_items=512",  # the tracker's one-off initialisation: one rollout per training prompt
     "val.every=5",
     "val.max_items=100",
     "checkpoint.every=10",
@@ -312,7 +312,9 @@ def config_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[
     for k in keys:
         path = f"{prefix}{k}"
         va, vb = a.get(k), b.get(k)
-        if isinstance(va, dict) and isinstance(vb, dict):
+        if isinstance(va, dict) or isinstance(vb, dict):
+            va = va if isinstance(va, dict) else ({} if va is None else {"": va})
+            vb = vb if isinstance(vb, dict) else ({} if vb is None else {"": vb})
             out.extend(config_diff(va, vb, f"{path}."))
         elif va != vb:
             out.append(path)
