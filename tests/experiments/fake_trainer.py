@@ -2,13 +2,17 @@
 
 It resumes from its latest complete checkpoint, appends one metrics line per step (validation accuracy
 ``0.1 * step``, entropy ``0.3``), checkpoints every step, and exits 1 after step ``$FAKE_FAIL_AT`` when set.
+With ``$FAKE_SLEEP`` each step takes that many seconds, and SIGINT stops it after the current step, like the
+real trainer.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
+import time
 from pathlib import Path
 
 import yaml
@@ -22,13 +26,17 @@ def main() -> int:
     done = [int(p.name[5:]) for p in ckpts.glob("step_*") if (p / "COMPLETE").is_file()]
     step = max(done, default=0)
     fail_at = int(os.environ.get("FAKE_FAIL_AT", "0"))
+    sleep = float(os.environ.get("FAKE_SLEEP", "0"))
+    stop = []
+    signal.signal(signal.SIGINT, lambda *_: stop.append(1))
     with (out / "launches.txt").open("a") as fh:
         fh.write(f"{step}\n")
     with (out / "metrics.jsonl").open("a") as fh:
         if step == 0:
             fh.write(json.dumps({"step": 0, "val/accuracy": 0.0}) + "\n")
-        while step < cfg["steps"]:
+        while step < cfg["steps"] and not stop:
             step += 1
+            time.sleep(sleep)
             rec = {
                 "step": step,
                 "critic/score/mean": 0.5,

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +20,7 @@ from mssr.experiments.runner import (
     load_manifest,
     run_compare,
     run_status,
+    save_manifest,
 )
 
 OV = ("steps=3", "rollout.rollouts_per_step=8", "val.every=1")
@@ -117,6 +121,41 @@ def test_lock_refuses_a_second_compare(tmp_path, run):
     (out / LOCK).write_text("999999999")  # a dead pid: the stale lock is taken over
     assert not run(_plan(out)).failed
     assert not (out / LOCK).exists()
+
+
+def test_sigterm_checkpoints_and_stops_the_runs(tmp_path, monkeypatch, run):
+    out = tmp_path / "cmp"
+    monkeypatch.setenv("FAKE_SLEEP", "0.3")
+    metrics = [out / "runs/mssr/seed0/metrics.jsonl", out / "runs/grpo/seed0/metrics.jsonl"]
+
+    def terminate_once_both_train() -> None:  # only then is compare's SIGTERM handler surely installed
+        t0 = time.monotonic()
+        while not all(p.exists() for p in metrics) and time.monotonic() - t0 < 60:
+            time.sleep(0.05)
+        if all(p.exists() for p in metrics):
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    killer = threading.Thread(target=terminate_once_both_train)
+    killer.start()
+    res = run(_plan(out, "steps=100"), parallel=2)
+    killer.join()
+    assert res.interrupted
+    recs = load_manifest(out)
+    for r in recs.values():  # each child got one SIGINT, finished its step and exited 0
+        assert r.status == "partial" and 0 < r.step < 100 and r.returncode == 0 and r.pid is None
+    monkeypatch.setenv("FAKE_SLEEP", "0")
+    assert not run(_plan(out, "steps=100"), parallel=2).failed
+    assert {r.status for r in load_manifest(out).values()} == {"done"}
+
+
+def test_a_run_still_alive_from_a_killed_compare_is_refused(tmp_path, run):
+    out = tmp_path / "cmp"
+    run(_plan(out, algorithms=("mssr",)))
+    recs = load_manifest(out)
+    recs["mssr/seed0"].status, recs["mssr/seed0"].pid = "running", os.getppid()
+    save_manifest(out, recs)
+    with pytest.raises(CompareError, match=f"still being trained by process {os.getppid()}"):
+        run(_plan(out, algorithms=("mssr",)))
 
 
 def test_run_status(tmp_path):

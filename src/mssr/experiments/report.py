@@ -227,6 +227,14 @@ def _to_target(stat: Stat, spec: str, unit: str = "") -> str:
     return f"{stat.fmt(spec)}{unit} ({stat.n}/{stat.total})"
 
 
+def _ratio_cell(a: ArmSummary, s: Summary) -> str:
+    if a.ratio.n:
+        return a.ratio.fmt(".2f")
+    if s.target is None or a.rollouts_to_target.total == 0:
+        return "—"
+    return "not reached" if a.rollouts_to_target.n == 0 else "n/a (reference at step 0)"
+
+
 def _collapse_cell(hits: list[tuple[int, int]], n: int) -> str:
     if not hits:
         return f"0/{n}"
@@ -253,7 +261,7 @@ def summary_table(s: Summary) -> str:
                     a.best_val.fmt(),
                     _to_target(a.steps_to_target, ".1f") if s.target is not None else "no target",
                     _to_target(a.rollouts_to_target, ",.0f") if s.target is not None else "no target",
-                    (a.ratio.fmt(".2f") if a.ratio.n else ("not reached" if s.target is not None else "—")),
+                    _ratio_cell(a, s),
                     _to_target(a.wall_to_target, ",.0f", " s") if s.target is not None else "no target",
                     a.min_entropy.fmt(".4f"),
                     a.final_entropy.fmt(".4f"),

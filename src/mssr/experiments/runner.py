@@ -197,6 +197,7 @@ class RunRecord:
     wall_s: float = 0.0  # subprocess wall time over all attempts
     started: str | None = None
     finished: str | None = None
+    pid: int | None = None  # of the training subprocess while it runs
 
 
 def load_manifest(out: Path) -> dict[str, RunRecord]:
@@ -315,7 +316,12 @@ def run_compare(
             rec = records.get(run.id) or RunRecord(
                 run.id, run.arm, run.algorithm, run.variant, run.seed, run.rel_dir, cfg.steps
             )
-            rec.steps, rec.step = cfg.steps, step
+            if rec.status == "running" and rec.pid and _alive(rec.pid):
+                raise CompareError(
+                    f"run {run.id} is still being trained by process {rec.pid} (left by an earlier mssr "
+                    "compare that was killed); stop it or wait for it first"
+                )
+            rec.steps, rec.step, rec.pid = cfg.steps, step, None
             rec.status = status if not (rec.status == "failed" and status != "done") else "failed"
             records[run.id] = rec
             if status != "done":
@@ -340,6 +346,7 @@ def run_compare(
         running: dict[str, tuple[subprocess.Popen, float, Any]] = {}
         queue = list(todo)
         last_status = time.monotonic()
+        prev_term = _raise_on_sigterm()
         try:
             while queue or running:
                 while queue and len(running) < parallel:
@@ -370,7 +377,7 @@ def run_compare(
                         + ", ".join(f"{rid} @ {_live_step(plan.out / records[rid].dir)}" for rid in running)
                     )
                 time.sleep(poll_s if running else 0)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the children run in their own sessions
             result.interrupted = True
             log("interrupted: asking the running trainings to checkpoint and stop …")
             for _, (proc, _, _) in running.items():
@@ -385,10 +392,26 @@ def run_compare(
                 fh.close()
                 _finish(plan, records[rid], rc, time.monotonic() - t0)
             save_manifest(plan.out, records)
+        finally:
+            if prev_term is not None:
+                signal.signal(signal.SIGTERM, prev_term)
         meta = read_json(plan.out / COMPARE_JSON)
         meta["invocations"][-1]["finished"] = _now()
         write_json_atomic(plan.out / COMPARE_JSON, meta)
         return result
+
+
+def _raise_on_sigterm() -> Any:
+    """Treat SIGTERM like Ctrl-C (checkpoint and stop the children); returns the previous handler."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, handler)
 
 
 def _lock_path(out: Path) -> Path:
@@ -411,15 +434,20 @@ def _launch(
     fh = (run_dir / RUN_LOG).open("a", encoding="utf-8")
     fh.write(f"\n===== {_now()} attempt {rec.attempts + 1}: {' '.join(command(run_yaml))}\n")
     fh.flush()
-    proc = subprocess.Popen(command(run_yaml), stdout=fh, stderr=subprocess.STDOUT, env=env)
+    # a session of its own: a terminal Ctrl-C reaches only compare, which forwards exactly one SIGINT (the
+    # trainer's first SIGINT checkpoints and stops; a second one would abort the checkpoint)
+    proc = subprocess.Popen(
+        command(run_yaml), stdout=fh, stderr=subprocess.STDOUT, env=env, start_new_session=True
+    )
     rec.attempts += 1
     rec.status, rec.started, rec.finished, rec.returncode = "running", _now(), None, None
+    rec.pid = proc.pid
     return proc, time.monotonic(), fh
 
 
 def _finish(plan: ComparePlan, rec: RunRecord, rc: int, wall: float) -> None:
     status, step = run_status(plan.out / rec.dir, rec.steps)
-    rec.step, rec.returncode, rec.finished = step, rc, _now()
+    rec.step, rec.returncode, rec.finished, rec.pid = step, rc, _now(), None
     rec.wall_s = round(rec.wall_s + wall, 1)
     rec.status = "done" if status == "done" else ("failed" if rc != 0 else "partial")
 
