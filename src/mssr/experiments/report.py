@@ -344,7 +344,7 @@ def render_markdown(s: Summary, out: Path, meta: dict[str, Any], figures: dict[s
     parts = [
         "# mssr compare report",
         "",
-        f"Generated {time.strftime('%Y-%m-%d %H:%M:%S')} from `{out}` by `mssr compare --report-only`.",
+        f"Generated {time.strftime('%Y-%m-%d %H:%M:%S')} from `{out}` by `mssr compare` (regenerate: `mssr compare --report-only DIR`).",
         "",
         "## Setting",
         *_settings(meta, out),
