@@ -152,3 +152,24 @@ def test_quick_run_end_to_end(tmp_path):
     assert res["ratio_mssr_over_grpo"] == pytest.approx(
         arms["mssr_mssr"]["per_1k_median"] / arms["mssr_grpo_kl"]["per_1k_median"]
     )
+
+
+def test_levers_prototypes_agree_with_the_product_passes(bench, tmp_path):
+    """The what-if numbers in docs/benchmarks.md rest on two equivalences; check them at quick size."""
+    s = bench.Settings(**{**bench.QUICK, "group": 2, "prompts": 2, "max_new_tokens": 6})
+    assets = bench.build_assets(s, tmp_path, check_trl=False)
+    r = bench.measure_levers(s, assets, repeats=1)
+    # (1) the sampler's log-probs are the teacher-forced old log-probs (fp32 CPU)
+    assert r["sampler_vs_teacher_forced_max_abs"] < 1e-5
+    # (3) running each prompt once per group gives the same gradients as the plain forward
+    assert r["shared_grad_max_rel_diff"] < 1e-4
+    # the projections are sums of the measured parts
+    assert r["step_now_cpu"] == pytest.approx(r["gen_cpu"] + r["old_logprob_cpu"] + r["fwd_bwd_cpu"])
+    assert r["step_1_2_3_cpu"] == pytest.approx(
+        r["step_now_cpu"]
+        - r["old_logprob_cpu"]
+        - r["prefill_all_rows_cpu"]
+        + r["prefill_once_per_prompt_cpu"]
+        - r["fwd_bwd_cpu"]
+        + r["fwd_bwd_shared_cpu"]
+    )
