@@ -16,10 +16,18 @@ def fake_processor():
 
 @pytest.fixture(scope="session")
 def tiny_policy():
+    """A random tiny policy whose greedy responses vary with the prompt (not a trained model)."""
+    import torch
+
     from mssr.data.builtin import corpus_texts
     from mssr.models import build_tiny_policy
 
-    return build_tiny_policy("tiny", tokenizer_corpus=list(corpus_texts(100)), seed=0)
+    policy = build_tiny_policy("tiny", tokenizer_corpus=list(corpus_texts(100)), seed=0)
+    with torch.no_grad():  # sharpen the random init so greedy responses differ from prompt to prompt
+        for w in policy.model.parameters():
+            if w.dim() > 1:
+                w.mul_(4.0)
+    return policy
 
 
 @pytest.fixture(scope="session")

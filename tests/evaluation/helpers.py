@@ -10,7 +10,7 @@ from types import SimpleNamespace
 from PIL import Image
 
 HERE = Path(__file__).resolve().parent
-PARITY_REWARD = f"{HERE / 'plugin_rewards.py'}:length_parity"
+PARITY_REWARD = f"{HERE / 'plugin_rewards.py'}:char_parity"
 
 COLORS = {"red": (255, 0, 0), "green": (0, 200, 0), "blue": (0, 0, 255), "white": (255, 255, 255)}
 

@@ -1,5 +1,6 @@
-"""A reward with signal for a random policy: responses of even length score 1 (used to compare accuracies)."""
+"""A reward with signal for a random policy (used to compare accuracies between code paths): 1 when the sum of
+the response's character codes is even."""
 
 
-def length_parity(response: str, record: dict) -> float:
-    return float(len(response) % 2 == 0)
+def char_parity(response: str, record: dict) -> float:
+    return float(sum(map(ord, response)) % 2 == 0)

@@ -168,7 +168,11 @@ def test_builtin_is_the_training_data(builtin_dir):
 def test_generic_jsonl(tmp_path):
     path = layouts.generic_jsonl(tmp_path)
     data = benchmarks.get("jsonl").load(path)
-    assert data.name == data.title == "mine" and [it.answer for it in data.items] == ["A", "B", "C"]  # stored as letters
+    assert data.name == data.title == "mine" and [it.answer for it in data.items] == [
+        "A",
+        "B",
+        "C",
+    ]  # stored as letters
     check_images(data, {"g0": "red", "g1": "green", "g2": "blue"})
     g1 = by_id(data)["g1"]
     assert (

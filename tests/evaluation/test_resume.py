@@ -169,3 +169,35 @@ def test_pass_at_k_from_sampled_counts(tmp_path, fake_processor):
     assert "pass@4" in (out / "summary.md").read_text()
     with pytest.raises(ValueError, match="pass@k needs 1 <= k <= samples"):
         SETTINGS.replace(samples=2, ks=(4,))
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill(tmp_path, fake_processor):
+    """A real kill (SIGKILL, no clean-up) of a running evaluation, then resume in this process."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    data = make_bench(tmp_path, 40)
+    results = tmp_path / "killed.jsonl"
+    worker = Path(__file__).with_name("kill_worker.py")
+    proc = subprocess.Popen([sys.executable, str(worker), str(tmp_path / "bench.jsonl"), str(results)])
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and proc.poll() is None:
+            if results.is_file() and results.read_bytes().count(b"\n") >= 6:
+                break
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+    store = ResultStore(results)
+    done = store.load()
+    assert 6 <= len(done) < 40, "the worker must be killed mid-run"
+    engine = FakeEngine(right_when_even)
+    run_benchmark(engine, fake_processor, data, SETTINGS, store, progress=None)
+    regenerated = {f"q{i}" for i in generated_items(engine)}
+    assert regenerated.isdisjoint(done)  # nothing evaluated twice
+    ids = [json.loads(x)["id"] for x in results.read_text().splitlines()]
+    assert sorted(ids) == sorted(f"q{i}" for i in range(40))  # nothing lost, each once

@@ -84,7 +84,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--seed", type=int, default=0, help="sampling seed")
     r = p.add_argument_group("running")
-    r.add_argument("--batch-size", type=int, default=32, help="prompts per generation batch")
+    r.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="prompts per generation batch (default 32; builtin: the training config's val.batch_size)",
+    )
     r.add_argument(
         "--limit", type=int, default=None, help="evaluate only the first N items of each benchmark"
     )
@@ -227,7 +232,7 @@ def base_settings(args: argparse.Namespace):
         mode=args.mode,
         require_delimited=args.boxed_only,
         seed=args.seed,
-        batch_size=args.batch_size,
+        batch_size=args.batch_size or 32,
         timeout_s=args.timeout,
         num_workers=args.workers,
     )
@@ -238,6 +243,7 @@ def builtin_settings(args: argparse.Namespace, tc: Any, base: Any):
     reward = args.reward or tc.reward.spec
     return base.replace(
         max_new_tokens=args.max_new_tokens or tc.rollout.max_new_tokens,
+        batch_size=args.batch_size or tc.val.batch_size,
         instruction=_instruction(args.instruction, tc.data.instruction),
         system_prompt=args.system_prompt if args.system_prompt is not None else tc.data.system_prompt,
         reward=reward,
