@@ -97,10 +97,8 @@ class Settings:
         return self.micro_batch if self.micro_batch is not None else min(self.rollouts, 32)
 
     def validate(self) -> None:
-        if self.group < 2:
-            raise ValueError("--group must be >= 2 (GRPO needs a group; TRL refuses num_generations < 2)")
-        if self.prompts < 1 or self.steps < 1 or self.warmup < 0 or self.max_new_tokens < 1:
-            raise ValueError("--prompts, --steps, --max-new-tokens must be >= 1 and --warmup >= 0")
+        if self.prompts < 1 or self.group < 1 or self.steps < 1 or self.warmup < 0 or self.max_new_tokens < 1:
+            raise ValueError("--prompts, --group, --steps, --max-new-tokens must be >= 1 and --warmup >= 0")
         if self.rollouts % self.micro:
             raise ValueError(
                 f"--micro-batch ({self.micro}) must divide prompts x group ({self.rollouts}) so both trainers "
@@ -190,8 +188,8 @@ def format_table(results: dict[str, ArmResult]) -> str:
             continue
         r = results[name]
         s = r.summary()
-        if r.error and not r.step_s:
-            lines.append(f"{r.label:<30} {r.rollouts_per_step:>9}  FAILED: {r.error}")
+        if not r.step_s:
+            lines.append(f"{r.label:<30} {r.rollouts_per_step:>9}  FAILED: {r.error or 'no measured step'}")
             continue
         lines.append(
             f"{r.label:<30} {r.rollouts_per_step:>9} {s['step_s_median']:>10.3f} {s['per_1k_median']:>13.2f} "
@@ -460,6 +458,10 @@ def build_trl_trainer(s: Settings, assets: Assets, reward: Any, workdir: Path, c
 
 
 # --------------------------------------------------------------------------- the interleaved run
+def _describe(e: BaseException) -> str:
+    return f"{type(e).__name__}: {e}"
+
+
 def _set_threads(n: int) -> None:
     import torch
 
@@ -490,18 +492,30 @@ def run_benchmark(
     results: dict[str, ArmResult] = {}
     for name in mssr_names:
         _set_threads(s.threads)
-        arms[name] = MssrArm(name, s, assets, reward, workdir)
-        results[name] = arms[name].result
+        try:
+            arms[name] = MssrArm(name, s, assets, reward, workdir)
+            results[name] = arms[name].result
+        except Exception as e:  # e.g. grpo with --group 1: mssr's own message
+            results[name] = ArmResult(name, LABELS[name], s.rollouts, 0, error=_describe(e))
+            log(f"{LABELS[name]} failed: {results[name].error}")
+    live = [n for n in mssr_names if n in arms]
     profiler = cProfile.Profile() if profile and "mssr_grpo" in arms else None
     trl_profiler = cProfile.Profile() if profile and "trl_grpo" in s.arms else None
     rounds_done = 0
 
     def run_mssr_round() -> None:
         nonlocal rounds_done
-        for name in rotation(mssr_names, rounds_done):
+        for name in rotation(list(live), rounds_done):
             _set_threads(s.threads)
             measured = arms[name].step_index >= s.warmup
-            arms[name].step(profiler if name == "mssr_grpo" and measured else None)
+            try:
+                arms[name].step(profiler if name == "mssr_grpo" and measured else None)
+            except Exception as e:  # recorded on that arm, never blamed on the TRL loop it runs inside
+                if profiler is not None:
+                    profiler.disable()
+                results[name].error = _describe(e)
+                live.remove(name)
+                log(f"{LABELS[name]} failed at step {arms[name].step_index}: {results[name].error}")
         rounds_done += 1
 
     total = s.warmup + s.steps
@@ -513,10 +527,10 @@ def run_benchmark(
         except Exception as e:  # TRL refused or crashed: say exactly why, keep the mssr arms going
             import traceback
 
-            trl.error = f"{type(e).__name__}: {e}"
+            trl.error = _describe(e)
             trl.notes["traceback"] = traceback.format_exc(limit=6)
             log(f"TRL GRPOTrainer failed: {trl.error}")
-    while rounds_done < total and mssr_names:
+    while rounds_done < total and live:
         run_mssr_round()
 
     out = {
@@ -891,6 +905,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     results: dict[str, ArmResult] = out.pop("_results")
     print()
     print(format_table(results))
+    for r in results.values():
+        if r.error:
+            print(f"  {r.label} failed: {r.error}")
     print()
     print(format_stages(results))
     for r in results.values():
@@ -906,8 +923,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"(medians; means: {out['ratio_mssr_grpo_over_trl_mean']:.2f}; CPU time: "
             f"{out['ratio_mssr_grpo_over_trl_cpu']:.2f}); goal <= 0.5"
         )
-    elif "trl_grpo" in results:
-        print(f"no ours/TRL ratio: TRL GRPOTrainer did not run: {results['trl_grpo'].error}")
+    elif "trl_grpo" in results and "mssr_grpo" in results:
+        why = [f"{r.label}: {r.error}" for r in (results["trl_grpo"], results["mssr_grpo"]) if r.error]
+        print(f"no ours/TRL ratio: {'; '.join(why) or 'no measured step'}")
     if out.get("ratio_mssr_over_grpo") is not None:
         print(
             f"mssr/grpo per 1,000 rollouts (both presets, equal rollouts): {out['ratio_mssr_over_grpo']:.2f} "

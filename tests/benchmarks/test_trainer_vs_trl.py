@@ -66,7 +66,7 @@ def test_trl_layout_is_one_optimizer_step_per_generation(bench, rollouts, micro)
 
 def test_settings_validation(bench):
     with pytest.raises(ValueError, match="group"):
-        bench.Settings(group=1).validate()
+        bench.Settings(group=0).validate()
     with pytest.raises(ValueError, match="micro-batch"):
         bench.Settings(prompts=3, group=2, micro_batch=4).validate()
     with pytest.raises(ValueError, match="unknown arms"):
@@ -122,7 +122,7 @@ def test_quick_run_end_to_end(tmp_path):
         assert arm["rollouts_per_step"] == rollouts, name
         if name == "trl_grpo" and arm["error"]:
             # allowed only with the reason printed
-            assert "TRL GRPOTrainer did not run" in proc.stdout
+            assert f"no ours/TRL ratio: {arm['label']}: {arm['error']}" in proc.stdout
             continue
         assert len(arm["step_s"]) == s["steps"] and len(arm["warmup_s"]) == s["warmup"], name
         assert len(arm["cpu_s"]) == s["steps"] and all(c > 0 for c in arm["cpu_s"]), name
@@ -173,3 +173,20 @@ def test_levers_prototypes_agree_with_the_product_passes(bench, tmp_path):
         - r["fwd_bwd_cpu"]
         + r["fwd_bwd_shared_cpu"]
     )
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # transformers renames gradient_checkpointing
+def test_a_configuration_an_arm_refuses_is_reported_with_its_reason(bench, tmp_path):
+    """One rollout per prompt: TRL and mssr's grpo both refuse, each with its own message; mssr runs."""
+    s = bench.Settings(**{**bench.QUICK, "group": 1, "arms": ("trl_grpo", "mssr_grpo", "mssr_mssr")})
+    lines: list[str] = []
+    out = bench.run_benchmark(s, tmp_path, log=lines.append)
+    arms = out["arms"]
+    assert "at least 2 generations per prompt" in arms["trl_grpo"]["error"]  # TRL's own ValueError
+    assert "rollouts_per_prompt >= 2" in arms["mssr_grpo"]["error"]  # mssr's ConfigError
+    assert not arms["trl_grpo"]["step_s"] and not arms["mssr_grpo"]["step_s"]
+    assert any(arms["trl_grpo"]["error"] in line for line in lines)
+    assert arms["mssr_mssr"]["error"] is None and len(arms["mssr_mssr"]["step_s"]) == s.steps
+    assert out.get("ratio_mssr_grpo_over_trl") is None
+    table = bench.format_table(out["_results"])
+    assert f"FAILED: {arms['trl_grpo']['error']}" in table
