@@ -68,7 +68,6 @@ LABELS = {
     "mssr_mssr": "mssr mssr (preset)",
 }
 MSSR_STAGES = ("gen", "score", "logprob", "ref", "update")
-TRL_STAGES = ("gen", "score", "prepare_other", "update")
 
 
 # --------------------------------------------------------------------------- settings and pure helpers
