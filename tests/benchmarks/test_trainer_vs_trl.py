@@ -100,6 +100,8 @@ def test_mssr_overrides_match_the_trl_side(bench, tmp_path):
 
 
 def test_quick_run_end_to_end(tmp_path):
+    pytest.importorskip("trl")
+    pytest.importorskip("datasets")
     out = tmp_path / "bench.json"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
     proc = subprocess.run(
@@ -178,6 +180,8 @@ def test_levers_prototypes_agree_with_the_product_passes(bench, tmp_path):
 @pytest.mark.filterwarnings("ignore::FutureWarning")  # transformers renames gradient_checkpointing
 def test_a_configuration_an_arm_refuses_is_reported_with_its_reason(bench, tmp_path):
     """One rollout per prompt: TRL and mssr's grpo both refuse, each with its own message; mssr runs."""
+    pytest.importorskip("trl")
+    pytest.importorskip("datasets")
     s = bench.Settings(**{**bench.QUICK, "group": 1, "arms": ("trl_grpo", "mssr_grpo", "mssr_mssr")})
     lines: list[str] = []
     out = bench.run_benchmark(s, tmp_path, log=lines.append)
