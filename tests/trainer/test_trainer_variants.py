@@ -43,3 +43,15 @@ def test_spo_initialisation_and_prioritised_sampling(make_config, tmp_path):
     summary = trainer.train()  # continues without initialising twice
     assert summary["init_rollouts"] == 2 * n and summary["steps"] == 2
     assert trainer.sampler.mode == "prioritized"
+
+
+def test_reused_sampler_logprobs_match_a_teacher_forced_pass(make_config, tmp_path):
+    from mssr.rollout.logprobs import compute_logprobs
+
+    trainer = RLTrainer(make_config(out=tmp_path / "lp"))
+    d = trainer.rollout(1, trainer.sample_prompts(1))
+    trainer.compute_old_logprobs(d)
+    forward = compute_logprobs(trainer.model, d.batch).logprobs
+    mask = d.batch.response_mask > 0
+    assert d.batch.rollout_logprobs is not None
+    assert float((d.old_logprobs - forward)[mask].abs().max()) < 1e-4

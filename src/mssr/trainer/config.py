@@ -144,6 +144,9 @@ class RolloutConfig:
     max_new_tokens: int = 64  # CPU: paper's responses are long reasoning
     gen_batch_size: int = 64
     mask_truncated: bool = False  # drop responses that hit max_new_tokens from the loss
+    # use the sampler's log-probs as the old log-probs (skips one forward pass; float32 only — set false for
+    # bf16 or an engine whose log-probs differ from the trainer's forward)
+    reuse_sampler_logprobs: bool = True
 
     def validate(self) -> None:
         if self.rollouts_per_step < 1:

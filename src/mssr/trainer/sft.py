@@ -51,14 +51,14 @@ class SFTConfig:
     instruction: str | None = DEFAULT_INSTRUCTION
     init_seed: int = 0  # model initialisation
     seed: int = 0  # data order and evaluation sampling
-    max_steps: int = 1200
-    batch_size: int = 32
-    lr: float = 2e-3
+    max_steps: int = 3000
+    batch_size: int = 16
+    lr: float = 5e-3
     min_lr_ratio: float = 0.1
     warmup_steps: int = 30
     weight_decay: float = 0.01
     grad_clip: float = 1.0
-    stop_accuracy: float | None = 0.35  # stop at the first dev check with sampled accuracy >= this
+    stop_accuracy: float | None = 0.30  # stop at the first dev check with sampled accuracy >= this
     eval_every: int = 100
     n_dev: int = 200  # dev slice for the stop check: the SFT dataset's val split (never trained on)
     n_test_eval: int = 200  # reported accuracy: the SFT dataset's test split (not used for any choice)

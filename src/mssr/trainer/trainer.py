@@ -208,6 +208,7 @@ class RLTrainer:
                     top_k=0,
                     max_new_tokens=r.max_new_tokens,
                     seed=_step_seed(self.cfg.seed, step, 1 + global_offset + start),
+                    return_logprobs=r.reuse_sampler_logprobs,
                 )
             )
         return concat_batches(parts)
@@ -314,7 +315,17 @@ class RLTrainer:
         return out
 
     def compute_old_logprobs(self, d: StepData) -> None:
+        """Old log-probs and the shaping entropy. With ``rollout.reuse_sampler_logprobs`` the sampler's own
+        log-probs are used (they describe exactly the distribution sampled from, suppression included; a
+        teacher-forced pass agrees to ~1e-6 in float32) unless the full-vocabulary entropy is needed."""
         mode = "full" if self.spec.shaping and self.cfg.algorithm.entropy_mode == "full" else "sampled"
+        lp = d.batch.rollout_logprobs
+        if mode == "sampled" and self.cfg.rollout.reuse_sampler_logprobs and lp is not None:
+            mask = d.batch.response_mask.float()
+            d.old_logprobs = lp.cpu().float() * mask
+            d.sampled_entropy = sampled_token_entropy(d.old_logprobs) * mask
+            d.entropy = d.sampled_entropy
+            return
         with torch.no_grad():
             out = compute_logprobs(
                 self.model, d.batch, micro_batch_size=self.cfg.optim.micro_batch_size, entropy=mode
