@@ -26,6 +26,12 @@ def sft_config(cfg: TrainConfig) -> Any:
     return sft
 
 
+def builtin_task(cfg: TrainConfig) -> dict[str, Any]:
+    """The RL task of the built-in job: the SFT base's task family mix, drawn from its own seed (0; the SFT
+    base trained on seed-1 items), with validation and test splits."""
+    return {**sft_config(cfg).data, "seed": 0, "n_train": 1000, "n_val": 200, "n_test": 200}
+
+
 def build_policy(cfg: TrainConfig) -> tuple[Any, str]:
     """``model.path`` → load it; else the built-in preset, warm-started by the cached SFT base."""
     m = cfg.model
@@ -52,8 +58,8 @@ def build_data(cfg: TrainConfig) -> tuple[list[Any], list[Any]]:
         return list(train), list(val)
     from mssr.data.builtin import ensure_dataset
 
-    data_cfg = {**sft_config(cfg).data, **d.builtin}
-    root = ensure_dataset(cache_dir(cfg), **data_cfg)
+    data_cfg = {**builtin_task(cfg), **d.builtin}
+    root = ensure_dataset(cache_dir(cfg) / "data", **data_cfg)
     train = load_records(root, "train", on_error=d.on_error)
     val = (
         load_records(d.val, d.val_split if Path(d.val).is_dir() else None)

@@ -24,7 +24,7 @@ from typing import Any
 from .family import DIFFICULTIES
 from .items import FAMILIES, Item, make_item
 
-GENERATOR_VERSION = 2  # bump when a change alters generated items; part of the cache key
+GENERATOR_VERSION = 3  # bump when a change alters generated items; part of the cache key
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 DEFAULTS: dict[str, Any] = {
     "n_train": 2000,

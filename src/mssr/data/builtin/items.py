@@ -13,8 +13,9 @@ from .bars import Bars
 from .counting import Counting
 from .family import DIFFICULTIES, Family, Scene
 from .geometry import Geometry
+from .shapes import Shapes
 
-FAMILIES: dict[str, Family] = {f.name: f for f in (Counting(), Arithmetic(), Bars(), Geometry())}
+FAMILIES: dict[str, Family] = {f.name: f for f in (Counting(), Arithmetic(), Bars(), Geometry(), Shapes())}
 LETTERS = "ABCD"
 
 
