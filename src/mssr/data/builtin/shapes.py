@@ -38,7 +38,7 @@ class Shapes(Family):
         shapes = rng.sample(SHAPES, min(n, len(SHAPES)))
         target = shapes[0]
         rest = shapes[1:]  # the asked shape is unique in the image
-        items = [(target, answer)] + list(zip(rest, others, strict=True))
+        items = [(target, answer), *zip(rest, others, strict=True)]
         rng.shuffle(items)
         cell = 0.94 / n
         objects = []
