@@ -195,7 +195,9 @@ class ValConfig:
     every: int = 10  # steps; 0 disables periodic validation
     max_items: int | None = None
     batch_size: int = 64
-    greedy: bool = True
+    # CPU: sampled (T = rollout.temperature) pass@1; greedy decoding saturates at 1.0 on the built-in task from
+    # the start. The paper's protocol (greedy) is what configs/paper use and what `mssr eval` does by default.
+    greedy: bool = False
     at_start: bool = True
 
 
@@ -218,7 +220,7 @@ class LoggingConfig:
 
 @dataclass
 class TrainConfig:
-    steps: int = 200
+    steps: int = 100
     seed: int = 0
     output_dir: str = "runs/default"
     device: str = "auto"  # auto | cpu | cuda
