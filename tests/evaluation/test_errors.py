@@ -107,3 +107,37 @@ def test_parquet_without_pyarrow_is_a_clear_error(tmp_path, monkeypatch):
         benchmarks.get("mmk12").load(root)
     # JSON layouts do not need it
     assert len(benchmarks.get("logicvista").load(layouts.logicvista(tmp_path))) == 4
+
+
+def test_save_to_disk_arrow_shards_are_read(tmp_path):
+    """A ``datasets`` ``save_to_disk`` export: arrow IPC stream shards under ``test/`` (a DatasetDict)."""
+    import pyarrow as pa
+
+    from .helpers import png_bytes
+
+    rows = [
+        {
+            "id": f"a{i}",
+            "question": f"Q {i}\nA. x\nB. y",
+            "answer": "AB"[i % 2],
+            "image": {"bytes": png_bytes(), "path": None},
+        }
+        for i in range(5)
+    ]
+    shard_dir = tmp_path / "mmk12" / "test"
+    shard_dir.mkdir(parents=True)
+    for k, part in enumerate((rows[:3], rows[3:])):
+        table = pa.Table.from_pylist(part)
+        with (
+            pa.OSFile(str(shard_dir / f"data-0000{k}-of-00002.arrow"), "wb") as sink,
+            pa.ipc.new_stream(sink, table.schema) as writer,
+        ):
+            writer.write_table(table)
+    (tmp_path / "mmk12" / "dataset_dict.json").write_text('{"splits": ["test"]}')
+    data = benchmarks.get("mmk12").load(tmp_path / "mmk12")
+    assert [it.id for it in data.items] == [f"a{i}" for i in range(5)]
+    assert [it.answer for it in data.items] == ["A", "B", "A", "B", "A"] and data.items[0].choices == [
+        "x",
+        "y",
+    ]
+    assert data.items[4].to_record().images[0].size == (24, 16)

@@ -38,6 +38,7 @@ def test_eval_equals_trainer_validation(tiny_policy, builtin_dir, tmp_path, rewa
             "device=cpu",
             "rollout.max_new_tokens=12",
             "val.batch_size=4",
+            "val.greedy=true",  # the paper protocol; mssr eval is greedy by default
             "logging.progress=false",
             "logging.tensorboard=false",
             "logging.plot=false",

@@ -27,6 +27,8 @@ from mssr.evaluation.benchmarks.readers import TABLE_SUFFIXES, BenchmarkDataErro
 
 log = logging.getLogger(__name__)
 GRADINGS = ("choice", "letters", "yesno", "free")
+#: JSON files of a ``datasets`` export that are not data
+METADATA_FILES = frozenset({"dataset_info.json", "state.json", "dataset_dict.json", "manifest.json"})
 
 
 class UnknownBenchmarkError(ValueError):
@@ -93,14 +95,20 @@ class Benchmark:
     # -- locating files
     def locate(self, path: str | Path) -> list[Path]:
         """The data file(s) for ``path``: the path itself if it is a file, else the first pattern of
-        :attr:`files` that matches inside it (several parquet/arrow shards of one split are read together)."""
+        :attr:`files` that matches inside it (several parquet/arrow shards of one split are read together),
+        else the arrow shards of a ``datasets`` ``save_to_disk`` directory (``*.arrow``, or ``test/*.arrow``
+        etc. for a saved ``DatasetDict``)."""
         p = Path(path)
         if p.is_file():
             return [p]
         if not p.is_dir():
             raise BenchmarkDataError(f"{self.name}: {p} does not exist")
         for pattern in self.files:
-            hits = sorted(h for h in p.glob(pattern) if h.is_file() and h.suffix in TABLE_SUFFIXES)
+            hits = sorted(
+                h
+                for h in p.glob(pattern)
+                if h.is_file() and h.suffix in TABLE_SUFFIXES and h.name not in METADATA_FILES
+            )
             if len(hits) == 1 or (hits and all(h.suffix in (".parquet", ".arrow") for h in hits)):
                 return hits
             if len(hits) > 1:
@@ -108,6 +116,10 @@ class Benchmark:
                     f"{self.name}: several files match {pattern!r} in {p}: {[h.name for h in hits]}; "
                     "pass the one to use with --data NAME=FILE"
                 )
+        for sub in (".", "testmini", "test", "train", "validation"):  # datasets' save_to_disk layouts
+            shards = sorted((p / sub).glob("*.arrow"))
+            if shards:
+                return shards
         found = sorted(f.name for f in p.iterdir() if f.suffix in TABLE_SUFFIXES)
         raise BenchmarkDataError(
             f"{self.name}: no data file in {p} (looked for {list(self.files)}; found {found or 'nothing'}). "
