@@ -60,6 +60,9 @@ def build_data(cfg: TrainConfig) -> tuple[list[Any], list[Any]]:
 
     data_cfg = {**builtin_task(cfg), **d.builtin}
     root = ensure_dataset(cache_dir(cfg) / "data", **data_cfg)
+    # pin the resolved dataset in the run's config.yaml, so evaluation and resumes read the same files even if
+    # the built-in defaults change later
+    d.train = str(root)
     train = load_records(root, "train", on_error=d.on_error)
     val = (
         load_records(d.val, d.val_split if Path(d.val).is_dir() else None)
