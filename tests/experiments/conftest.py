@@ -13,25 +13,6 @@ TEST_REWARD = f"{HERE / 'plugin_rewards.py'}:length_parity"
 FAKE_TRAINER = HERE / "fake_trainer.py"
 
 
-@pytest.fixture(scope="session")
-def tiny_policy_dir(tmp_path_factory) -> Path:
-    from mssr.data.builtin import corpus_texts
-    from mssr.models import build_tiny_policy
-
-    path = tmp_path_factory.mktemp("policy")
-    build_tiny_policy("tiny", tokenizer_corpus=list(corpus_texts(300)), seed=0).save(path)
-    return path
-
-
-@pytest.fixture(scope="session")
-def tiny_data_dir(tmp_path_factory) -> Path:
-    from mssr.data.builtin import generate_dataset
-
-    path = tmp_path_factory.mktemp("data")
-    generate_dataset(path, n_train=24, n_val=4, n_test=0, seed=5)
-    return path
-
-
 @pytest.fixture
 def fast_overrides(tiny_policy_dir, tiny_data_dir) -> tuple[str, ...]:
     """Shared overrides for a real but fast run: 8 rollouts/step, 8 new tokens, validation every step."""

@@ -1,4 +1,4 @@
-"""Shared fixtures: a tiny random policy and a tiny built-in dataset, made once per test session."""
+"""Trainer test fixtures: a fast config over the session-wide tiny policy and dataset (tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -11,25 +11,6 @@ from mssr.trainer.config import TrainConfig
 
 HERE = Path(__file__).resolve().parent
 TEST_REWARD = f"{HERE / 'plugin_rewards.py'}:length_parity"
-
-
-@pytest.fixture(scope="session")
-def tiny_policy_dir(tmp_path_factory) -> Path:
-    from mssr.data.builtin import corpus_texts
-    from mssr.models import build_tiny_policy
-
-    path = tmp_path_factory.mktemp("policy")
-    build_tiny_policy("tiny", tokenizer_corpus=list(corpus_texts(300)), seed=0).save(path)
-    return path
-
-
-@pytest.fixture(scope="session")
-def tiny_data_dir(tmp_path_factory) -> Path:
-    from mssr.data.builtin import generate_dataset
-
-    path = tmp_path_factory.mktemp("data")
-    generate_dataset(path, n_train=24, n_val=4, n_test=0, seed=5)
-    return path
 
 
 @pytest.fixture
