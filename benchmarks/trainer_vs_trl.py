@@ -4,7 +4,7 @@
     python benchmarks/trainer_vs_trl.py --preset small --steps 6 --json out.json
     python benchmarks/trainer_vs_trl.py --quick            # seconds: the smoke test's size
     python benchmarks/trainer_vs_trl.py --profile          # + cProfile of mssr grpo's and TRL's steps
-    python benchmarks/trainer_vs_trl.py --levers           # what three changes to mssr would save (CPU s)
+    python benchmarks/trainer_vs_trl.py --levers           # what each of mssr's three savings saves (CPU s)
 
 Arms, all in ONE process, started from the same saved tiny policy (same weights, tokenizer and processor) and
 the same prompt pool:
@@ -684,62 +684,11 @@ def _cpu_median(fn: Callable[[], Any], repeats: int) -> tuple[float, float, Any]
     return statistics.median(cpu), statistics.median(wall), out
 
 
-def _shared_prefix_logprobs(model: Any, mb: Any, group: int) -> Any:
-    """Response log-probs of ``mb`` with each group's prompt run ONCE (a measuring prototype, not product code).
-
-    Rows come in groups of ``group`` responses to one prompt, prompts unpadded and of one length (the
-    benchmark's pool guarantees it). The prompt forward fills a KV cache for one row per group; the cache is
-    repeated ``group`` times and the responses run on top of it, so gradients reach the prompt positions
-    through the cache. Returns ``[rows, T']`` log-probs with autograd attached.
-    """
-    import torch
-
-    from mssr.rollout.logprobs import token_stats
-
-    heads = mb.select(list(range(0, len(mb), group)))
-    p = mb.prompt_length
-    if not bool(heads.attention_mask[:, :p].all()):
-        raise ValueError("the shared-prefix prototype needs unpadded prompts of one length")
-    vis = heads.vision_inputs()
-    ids, am = heads.input_ids[:, :p], heads.attention_mask[:, :p]
-    mm = vis["mm_token_type_ids"][:, :p]
-    pos, _ = model.model.get_rope_index(
-        ids, image_grid_thw=vis["image_grid_thw"], attention_mask=am, mm_token_type_ids=mm
-    )
-    out = model(
-        input_ids=ids,
-        attention_mask=am,
-        pixel_values=vis["pixel_values"],
-        image_grid_thw=vis["image_grid_thw"],
-        mm_token_type_ids=mm,
-        position_ids=pos,
-        use_cache=True,
-        logits_to_keep=1,
-    )
-    cache = out.cache  # transformers 5: `cache` (was past_key_values)
-    cache.batch_repeat_interleave(group)
-    t = int(mb.response_mask.sum(1).max())
-    logits = out.logits[:, -1:].repeat_interleave(group, 0)  # predicts response token 0
-    if t > 1:
-        mask = torch.cat([am.repeat_interleave(group, 0), mb.response_mask[:, : t - 1].long()], 1)
-        rpos = pos[:, :, -1:].repeat_interleave(group, 1) + 1 + torch.arange(t - 1).view(1, 1, -1)
-        out2 = model(
-            input_ids=mb.response_ids[:, : t - 1],
-            attention_mask=mask,
-            cache=cache,
-            position_ids=rpos,
-            use_cache=True,
-        )
-        logits = torch.cat([logits, out2.logits], 1)
-    model.model.rope_deltas = None
-    lp, _ = token_stats(logits, mb.response_ids[:, :t], suppress_token_ids=mb.suppress_token_ids)
-    return lp
-
-
 def measure_levers(s: Settings, assets: Assets, repeats: int = 3) -> dict[str, float]:
-    """CPU seconds of the stages of one ``grpo`` step and of three cheaper variants (see docs/benchmarks.md):
-    (1) old log-probs taken from the sampler instead of a teacher-forced pass, (2) each prompt prefilled once
-    per group in generation, (3) each prompt run once per group in the training forward+backward."""
+    """CPU seconds of the model passes of one ``grpo`` step with and without the three savings mssr
+    makes (docs/benchmarks.md): (1) the sampler's log-probs as old log-probs instead of a teacher-forced
+    pass, (2) each prompt prefilled once per group in generation, (3) each prompt run once per group in
+    the teacher-forced forward+backward — (2) and (3) are ``rollout.share_prompts``."""
     import torch
 
     from mssr.models import load_policy
@@ -750,74 +699,71 @@ def measure_levers(s: Settings, assets: Assets, repeats: int = 3) -> dict[str, f
     _set_threads(s.threads)
     policy = load_policy(assets.policy_dir)
     model = policy.model.train()
-    engine = HFRolloutEngine(
-        model, policy.processor, suppress_token_ids=default_suppress_token_ids(model, policy.processor)
-    )
+    suppress = default_suppress_token_ids(model, policy.processor)
+    engines = {
+        share: HFRolloutEngine(model, policy.processor, suppress_token_ids=suppress, share_prompts=share)
+        for share in (False, True)
+    }
     prompts = records_to_prompts(assets.records[: s.prompts], policy.processor)
-    kw = dict(max_new_tokens=s.max_new_tokens, top_k=0, seed=1)
+    kw = dict(n=s.group, max_new_tokens=s.max_new_tokens, top_k=0, seed=1, return_logprobs=True)
     r: dict[str, float] = {}
-    r["gen_cpu"], r["gen_wall"], batch = _cpu_median(
-        lambda: engine.generate(prompts, n=s.group, return_logprobs=True, **kw), repeats
-    )
-    with torch.no_grad():
-        r["old_logprob_cpu"], r["old_logprob_wall"], lp = _cpu_median(
-            lambda: compute_logprobs(model, batch, micro_batch_size=s.micro).logprobs, repeats
+    batches = {}
+    for share, tag in ((False, "rows"), (True, "shared")):
+        r[f"gen_{tag}_cpu"], r[f"gen_{tag}_wall"], batches[share] = _cpu_median(
+            lambda share=share: engines[share].generate(prompts, **kw), repeats
         )
+    batch = batches[False]
+    lps = {}
+    with torch.no_grad():
+        for share, tag in ((False, "rows"), (True, "shared")):
+            r[f"old_logprob_{tag}_cpu"], _, lps[share] = _cpu_median(
+                lambda share=share: (
+                    compute_logprobs(model, batch, micro_batch_size=s.micro, share_prompts=share).logprobs
+                ),
+                repeats,
+            )
     m = batch.response_mask > 0
-    r["sampler_vs_teacher_forced_max_abs"] = float((lp - batch.rollout_logprobs)[m].abs().max())
-    kw1 = {**kw, "max_new_tokens": 1}
-    r["prefill_all_rows_cpu"], _, _ = _cpu_median(lambda: engine.generate(prompts, n=s.group, **kw1), repeats)
-    r["prefill_once_per_prompt_cpu"], _, _ = _cpu_median(
-        lambda: engine.generate(prompts, n=1, **kw1), repeats
-    )
+    r["sampler_vs_teacher_forced_max_abs"] = float((lps[False] - batch.rollout_logprobs)[m].abs().max())
+    r["shared_vs_rows_logprob_max_abs"] = float((lps[True] - lps[False])[m].abs().max())
 
-    def fwd_bwd(shared: bool) -> list[torch.Tensor]:
+    def fwd_bwd(share: bool) -> list[torch.Tensor]:
         model.zero_grad(set_to_none=True)
         for start in range(0, len(batch), s.micro):
             mb = batch.select(list(range(start, min(start + s.micro, len(batch)))))
-            if shared:
-                lp_mb = _shared_prefix_logprobs(model, mb, s.group)
-            else:
-                lp_mb = compute_logprobs(model, mb, requires_grad=True).logprobs
+            lp_mb = compute_logprobs(model, mb, requires_grad=True, share_prompts=share).logprobs
             (lp_mb * mb.response_mask[:, : lp_mb.shape[1]]).sum().backward()
         return [p.grad.detach().clone() for p in model.parameters() if p.grad is not None]
 
-    r["fwd_bwd_cpu"], r["fwd_bwd_wall"], g_plain = _cpu_median(lambda: fwd_bwd(False), repeats)
-    if s.micro % s.group == 0:
-        r["fwd_bwd_shared_cpu"], r["fwd_bwd_shared_wall"], g_shared = _cpu_median(
-            lambda: fwd_bwd(True), repeats
-        )
-        r["shared_grad_max_rel_diff"] = max(
-            float((a - b).norm() / (a.norm() + 1e-12)) for a, b in zip(g_plain, g_shared, strict=True)
-        )
-    now = r["gen_cpu"] + r["old_logprob_cpu"] + r["fwd_bwd_cpu"]
-    r["step_now_cpu"] = now
-    r["step_1_cpu"] = now - r["old_logprob_cpu"]
-    r["step_1_2_cpu"] = r["step_1_cpu"] - r["prefill_all_rows_cpu"] + r["prefill_once_per_prompt_cpu"]
-    if "fwd_bwd_shared_cpu" in r:
-        r["step_1_2_3_cpu"] = r["step_1_2_cpu"] - r["fwd_bwd_cpu"] + r["fwd_bwd_shared_cpu"]
+    r["fwd_bwd_rows_cpu"], _, g_rows = _cpu_median(lambda: fwd_bwd(False), repeats)
+    r["fwd_bwd_shared_cpu"], _, g_shared = _cpu_median(lambda: fwd_bwd(True), repeats)
+    r["shared_grad_max_rel_diff"] = max(
+        float((a - b).norm() / (a.norm() + 1e-12)) for a, b in zip(g_rows, g_shared, strict=True)
+    )
+    r["step_none_cpu"] = r["gen_rows_cpu"] + r["old_logprob_rows_cpu"] + r["fwd_bwd_rows_cpu"]
+    r["step_1_cpu"] = r["gen_rows_cpu"] + r["fwd_bwd_rows_cpu"]
+    r["step_1_2_cpu"] = r["gen_shared_cpu"] + r["fwd_bwd_rows_cpu"]
+    r["step_1_2_3_cpu"] = r["gen_shared_cpu"] + r["fwd_bwd_shared_cpu"]
     return r
 
 
 def format_levers(r: dict[str, float], s: Settings) -> str:
-    n = s.rollouts
-    lines = [
-        f"levers for one grpo step ({s.prompts} prompts x {s.group}, {s.max_new_tokens} new tokens), "
-        "median CPU seconds:",
-        f"  generation {r['gen_cpu']:.2f} (prefill of all {n} rows {r['prefill_all_rows_cpu']:.2f}; of "
-        f"{s.prompts} rows {r['prefill_once_per_prompt_cpu']:.2f}) | old-log-prob pass {r['old_logprob_cpu']:.2f} "
-        f"| training forward+backward {r['fwd_bwd_cpu']:.2f}",
-        f"  (1) sampler log-probs as old log-probs: max |diff| vs teacher-forced "
-        f"{r['sampler_vs_teacher_forced_max_abs']:.1e}; step {r['step_now_cpu']:.2f} -> {r['step_1_cpu']:.2f}",
-        f"  (1)+(2) prefill each prompt once per group: -> {r['step_1_2_cpu']:.2f} (estimate: prefill swapped)",
-    ]
-    if "step_1_2_3_cpu" in r:
-        lines.append(
-            f"  (1)+(2)+(3) prompt once per group in forward+backward ({r['fwd_bwd_cpu']:.2f} -> "
-            f"{r['fwd_bwd_shared_cpu']:.2f}, gradients equal to {r['shared_grad_max_rel_diff']:.1e} rel): "
-            f"-> {r['step_1_2_3_cpu']:.2f} = {r['step_1_2_3_cpu'] / r['step_now_cpu']:.2f} x now"
-        )
-    return "\n".join(lines)
+    def x(key: str) -> str:
+        return f"{r[key]:.2f} s = {r[key] / r['step_none_cpu']:.2f} x"
+
+    return "\n".join(
+        [
+            f"model passes of one grpo step ({s.prompts} prompts x {s.group}, {s.max_new_tokens} new tokens), "
+            "median CPU seconds, every row / each prompt once per group:",
+            f"  generation {r['gen_rows_cpu']:.2f} / {r['gen_shared_cpu']:.2f} | old-log-prob pass "
+            f"{r['old_logprob_rows_cpu']:.2f} / {r['old_logprob_shared_cpu']:.2f} | training forward+backward "
+            f"{r['fwd_bwd_rows_cpu']:.2f} / {r['fwd_bwd_shared_cpu']:.2f}",
+            f"  agreement: sampler vs teacher-forced log-probs {r['sampler_vs_teacher_forced_max_abs']:.1e} max abs; "
+            f"shared vs per-row log-probs {r['shared_vs_rows_logprob_max_abs']:.1e}; gradients "
+            f"{r['shared_grad_max_rel_diff']:.1e} rel",
+            f"  step with none of the savings {r['step_none_cpu']:.2f} s; (1) sampler log-probs {x('step_1_cpu')}; "
+            f"(1)+(2) {x('step_1_2_cpu')}; (1)+(2)+(3) = mssr as shipped {x('step_1_2_3_cpu')}",
+        ]
+    )
 
 
 # --------------------------------------------------------------------------- CLI

@@ -143,10 +143,13 @@ def test_text_only_rebuilds_prompts_without_images(model, processor, prompts, ba
     assert (gap[~has_image] < 1e-5).all()  # a prompt without images is unchanged
 
 
-def test_training_forward_gradients_match_naive(model, batch):
-    mb = batch.select(range(6))
+@pytest.mark.parametrize("share_prompts", [False, True])
+def test_training_forward_gradients_match_naive(model, batch, share_prompts):
+    mb = batch.select(range(6))  # 3 prompts x 2 responses: the shared path runs each prompt once
     mask = mb.response_mask
-    out = compute_logprobs(model, mb, requires_grad=True, entropy="full", chunk_elements=999)
+    out = compute_logprobs(
+        model, mb, requires_grad=True, entropy="full", chunk_elements=999, share_prompts=share_prompts
+    )
     assert out.logprobs.requires_grad and out.entropy.requires_grad
     loss = (out.logprobs * mask).sum() + 0.5 * (out.entropy * mask).sum()
     grads = torch.autograd.grad(loss, [p for p in model.parameters()], allow_unused=True)
@@ -157,7 +160,10 @@ def test_training_forward_gradients_match_naive(model, batch):
     for name, g, ref in zip(names, grads, ref_grads, strict=True):
         assert (g is None) == (ref is None), name
         if g is not None:
-            assert torch.allclose(g, ref.float(), atol=1e-6, rtol=1e-3), name
+            # float32 against a float64-softmax reference; the shared-prompt path sums in another order
+            # (measured: relative norm error < 1e-6 either way, elementwise up to 1.3e-6 beyond rtol)
+            assert torch.allclose(g, ref.float(), atol=1e-5 if share_prompts else 1e-6, rtol=1e-3), name
+            assert (g - ref.float()).norm() <= 1e-5 * ref.norm() + 1e-12, name
     visual = [g for n, g in zip(names, grads, strict=True) if ".visual." in n and g is not None]
     assert visual and any(g.abs().sum() > 0 for g in visual)  # gradients reach the vision tower
     # Without requires_grad nothing is attached to a graph.

@@ -17,6 +17,7 @@ from torch import nn
 from transformers import GenerationConfig
 
 from mssr.rollout.batch import PromptInput, PromptStore, RolloutBatch
+from mssr.rollout.prefix import continue_forward, prefill
 
 _VISION_SPAN = re.compile(r"<\|vision_start\|>.*?<\|vision_end\|>", re.DOTALL)
 # Special tokens that may only appear where the processor puts them (Qwen2-VL / Qwen2.5-VL vocabularies).
@@ -106,19 +107,58 @@ def _plain_generation_defaults(model: nn.Module) -> Iterator[None]:
         model.generation_config = saved
 
 
+def process_logits(
+    logits: torch.Tensor,
+    *,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    suppress_token_ids: Sequence[int] = (),
+) -> torch.Tensor:
+    """The logits a sampler draws from, float32: ``logits / temperature``, suppressed ids at -inf, then
+    top-k (keep the k largest; 0 = off), then top-p (keep the smallest set of most probable tokens whose
+    mass reaches `top_p`, at least one; 1.0 = off) — transformers' processor order and tie rules."""
+    z = logits.float() / temperature
+    if suppress_token_ids:
+        z = z.index_fill(-1, torch.as_tensor(list(suppress_token_ids), device=z.device), float("-inf"))
+    if 0 < top_k < z.shape[-1]:
+        kth = torch.topk(z, top_k, dim=-1).values[..., -1:]
+        z = z.masked_fill(z < kth, float("-inf"))
+    if top_p < 1.0:
+        ascending, order = torch.sort(z, dim=-1)
+        drop = ascending.softmax(-1).cumsum(-1) <= 1 - top_p
+        drop[..., -1:] = False
+        z = z.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
+    return z
+
+
 class HFRolloutEngine:
-    """`RolloutEngine` over transformers `generate` for HF vision-language models (Qwen2-VL family).
+    """`RolloutEngine` for HF vision-language models (Qwen2-VL family): batched, left padding, KV cache.
+
+    By default it decodes with its own sampling loop over the model's forward, running each distinct
+    prompt once and copying its KV cache to the prompt's n rows (`mssr.rollout.prefix`), so a group of n
+    responses costs one prefill of its prompt and image. ``share_prompts=False`` calls transformers'
+    `generate` on every row instead (the reference the tests compare the loop with).
 
     Args:
-        model: the policy (unwrapped: `generate` is called on it directly). Its modules are shared, so
-            generation always uses the current weights.
+        model: the policy (unwrapped: its forward / `generate` is called directly). Its modules are
+            shared, so generation always uses the current weights.
         processor: the HF processor (tokenizer + image processor) of the policy.
         suppress_token_ids: token ids never sampled; ``None`` = `default_suppress_token_ids` (the vision
             special tokens), ``()`` = none.
+        share_prompts: prefill each distinct prompt once per call (default) or every row (`generate`).
     """
 
-    def __init__(self, model: nn.Module, processor: Any, *, suppress_token_ids: Sequence[int] | None = None):
+    def __init__(
+        self,
+        model: nn.Module,
+        processor: Any,
+        *,
+        suppress_token_ids: Sequence[int] | None = None,
+        share_prompts: bool = True,
+    ):
         self.model = model
+        self.share_prompts = share_prompts
         self.processor = processor
         self.tokenizer = getattr(processor, "tokenizer", processor)
         self.suppress_token_ids = (
@@ -259,29 +299,42 @@ class HFRolloutEngine:
 
         prompt_ids, mm_types, store = self._encode(prompts)
         slots = [i for i in range(len(prompts)) for _ in range(n)]
-        step = batch_size or len(slots)
-        config = self._generation_config(
-            greedy=greedy, temperature=temperature, top_p=top_p, top_k=top_k, max_new_tokens=max_new_tokens
-        )
-        config.output_scores = return_logprobs
         device = next(self.model.parameters()).device
         responses: list[torch.Tensor] = []
         sampler_lps: list[torch.Tensor] = []
         rng_devices = [device] if device.type == "cuda" else []
         rng = torch.random.fork_rng(devices=rng_devices) if seed is not None else contextlib.nullcontext()
+        sampling = dict(
+            greedy=greedy, temperature=temperature, top_p=top_p, top_k=top_k, max_new_tokens=max_new_tokens
+        )
         with rng, _plain_generation_defaults(self.model), torch.no_grad():
             if seed is not None:
                 torch.manual_seed(seed)
-            for start in range(0, len(slots), step):
-                rows = slots[start : start + step]
-                inputs = self._left_pad(rows, prompt_ids, mm_types, store, device)
-                out = self.model.generate(**inputs, generation_config=config)
-                new = out.sequences[:, inputs["input_ids"].shape[1] :].cpu()
-                responses.append(new)
-                if return_logprobs:
-                    scores = torch.stack(out.scores, dim=1).float()  # [b, t, V], already processed
-                    lp = torch.log_softmax(scores, dim=-1).gather(-1, new.to(scores.device)[..., None])
-                    sampler_lps.append(lp.squeeze(-1).cpu())
+            if self.share_prompts:
+                # chunks of whole prompts: every prompt is prefilled once and decoded for its n rows
+                per = max(1, (batch_size or len(slots)) // n)
+                for start in range(0, len(prompts), per):
+                    heads = list(range(start, min(start + per, len(prompts))))
+                    inputs = self._left_pad(heads, prompt_ids, mm_types, store, device)
+                    new, lp = self._decode(inputs, n, **sampling)
+                    responses.append(new.cpu())
+                    sampler_lps.append(lp.cpu())
+            else:
+                config = self._generation_config(**sampling)
+                config.output_scores = return_logprobs
+                step = batch_size or len(slots)
+                for start in range(0, len(slots), step):
+                    rows = slots[start : start + step]
+                    inputs = self._left_pad(rows, prompt_ids, mm_types, store, device)
+                    out = self.model.generate(**inputs, generation_config=config)
+                    new = out.sequences[:, inputs["input_ids"].shape[1] :].cpu()
+                    responses.append(new)
+                    if return_logprobs:
+                        scores = torch.stack(out.scores, dim=1).float()  # [b, t, V], already processed
+                        lp = torch.log_softmax(scores, dim=-1).gather(-1, new.to(scores.device)[..., None])
+                        sampler_lps.append(lp.squeeze(-1).cpu())
+        if not return_logprobs:
+            sampler_lps = []
         return self._assemble(
             prompts,
             n,
@@ -293,6 +346,55 @@ class HFRolloutEngine:
             sampler_lps,
             1.0 if greedy else temperature,
         )
+
+    def _decode(
+        self,
+        inputs: dict[str, torch.Tensor],
+        n: int,
+        *,
+        greedy: bool,
+        temperature: float,
+        top_p: float,
+        top_k: int,
+        max_new_tokens: int,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sample `n` continuations of each prompt row of `inputs` (rows prompt by prompt, n each).
+
+        Returns ``(tokens, logprobs)``, ``[rows, t]`` with t ≤ `max_new_tokens`: a row that has produced an
+        EOS token continues with padding (log-prob 0), as transformers' `generate` does; `logprobs` are
+        those of the processed distribution each token was drawn from (greedy: temperature 1).
+        """
+        vision = {k: v for k, v in inputs.items() if k not in ("input_ids", "attention_mask")}
+        heads = inputs["input_ids"].shape[0]
+        device = inputs["input_ids"].device
+        row_to_head = torch.arange(heads, device=device).repeat_interleave(n)
+        state = prefill(self.model, inputs["input_ids"], inputs["attention_mask"], vision, row_to_head)
+        rows = row_to_head.numel()
+        eos = torch.tensor(self.eos_token_ids, device=device)
+        unfinished = torch.ones(rows, dtype=torch.bool, device=device)
+        tokens: list[torch.Tensor] = []
+        logprobs: list[torch.Tensor] = []
+        logits = state.last_logits
+        for t in range(max_new_tokens):
+            z = process_logits(
+                logits,
+                temperature=1.0 if greedy else temperature,
+                top_k=0 if greedy else top_k,
+                top_p=1.0 if greedy else top_p,
+                suppress_token_ids=self.suppress_token_ids,
+            )
+            logp = torch.log_softmax(z, dim=-1)
+            nxt = z.argmax(-1) if greedy else torch.multinomial(logp.exp(), 1).squeeze(-1)
+            lp = logp.gather(-1, nxt[:, None]).squeeze(-1)
+            nxt = torch.where(unfinished, nxt, torch.full_like(nxt, self.pad_token_id))
+            tokens.append(nxt)
+            logprobs.append(torch.where(unfinished, lp, torch.zeros_like(lp)))
+            unfinished = unfinished & ~torch.isin(nxt, eos)
+            if t + 1 == max_new_tokens or not bool(unfinished.any()):
+                break
+            fed = torch.stack(tokens, dim=1)
+            logits = continue_forward(self.model, state, nxt[:, None], torch.ones_like(fed), start=t)[:, -1]
+        return torch.stack(tokens, dim=1), torch.stack(logprobs, dim=1)
 
     def _left_pad(
         self,

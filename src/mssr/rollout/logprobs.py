@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mssr.rollout.batch import RolloutBatch
+from mssr.rollout.prefix import continue_forward, group_rows, prefill
 
 EntropyMode = Literal["none", "sampled", "full"]
 _ENTROPY_MODES = ("none", "sampled", "full")
@@ -139,6 +140,44 @@ def response_logits(
     return logits[:, -t_used:]
 
 
+def shared_prompt_response_logits(model: nn.Module, batch: RolloutBatch) -> torch.Tensor:
+    """`response_logits` with each distinct prompt of `batch` run once (`mssr.rollout.prefix`).
+
+    The prompts (images included) go through one forward, one row per distinct `prompt_slot`; their KV
+    cache is copied to the rows and the responses run on top. Same logits as `response_logits` up to
+    floating-point reordering; gradients reach the prompt positions through the cache.
+    """
+    first, t_used = _trim(batch)
+    p = batch.prompt_length
+    head_rows, row_to_head = group_rows(batch.prompt_slot)
+    heads = batch.select(head_rows)
+    vision = heads.vision_inputs()
+    if "mm_token_type_ids" in vision:
+        vision["mm_token_type_ids"] = vision["mm_token_type_ids"][:, first:p]
+    state = prefill(
+        model,
+        heads.input_ids[:, first:p],
+        heads.attention_mask[:, first:p],
+        vision,
+        row_to_head.to(batch.input_ids.device),
+    )
+    logits = state.last_logits[:, None]
+    if t_used > 1:
+        rest = continue_forward(
+            model,
+            state,
+            batch.response_ids[:, : t_used - 1],
+            batch.attention_mask[:, p : p + t_used - 1],
+            start=0,
+        )
+        logits = torch.cat([logits, rest], dim=1)
+    return logits
+
+
+def _has_shared_prompts(batch: RolloutBatch) -> bool:
+    return int(torch.unique(batch.prompt_slot).numel()) < len(batch)
+
+
 def compute_logprobs(
     model: nn.Module,
     batch: RolloutBatch,
@@ -149,6 +188,7 @@ def compute_logprobs(
     requires_grad: bool = False,
     suppress_token_ids: Sequence[int] | None = None,
     chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
+    share_prompts: bool = True,
 ) -> LogprobOutput:
     """Teacher-forced log-probs (and entropies) of `batch`'s response tokens under `model`.
 
@@ -165,6 +205,8 @@ def compute_logprobs(
         suppress_token_ids: logits masked to -inf; ``None`` uses `batch.suppress_token_ids` (what the engine
             suppressed while sampling), ``()`` masks nothing.
         chunk_elements: chunk size of the log-softmax / entropy computation (see `token_stats`).
+        share_prompts: run a prompt shared by several rows of a forward once and reuse its KV cache
+            (`shared_prompt_response_logits`); ``False`` runs every row's full sequence.
 
     Returns:
         `LogprobOutput` with ``[N, T]`` float32 tensors on the model's device (each micro-batch is moved
@@ -181,7 +223,10 @@ def compute_logprobs(
 
     def score(mb: RolloutBatch) -> tuple[torch.Tensor, torch.Tensor | None]:
         mb = mb.to(device)  # no copy when already there
-        logits = response_logits(model, mb)
+        if share_prompts and _has_shared_prompts(mb):
+            logits = shared_prompt_response_logits(model, mb)
+        else:
+            logits = response_logits(model, mb)
         t_used = logits.shape[1]
         tokens = mb.response_ids[:, :t_used].to(logits.device)
         mask = mb.response_mask[:, :t_used].to(logits.device) > 0

@@ -147,6 +147,9 @@ class RolloutConfig:
     # use the sampler's log-probs as the old log-probs (skips one forward pass; float32 only — set false for
     # bf16 or an engine whose log-probs differ from the trainer's forward)
     reuse_sampler_logprobs: bool = True
+    # run each distinct prompt once per group (generation prefill and teacher-forced passes) and reuse its KV
+    # cache for the group's n rows (mssr.rollout.prefix); false runs every row's full sequence
+    share_prompts: bool = True
 
     def validate(self) -> None:
         if self.rollouts_per_step < 1:

@@ -114,7 +114,12 @@ class RLTrainer:
             self.model.gradient_checkpointing_enable()
         self.model.train()
         self.suppress = tuple(default_suppress_token_ids(self.model, self.policy.processor))
-        self.engine = HFRolloutEngine(self.model, self.policy.processor, suppress_token_ids=self.suppress)
+        self.engine = HFRolloutEngine(
+            self.model,
+            self.policy.processor,
+            suppress_token_ids=self.suppress,
+            share_prompts=config.rollout.share_prompts,
+        )
         self.ref_model = None
         if self.spec.kl_coef > 0 or (self.spec.use_tracker and config.algorithm.rho == "kl_window"):
             self.ref_model = copy.deepcopy(self.model).eval()
@@ -328,7 +333,11 @@ class RLTrainer:
             return
         with torch.no_grad():
             out = compute_logprobs(
-                self.model, d.batch, micro_batch_size=self.cfg.optim.micro_batch_size, entropy=mode
+                self.model,
+                d.batch,
+                micro_batch_size=self.cfg.optim.micro_batch_size,
+                entropy=mode,
+                share_prompts=self.cfg.rollout.share_prompts,
             )
         d.old_logprobs = out.logprobs.cpu()
         d.sampled_entropy = sampled_token_entropy(d.old_logprobs) * d.batch.response_mask.float()
@@ -339,7 +348,10 @@ class RLTrainer:
             return
         with torch.no_grad():
             d.ref_logprobs = compute_logprobs(
-                self.ref_model, d.batch, micro_batch_size=self.cfg.optim.micro_batch_size
+                self.ref_model,
+                d.batch,
+                micro_batch_size=self.cfg.optim.micro_batch_size,
+                share_prompts=self.cfg.rollout.share_prompts,
             ).logprobs.cpu()
 
     def compute_advantages(self, d: StepData) -> dict[str, float]:
@@ -477,6 +489,7 @@ class RLTrainer:
         sums: dict[str, float] = {}
         weights: dict[str, float] = {}
         grad_norms = []
+        share = self.cfg.rollout.share_prompts
         self.model.train()
         for prompt_chunk in chunks:
             rows = sorted(r for p in prompt_chunk for r in range(p * n, (p + 1) * n))
@@ -496,7 +509,9 @@ class RLTrainer:
                 micro = rows[start : start + o.micro_batch_size]
                 mb = d.batch.select(micro).to(self.device)
                 m = d.loss_mask[micro].to(self.device)
-                lp = compute_logprobs(self.model, mb, entropy="none", requires_grad=True).logprobs
+                lp = compute_logprobs(
+                    self.model, mb, entropy="none", requires_grad=True, share_prompts=share
+                ).logprobs
                 old = d.old_logprobs[micro].to(self.device)
                 pg = policy_loss(
                     "ppo_clip",
@@ -523,7 +538,7 @@ class RLTrainer:
                     terms["actor/entropy_loss"] = float(ent.detach())
                 if self.spec.crossmodal_coef > 0:
                     lp_txt = compute_logprobs(
-                        self.model, mb.text_only(), entropy="none", requires_grad=True
+                        self.model, mb.text_only(), entropy="none", requires_grad=True, share_prompts=share
                     ).logprobs
                     cm = cross_modal_kl_loss(lp, lp_txt, m, **norm)
                     loss = loss + self.spec.crossmodal_coef * cm
