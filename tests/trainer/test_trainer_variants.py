@@ -55,3 +55,60 @@ def test_reused_sampler_logprobs_match_a_teacher_forced_pass(make_config, tmp_pa
     mask = d.batch.response_mask > 0
     assert d.batch.rollout_logprobs is not None
     assert float((d.old_logprobs - forward)[mask].abs().max()) < 1e-4
+
+
+def test_shared_prompt_passes_train_like_full_rows(make_config, tmp_path):
+    """`rollout.share_prompts` only changes how the work is done: one update of each trainer on the same
+    rollout batch moves the parameters to the same place (float32 reordering aside)."""
+    import torch
+
+    trainer = {
+        share: RLTrainer(
+            make_config(
+                "algorithm.name=grpo",
+                "optim.weight_decay=0",
+                # Adam's first step is ~lr·sign(g), which turns float noise in near-zero gradients into
+                # full-size steps; eps=1 makes the step ~lr·g, so parameter changes compare gradients
+                "optim.eps=1.0",
+                "optim.lr=0.1",
+                f"rollout.share_prompts={str(share).lower()}",
+                out=tmp_path / f"s{share}",
+            )
+        )
+        for share in (False, True)
+    }
+    d = trainer[False].rollout(1, trainer[False].sample_prompts(1))
+    assert len(set(d.batch.prompt_slot.tolist())) < len(d.batch)  # groups share prompts
+    trainer[True]._local_idx = trainer[False]._local_idx  # the step's prompt indices, set by rollout()
+    trainer[False].score(d)
+    trainer[False].compute_old_logprobs(d)
+    trainer[True].compute_ref_logprobs(d)
+    ref_shared = d.ref_logprobs.clone()
+    trainer[False].compute_ref_logprobs(d)
+    assert float((ref_shared - d.ref_logprobs).abs().max()) < 1e-5
+    before = [p.detach().clone() for p in trainer[True].model.parameters()]
+    for t in trainer.values():
+        t.compute_advantages(d)
+        t.update_policy(1, d)
+    rows, shared = (list(trainer[k].model.parameters()) for k in (False, True))
+    d_rows = torch.cat([(p - p0).flatten() for p, p0 in zip(rows, before, strict=True)])
+    d_shared = torch.cat([(p - p0).flatten() for p, p0 in zip(shared, before, strict=True)])
+    assert d_rows.norm() > 1e-4  # the update did something
+    assert (d_rows - d_shared).norm() <= 1e-4 * d_rows.norm()
+
+
+def test_threads_knob(make_config, tmp_path):
+    import torch
+
+    from mssr.config import ConfigError
+
+    saved = torch.get_num_threads()
+    try:
+        RLTrainer(make_config("threads=2", "steps=0", out=tmp_path / "t"))
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(saved)
+    import pytest
+
+    with pytest.raises(ConfigError, match="threads"):
+        make_config("threads=0")

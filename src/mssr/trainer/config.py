@@ -227,6 +227,10 @@ class TrainConfig:
     seed: int = 0
     output_dir: str = "runs/default"
     device: str = "auto"  # auto | cpu | cuda
+    # torch intra-op threads of this process (null: torch's default, one per core). On a small or shared CPU
+    # machine 1 is often fastest for tiny models: several processes with 2 threads each oversubscribe the
+    # cores and a step can run 20-40x slower (docs/benchmarks.md).
+    threads: int | None = None
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig)
@@ -240,6 +244,8 @@ class TrainConfig:
     def validate(self) -> None:
         if self.steps < 0:
             raise ConfigError("steps must be >= 0")
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError("threads must be >= 1 (or null for torch's default)")
         n = self.algorithm.spec().rollouts_per_prompt
         if self.rollout.rollouts_per_step % n:
             raise ConfigError(

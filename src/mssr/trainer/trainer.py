@@ -100,6 +100,8 @@ class RLTrainer:
         self.device = resolve_device(config.device)
         dist.init_from_env(self.device)
         self.run_dir = Path(config.output_dir)
+        if config.threads:
+            torch.set_num_threads(config.threads)
         random.seed(config.seed)
         torch.manual_seed(config.seed)
 
