@@ -392,8 +392,9 @@ class HFRolloutEngine:
             unfinished = unfinished & ~torch.isin(nxt, eos)
             if t + 1 == max_new_tokens or not bool(unfinished.any()):
                 break
-            fed = torch.stack(tokens, dim=1)
-            logits = continue_forward(self.model, state, nxt[:, None], torch.ones_like(fed), start=t)[:, -1]
+            # every token fed so far is attended (a finished row's padding too, as `generate` does)
+            fed_mask = torch.ones((rows, t + 1), dtype=torch.long, device=device)
+            logits = continue_forward(self.model, state, nxt[:, None], fed_mask, start=t)[:, -1]
         return torch.stack(tokens, dim=1), torch.stack(logprobs, dim=1)
 
     def _left_pad(

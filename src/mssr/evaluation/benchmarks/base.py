@@ -183,9 +183,12 @@ class Benchmark:
         source = str(file) if len(files) == 1 else f"{file.parent}/ ({len(files)} shards)"
         return BenchmarkData(self.name, self.title, items, source, skipped, missing)
 
+    images_subdir: str | None = None  # e.g. "images": resolve relative paths there when that folder exists
+
     def image_root(self, file: Path, root: Path) -> Path:
-        """Where relative image paths are resolved (default: the data file's directory)."""
-        return root
+        """Where relative image paths are resolved: the data file's directory, or its `images_subdir`."""
+        sub = root / self.images_subdir if self.images_subdir else None
+        return sub if sub is not None and sub.is_dir() else root
 
     def parse(
         self, rows: list[Row], file: Path, image_root: Path, skipped: list[str], **options: Any

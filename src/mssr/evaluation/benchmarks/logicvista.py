@@ -24,10 +24,8 @@ from mssr.evaluation.benchmarks.base import (
     register,
 )
 from mssr.evaluation.benchmarks.readers import (
-    BenchmarkDataError,
     Row,
-    image_ref,
-    is_missing,
+    first_image,
     require,
     text_of,
 )
@@ -40,8 +38,7 @@ class LogicVista(Benchmark):
     files = ("dataset.json", "data/dataset.json", "*.parquet", "data/*.parquet", "*.jsonl")
     obtain = "github.com/Yijia-Xiao/LogicVista: data/dataset.json + data/images/ (Apache-2.0)"
 
-    def image_root(self, file: Path, root: Path) -> Path:
-        return root / "images" if (root / "images").is_dir() else root
+    images_subdir = "images"
 
     def parse(
         self, rows: list[Row], file: Path, image_root: Path, skipped: list[str], **options: Any
@@ -56,12 +53,7 @@ class LogicVista(Benchmark):
                 skipped.append(f"{file}: {row.where}: item {item_id}: empty gold answer")
                 continue
             label = f"{file}: {row.where} (item {item_id})"
-            image = d.get("image") if not is_missing(d.get("image")) else d.get("imagename")
-            ref = image_ref(image, image_root, label)
-            if ref is None:
-                raise BenchmarkDataError(
-                    f"{file}: {row.where}: item {item_id} names no image ('imagename' or 'image')"
-                )
+            ref = first_image(d, ("image", "imagename"), image_root, label)
             skill = d.get("skill") or []
             extra = {
                 "benchmark": self.name,

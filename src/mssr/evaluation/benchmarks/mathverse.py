@@ -42,8 +42,7 @@ class MathVerse(Benchmark):
     )
     obtain = "huggingface.co/datasets/AI4Math/MathVerse (testmini.json + images/, or the testmini parquet)"
 
-    def image_root(self, file: Path, root: Path) -> Path:
-        return root / "images" if (root / "images").is_dir() else root
+    images_subdir = "images"
 
     def parse(
         self, rows: list[Row], file: Path, image_root: Path, skipped: list[str], **options: Any

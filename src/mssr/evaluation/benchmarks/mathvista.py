@@ -28,8 +28,7 @@ from mssr.evaluation.benchmarks.base import (
 from mssr.evaluation.benchmarks.readers import (
     BenchmarkDataError,
     Row,
-    image_ref,
-    is_missing,
+    first_image,
     require,
     text_of,
 )
@@ -62,10 +61,7 @@ class MathVista(Benchmark):
             if not pid:
                 raise BenchmarkDataError(f"{file}: {row.where}: no 'pid'")
             label = f"{file}: {row.where} (pid {pid})"
-            embedded = d.get("decoded_image")
-            ref = image_ref(embedded if not is_missing(embedded) else d.get("image"), image_root, label)
-            if ref is None:
-                raise BenchmarkDataError(f"{label}: no image ('image' or 'decoded_image')")
+            ref = first_image(d, ("decoded_image", "image"), image_root, label)
             meta = d.get("metadata") if isinstance(d.get("metadata"), dict) else {}
             extra = {
                 "benchmark": self.name,

@@ -23,10 +23,8 @@ from mssr.evaluation.benchmarks.base import (
     register,
 )
 from mssr.evaluation.benchmarks.readers import (
-    BenchmarkDataError,
     Row,
-    image_ref,
-    is_missing,
+    first_image,
     require,
     text_of,
 )
@@ -49,10 +47,9 @@ class R1OnevisionBench(Benchmark):
             require(row, file, ("question", "answer"))
             item_id = text_of(d.get("index")) or text_of(d.get("id")) or f"{file.stem}-{i}"
             label = f"{file}: {row.where} (item {item_id})"
-            raw = d.get("image") if not is_missing(d.get("image")) else d.get("image_path")
-            ref = image_ref(raw, image_root, label, base64_strings=tsv and raw is d.get("image"))
-            if ref is None:
-                raise BenchmarkDataError(f"{label}: no image ('image' or 'image_path')")
+            ref = first_image(
+                d, ("image", "image_path"), image_root, label, base64_keys=("image",) if tsv else ()
+            )
             question, answer = text_of(d["question"]), text_of(d["answer"])
             if not answer:
                 skipped.append(f"{label}: empty gold answer")

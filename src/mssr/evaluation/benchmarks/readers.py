@@ -236,6 +236,21 @@ class ImageRef:
 _DATA_URI = re.compile(r"^data:image/[\w.+-]+;base64,", re.I)
 
 
+def first_image(
+    d: dict[str, Any], keys: tuple[str, ...], root: Path, label: str, *, base64_keys: tuple[str, ...] = ()
+) -> ImageRef:
+    """The image of the first of `keys` that `d` fills (an embedded image before a path, say), or a
+    `BenchmarkDataError` naming them all; `base64_keys` are read with ``base64_strings`` (VLMEvalKit TSV)."""
+    for key in keys:
+        value = d.get(key)
+        if not is_missing(value):
+            ref = image_ref(value, root, label, base64_strings=key in base64_keys)
+            if ref is not None:
+                return ref
+            break
+    raise BenchmarkDataError(f"{label}: no image ({' or '.join(repr(k) for k in keys)})")
+
+
 def image_ref(value: Any, root: Path, label: str, *, base64_strings: bool = False) -> ImageRef | None:
     """An :class:`ImageRef` for one image field, or ``None`` when the field is empty.
 

@@ -24,8 +24,7 @@ from mssr.evaluation.benchmarks.base import (
 from mssr.evaluation.benchmarks.readers import (
     BenchmarkDataError,
     Row,
-    image_ref,
-    is_missing,
+    first_image,
     require,
     text_of,
 )
@@ -67,10 +66,7 @@ class WeMath(Benchmark):
             require(row, file, ("ID", "question", "option", "answer"))
             item_id = text_of(d["ID"])
             label = f"{file}: {row.where} (ID {item_id})"
-            raw = d.get("image") if not is_missing(d.get("image")) else d.get("image_path")
-            ref = image_ref(raw, image_root, label)
-            if ref is None:
-                raise BenchmarkDataError(f"{label}: no image ('image_path' or 'image')")
+            ref = first_image(d, ("image", "image_path"), image_root, label)
             letter = letter_answer(text_of(d["answer"]))
             if letter is None:
                 raise BenchmarkDataError(f"{label}: answer {d['answer']!r} is not an option letter")
