@@ -19,16 +19,46 @@ from mssr.algos import (
 )
 from mssr.config import ConfigError
 
+DTYPE_NAMES = ("float32", "bfloat16", "float16")
+
 
 @dataclass
 class ModelConfig:
     path: str | None = None  # saved policy / Qwen2(.5)-VL checkpoint dir; None = built-in tiny preset
     preset: str = "tiny"  # built-in preset when path is None: tiny | small | base
     warm_start: bool = True  # built-in preset: start from the cached SFT base (created if missing)
-    dtype: str = "float32"  # float32 | bfloat16 | float16
+    # compute dtype of forward passes (autocast, or FSDP2's mixed precision): auto | float32 | bfloat16 | float16.
+    # auto: bfloat16 on a GPU that supports it; on CPU bfloat16 only for presets measured faster in it
+    # (``base``; docs/training.md "Precision"), else float32.
+    dtype: str = "auto"
+    # dtype of the parameters and optimizer state ("master weights"). float32 keeps small updates (lr 1e-6)
+    # from rounding away; bfloat16 is pure low-precision training, an explicit opt-in (warned at small lr).
+    param_dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     min_pixels: int | None = None
     max_pixels: int | None = None
     gradient_checkpointing: bool = False
+    freeze_vision: bool = False  # train the language model only (vision tower and merger frozen)
+    lora_rank: int = 0  # > 0: train LoRA adapters (peft) instead of the full weights
+    lora_alpha: float = 16.0  # LoRA scale = lora_alpha / lora_rank
+    lora_dropout: float = 0.0
+    # module names adapted by LoRA (the language model's linear layers); the vision tower is excluded unless
+    # lora_vision is true
+    lora_target_modules: list[str] = field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    )
+    lora_vision: bool = False
+
+    def validate(self) -> None:
+        if self.dtype not in ("auto", *DTYPE_NAMES):
+            raise ConfigError(f"model.dtype: unknown {self.dtype!r}; known: auto, {', '.join(DTYPE_NAMES)}")
+        if self.lora_rank < 0:
+            raise ConfigError("model.lora_rank must be >= 0 (0 = full fine-tuning)")
+        if self.lora_rank and self.lora_alpha <= 0:
+            raise ConfigError("model.lora_alpha must be > 0")
+        if not 0 <= self.lora_dropout < 1:
+            raise ConfigError("model.lora_dropout must be in [0, 1)")
+        if self.lora_rank and not self.lora_target_modules:
+            raise ConfigError("model.lora_target_modules must name at least one module")
 
 
 @dataclass
@@ -222,6 +252,17 @@ class LoggingConfig:
 
 
 @dataclass
+class ParallelConfig:
+    """Data parallelism over the processes that torchrun / accelerate start (one process = plain training)."""
+
+    # ddp: every rank holds the whole model, gradients are all-reduced; fsdp: FSDP2 (``fully_shard``) shards
+    # parameters, gradients and optimizer state per vision block, decoder layer and root
+    strategy: Literal["ddp", "fsdp"] = "ddp"
+    reshard_after_forward: bool = True  # fsdp: free gathered layers after forward (less memory, more traffic)
+    cpu_offload: bool = False  # fsdp: keep sharded parameters, gradients and optimizer state in CPU memory
+
+
+@dataclass
 class TrainConfig:
     steps: int = 100
     seed: int = 0
@@ -232,6 +273,7 @@ class TrainConfig:
     # cores and a step can run 20-40x slower (docs/benchmarks.md).
     threads: int | None = None
     model: ModelConfig = field(default_factory=ModelConfig)
+    parallel: ParallelConfig = field(default_factory=ParallelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig)
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
