@@ -15,7 +15,7 @@ the same prompt pool:
   algorithm comparison.
 - ``mssr_mssr``: mssr ``mssr`` as shipped (KL loss 0.01, kl_window ρ, shaping), ``prompts x group`` prompts
   x 1 rollout, i.e. the same rollouts per step. Its one-off tracker initialisation pass (one rollout per
-  training prompt, method.md §1) runs before timing and is reported separately.
+  training prompt, docs/method.md §1) runs before timing and is reported separately.
 
 Matched on every arm: group size, prompts per step (rollouts per step for ``mssr``), max new tokens,
 temperature 1 / top-p 1 / top-k 0, one optimizer step per rollout batch (mssr ``optim.updates_per_step=1``;

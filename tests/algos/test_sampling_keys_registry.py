@@ -64,7 +64,7 @@ def test_registry_rejects_duplicates_and_lists_known():
     assert reg.names() == ["a", "b"] and "a" in reg and len(reg) == 2
 
 
-def test_presets_follow_method_md():
+def test_presets_follow_the_method_doc():
     mssr, mvsr, grpo = ALGORITHMS.get("mssr"), ALGORITHMS.get("mvsr"), ALGORITHMS.get("grpo")
     assert mssr.shaping and not mvsr.shaping and mssr.use_tracker and mvsr.use_tracker
     assert mssr.rollouts_per_prompt == 1 and grpo.rollouts_per_prompt == 8

@@ -1,4 +1,4 @@
-"""Entropy-based advantage shaping (method.md §4) and the entropy functions."""
+"""Entropy-based advantage shaping (docs/method.md §4) and the entropy functions."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""Beta tracker (method.md §1), ρ schedules (§2), and the reference-code defects 1, 2 and 5."""
+"""Beta tracker (docs/method.md §1), ρ schedules (§2), and the reference-code defects 1, 2 and 5."""
 
 import io
 

@@ -40,7 +40,7 @@ def test_image_placeholders_keep_position(processor):
 
 
 def test_reference_instruction_text():
-    # method.md "Reward and prompt", verbatim
+    # docs/method.md "Reward and prompt", verbatim
     assert DEFAULT_INSTRUCTION == (
         "You FIRST think about the reasoning process as an internal monologue and then provide the final "
         "answer. The reasoning process MUST BE enclosed within <think> </think> tags. The final answer MUST BE "

@@ -1,6 +1,6 @@
 """Fixtures: mssr's tiny Qwen2.5-VL policy, plus a tiny Qwen2-VL built here for cross-family checks.
 
-The Qwen2-VL one follows platform-notes: character-level tokenizer with the Qwen special tokens, PIL image
+The Qwen2-VL one follows docs/platform.md "A tiny Qwen2-VL built locally": character-level tokenizer with the Qwen special tokens, PIL image
 processor (no torchvision), a processor subclass without the video part, ~0.15M parameters.
 """
 

@@ -115,7 +115,7 @@ def test_sampling_follows_model_distribution(model, processor, prompts, temperat
     assert probs.max() < 0.5 and (probs > 0.005).sum() > 10
     n = 2000
     batch = engine.generate([prompt], n=n, temperature=temperature, max_new_tokens=1, seed=11)
-    # The same check must flag a truncated sampler (what the implicit top_k=50 of platform-notes #1 is):
+    # The same check must flag a truncated sampler (what the implicit top_k=50 of docs/platform.md pitfall 1 is):
     # a top-k that drops >= 30% of the mass.
     k = int((probs.sort(descending=True).values.cumsum(0) < 0.7).sum())
     truncated = engine.generate([prompt], n=n, temperature=temperature, top_k=k, max_new_tokens=1, seed=11)

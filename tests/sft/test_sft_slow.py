@@ -1,5 +1,5 @@
 """Long SFT checks (``pytest -m slow``): the tiny policy learns a visual task, and the default warm start
-lands in the accuracy band that leaves RL room (issue 6: 25–60% sampled accuracy)."""
+lands in the accuracy band that leaves RL room (25–60% sampled accuracy)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The algorithm core: pure torch functions and a few small state objects (imports only torch).
 
-| method.md | here |
+| docs/method.md | here |
 |---|---|
 | Group baselines (GRPO, RLOO, REINFORCE++) | :mod:`mssr.algos.advantages` |
 | §1 Beta value tracker | :class:`mssr.algos.tracker.BetaTracker` |

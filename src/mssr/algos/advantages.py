@@ -1,4 +1,4 @@
-"""Advantage estimators (method.md "Group-based baselines" and §3).
+"""Advantage estimators (docs/method.md "Group-based baselines" and §3).
 
 Every estimator has the same shape of signature::
 
@@ -162,7 +162,7 @@ def single_rollout_advantage(
     normalize: bool = True,
     **_: object,
 ) -> AdvantageOutput:
-    """Single-rollout advantage (method.md §3): ``A_i = r_i − v̂(x_i)``, normalised over the whole batch
+    """Single-rollout advantage (docs/method.md §3): ``A_i = r_i − v̂(x_i)``, normalised over the whole batch
     ``Â_i = (A_i − mean_j A_j) / sqrt(max(Var_j A_j, var_floor))`` with the biased variance (ddof=0).
 
     ``baselines`` are the tracker's posterior means *before* this step's update.

@@ -1,4 +1,4 @@
-"""Per-token entropies (method.md §4 and §6).
+"""Per-token entropies (docs/method.md §4 and §6).
 
 - ``sampled``: ``H_t = −p_t log p_t`` with ``p_t = exp(ℓ_t)`` of the *sampled* token (range [0, 1/e]).
 - ``full``: the full-vocabulary entropy ``−Σ_v π(v) log π(v)`` at each position (Cheng et al.).

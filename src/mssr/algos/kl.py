@@ -5,7 +5,7 @@ from ``π``) and return per-token values, differentiable in both arguments:
 
 - ``k1``: ``ℓ − ℓ_ref`` (unbiased, high variance, can be negative)
 - ``k2``: ``½ (ℓ − ℓ_ref)²``
-- ``k3`` (verl's ``low_var_kl``; method.md §2): ``d = clamp(ℓ_ref − ℓ, −20, 20)``,
+- ``k3`` (verl's ``low_var_kl``; docs/method.md §2): ``d = clamp(ℓ_ref − ℓ, −20, 20)``,
   ``k3 = clamp(exp(d) − d − 1, −10, 10)`` (unbiased for KL(π‖π_ref) before clamping, always ≥ 0)
 """
 
@@ -49,7 +49,7 @@ def kl_penalty(logprob: torch.Tensor, ref_logprob: torch.Tensor, estimator: str 
 def per_sample_kl(
     logprob: torch.Tensor, ref_logprob: torch.Tensor, response_mask: torch.Tensor, estimator: str = "k3"
 ) -> torch.Tensor:
-    """Token-mean KL of each response ``[B]`` — the ``kl_i`` of method.md §2 (rollout policy vs π_ref)."""
+    """Token-mean KL of each response ``[B]`` — the ``kl_i`` of docs/method.md §2 (rollout policy vs π_ref)."""
     return masked_mean(kl_penalty(logprob, ref_logprob, estimator), response_mask, dim=-1)
 
 

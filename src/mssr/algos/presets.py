@@ -1,7 +1,7 @@
 """Named algorithms as data: which estimator, tracker, shaping and extra loss terms each one uses.
 
 Adding an algorithm is one :data:`ALGORITHMS` entry; the trainer reads the spec, never the name.
-Values follow method.md (reference columns); the trainer's config may override any field.
+Values follow docs/method.md (the paper's settings); the trainer's config may override any field.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Forgetting-factor (ρ) schedules of the Beta tracker (method.md §2).
+"""Forgetting-factor (ρ) schedules of the Beta tracker (docs/method.md §2).
 
 Each schedule is a small object with ``__call__(batch_size, *, kl=None, divergence=None) -> Tensor[B]``
 (one ρ per sample of the step) and ``state_dict()``/``load_state_dict()``:

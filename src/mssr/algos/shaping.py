@@ -1,4 +1,4 @@
-"""Entropy-based advantage shaping, the "S" of MSSR (method.md §4; Cheng et al., arXiv 2506.14758).
+"""Entropy-based advantage shaping, the "S" of MSSR (docs/method.md §4; Cheng et al., arXiv 2506.14758).
 
 ``ψ_t = min(α · H_t, |Â_t| / κ)`` (no gradient) and ``Ã_t = Â_t + ψ_t``.
 

@@ -1,4 +1,4 @@
-"""Per-prompt Beta value tracker, the single-rollout baseline (method.md §1).
+"""Per-prompt Beta value tracker, the single-rollout baseline (docs/method.md §1).
 
 Each prompt key holds Beta parameters ``(α, β)``; the baseline is the posterior mean ``v̂ = α / (α + β)``.
 ``N_0 = 1 / (1 − ρ_min)`` (= 8 for ρ_min = 0.875) is the effective window of the forgetting update

@@ -63,7 +63,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--instruction",
         default=None,
-        help="'default' (method.md's think/boxed instruction), 'none', or your own text",
+        help="'default' (docs/method.md's think/boxed instruction), 'none', or your own text",
     )
     g.add_argument("--system-prompt", default=None, help="replace the chat template's system turn")
     g.add_argument(

@@ -2,7 +2,7 @@
 :func:`mssr.evaluation.evaluator.evaluate` (the function training's validation calls), appending per-item
 results as it goes, resuming where a previous run stopped, and summarising.
 
-The default protocol is the paper's (method.md "Reward and prompt"): the think/boxed instruction, greedy
+The default protocol is the paper's (docs/method.md "Reward and prompt"): the think/boxed instruction, greedy
 decoding, pass@1. ``samples > 1`` samples that many responses per item (temperature/top-p) for pass@k.
 """
 
@@ -36,7 +36,7 @@ class EvalSettings:
         ks: the k of pass@k to report (each ≤ samples).
         temperature, top_p, top_k: sampling parameters when ``samples > 1`` (ignored when greedy).
         max_new_tokens: the response length limit (a response that hits it counts as ``truncated``).
-        instruction: ``"default"`` = method.md's think/boxed instruction; ``None`` = none; else the text.
+        instruction: ``"default"`` = docs/method.md's think/boxed instruction; ``None`` = none; else the text.
         system_prompt: replaces the chat template's default system turn.
         reward: a reward spec (``docs/rewards.md``) replacing the benchmark's grading convention, e.g.
             ``"accuracy"`` (the training reward); ``None`` = :class:`~mssr.evaluation.grading.BenchmarkReward`.

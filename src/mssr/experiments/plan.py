@@ -2,7 +2,7 @@
 
 Every run's config is ``base YAML ← shared overrides ← algorithm.name ← the variant's overrides ← seed and
 output_dir``. The rollouts per step come from the shared base, so every arm spends the same rollout budget
-per step (a group method takes fewer prompts, each with n rollouts; method.md "Single-rollout").
+per step (a group method takes fewer prompts, each with n rollouts; docs/method.md "Single-rollout").
 
 Variant syntax (``--variants``): ``name:key=value,key=value;name2:key=value``. A variant whose overrides set
 ``algorithm.name``, or whose name starts with an algorithm's name followed by ``_`` or ``-`` (``mssr_full``,

@@ -1,10 +1,10 @@
-"""Prompt formatting through the processor's chat template (method.md "Reward and prompt")."""
+"""Prompt formatting through the processor's chat template (docs/method.md "Reward and prompt")."""
 
 from __future__ import annotations
 
 from typing import Any
 
-# method.md, "Reward and prompt": the user turn is the question, then this instruction.
+# docs/method.md, "Reward and prompt": the user turn is the question, then this instruction.
 DEFAULT_INSTRUCTION = (
     "You FIRST think about the reasoning process as an internal monologue and then provide the final answer. "
     "The reasoning process MUST BE enclosed within <think> </think> tags. "

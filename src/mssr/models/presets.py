@@ -1,7 +1,7 @@
 """Tiny Qwen2.5-VL configurations: ``tiny`` (~1M parameters), ``small`` (~5M), ``base`` (~20M).
 
 The architecture is the paper's family (Qwen2.5-VL: windowed-attention ViT with RMSNorm and SwiGLU, patch
-merger, M-RoPE decoder), scaled down. Constraints (platform-notes "A tiny Qwen2-VL built locally"):
+merger, M-RoPE decoder), scaled down. Constraints (docs/platform.md "A tiny Qwen2-VL built locally"):
 the text model's ``mrope_section`` sums to head_dim/2 and the vision merger's output size equals the text
 hidden size. With patch 8 and merge 2 a 64×64 image gives (64/8)²/2² = 16 image tokens.
 """

@@ -1,7 +1,7 @@
 """The Qwen-VL processors without their video half, and the image processor for small images.
 
 ``Qwen2VLProcessor`` / ``Qwen2_5_VLProcessor`` require a video processor, and every video processor in
-transformers needs torchvision, which does not import beside the CPU torch wheel (platform-notes "Stack").
+transformers needs torchvision, which does not import beside the CPU torch wheel (docs/platform.md "Stack").
 mssr only feeds images, so these subclasses drop the video processor and keep everything else — token
 expansion of ``<|image_pad|>``, ``mm_token_type_ids``, chat template, save/load — from the family's class.
 They are used for real checkpoints too, so tiny and real policies go through one code path.

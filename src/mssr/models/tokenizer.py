@@ -8,7 +8,7 @@ and the same special tokens, so the family's processor and chat template work un
 Design choices (see docs/models.md):
 - Byte-level alphabet: every string is encodable; decode(encode(s)) == s for any NFC-normalised text.
 - Words are merged up to whole tokens when frequent (" red", " circles"), so answers are not spelled letter by
-  letter (which was seen to break under RL, platform-notes "A first miniature").
+  letter (which was seen to break under RL, docs/platform.md "Making a tiny model learn in minutes").
 - Numbers are split into runs of at most three digits *without* a leading space (the space is its own token),
   so the same id stands for "17" in the reasoning and in ``\\boxed{17}``. Every integer 0..``number_range``
   is put in the training corpus, so each is one token.
@@ -75,7 +75,7 @@ CHAT_TEMPLATE = (
 
 def _base_corpus(number_range: int) -> list[str]:
     """Text every mssr tokenizer is trained on, whatever the task corpus: the chat scaffolding, the reference
-    instruction (method.md "Reward and prompt"), the answer format, numbers and the ASCII letters."""
+    instruction (docs/method.md "Reward and prompt"), the answer format, numbers and the ASCII letters."""
     from mssr.models.chat import DEFAULT_INSTRUCTION, DEFAULT_SYSTEM_PROMPT
 
     numbers = " ".join(str(i) for i in range(number_range + 1))

@@ -22,12 +22,12 @@ class PromptInput:
     """One prompt for an engine.
 
     Attributes:
-        key: stable id of the prompt (the tracker's key; method.md §1).
+        key: stable id of the prompt (the tracker's key; docs/method.md §1).
         text: the fully templated prompt string (chat template applied, generation prompt appended), with
             one image placeholder span per image (Qwen2-VL: ``<|vision_start|><|image_pad|><|vision_end|>``).
         images: the images, in the order their placeholders appear in `text`.
         text_without_images: the same prompt templated with no images, used by `RolloutBatch.text_only`
-            (cross-modal KL ablation, method.md §6). ``None`` derives it by deleting every
+            (cross-modal KL ablation, docs/method.md §6). ``None`` derives it by deleting every
             ``<|vision_start|>…<|vision_end|>`` span from `text`.
     """
 
@@ -143,15 +143,15 @@ class RolloutBatch:
         prompts: vision inputs and text-only prompt ids, once per distinct prompt (see `PromptStore`).
         prompt_slot: ``LongTensor[N]``: row -> slot of `prompts`.
         mm_token_type_ids: ``LongTensor[N, P+T]`` (0 text, 1 image, 2 video; zeros over the response)
-            when the processor produces it — Qwen2-VL's forward needs it with images (platform-notes #3).
+            when the processor produces it — Qwen2-VL's forward needs it with images (docs/platform.md pitfall 3).
         temperature: the sampling temperature (1.0 for greedy); `compute_logprobs`' default.
-        suppress_token_ids: token ids whose logits were set to -inf while sampling (platform-notes #2);
+        suppress_token_ids: token ids whose logits were set to -inf while sampling (docs/platform.md pitfall 2);
             `compute_logprobs` masks them too by default, so log-probs describe the sampled distribution.
         pad_token_id: the padding id used in `input_ids` / `response_ids`.
         old_logprobs: ``FloatTensor[N, T]`` log-probs of the response tokens under the rollout policy
             (filled by the trainer from `compute_logprobs`; 0 where the mask is 0).
-        sampled_entropy: ``FloatTensor[N, T]``: −p log p of the sampled token (method.md §4 `sampled`).
-        full_entropy: ``FloatTensor[N, T]``: full-vocabulary entropy (method.md §4 `full`).
+        sampled_entropy: ``FloatTensor[N, T]``: −p log p of the sampled token (docs/method.md §4 `sampled`).
+        full_entropy: ``FloatTensor[N, T]``: full-vocabulary entropy (docs/method.md §4 `full`).
         rollout_logprobs: ``FloatTensor[N, T]``: log-probs reported by the sampler itself (its processed
             scores, top-k/top-p included) when the engine was asked for them; a diagnostic of the
             rollout/training mismatch, not used by the loss.
@@ -262,7 +262,7 @@ class RolloutBatch:
         return out
 
     def text_only(self) -> RolloutBatch:
-        """The same responses after prompts re-templated without images (method.md §6 cross-modal KL).
+        """The same responses after prompts re-templated without images (docs/method.md §6 cross-modal KL).
 
         Prompt columns are rebuilt (left-padded) from `PromptStore.text_only_ids`; the response columns,
         masks, texts and stored log-probs are unchanged, so row r still scores response r.

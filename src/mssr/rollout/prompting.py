@@ -13,7 +13,7 @@ from mssr.rollout.batch import PromptInput
 
 
 def resolve_instruction(instruction: str | None) -> str | None:
-    """``"default"`` → method.md's instruction; ``None``/``""`` → no instruction; anything else verbatim."""
+    """``"default"`` → docs/method.md's instruction; ``None``/``""`` → no instruction; anything else verbatim."""
     if instruction == "default":
         return DEFAULT_INSTRUCTION
     return instruction or None

@@ -1,11 +1,11 @@
 """Supervised warm start: teach a freshly built tiny policy the answer format and some competence.
 
-A tiny model never writes ``\\boxed{}`` by chance (platform-notes "Making a tiny model learn in minutes"), so
+A tiny model never writes ``\\boxed{}`` by chance (docs/platform.md "Making a tiny model learn in minutes"), so
 RL starts from a base obtained by supervised fine-tuning on the built-in task's worked solutions
 (``<think>…</think> \\boxed{answer}``, then ``<|im_end|>``). The loss is the token-mean cross-entropy over
 response tokens only. Training stops at ``max_steps`` or, with ``stop_accuracy``, at the first check where
 the *sampled* (T = 1, top-k off, top-p 1) accuracy on a held-out dev slice reaches it, so that the base
-sits in a band that leaves RL room to improve (issue 6: 25–60%).
+sits in a band that leaves RL room to improve (25–60 %).
 
 The result is cached under ``cache_dir/sft/<preset>-<hash of the config>``: a policy directory
 (:func:`mssr.models.load_policy` reads it), ``sft_config.json``, ``loss_log.jsonl`` and ``metrics.json``.
