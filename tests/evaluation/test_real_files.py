@@ -1,4 +1,5 @@
-"""The adapters on the benchmarks' real published files (``/work/shared/data``; skipped where absent): every
+"""The adapters on the benchmarks' real published files (the shared data directory, see ``tests/shared_data.py``;
+skipped where absent): every
 record parses, against independent readings of the raw JSON."""
 
 from __future__ import annotations
@@ -6,16 +7,16 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
 from mssr.evaluation import BenchmarkReward, benchmarks
 from mssr.evaluation.benchmarks import BenchmarkDataError
+from shared_data import requires, shared_data_root
 
-SHARED = Path("/work/shared/data")
+SHARED = shared_data_root()
 BENCH = SHARED / "benchmarks"
-pytestmark = pytest.mark.skipif(not BENCH.is_dir(), reason="real benchmark files not available")
+pytestmark = requires("benchmarks")
 
 
 def test_hallusionbench_every_record():
@@ -86,6 +87,7 @@ def test_logicvista_complete_with_images():
         assert img.mode == "RGB" and min(img.size) > 50
 
 
+@requires("mathvista")
 def test_mathvista_metadata_every_record():
     raw = json.loads((SHARED / "mathvista" / "testmini.json").read_text())
     data = benchmarks.get("mathvista").load(SHARED / "mathvista", require_images=False)

@@ -11,8 +11,8 @@ import pytest
 from mssr.cli.main import main
 from mssr.rewards.benchmarks import BenchmarkFormatError, available_benchmarks, get_benchmark
 from mssr.rewards.grading import grade
+from shared_data import path_or_skip
 
-DEV = Path("/work/shared/data/mathvista")
 DEV_FILES = ["output_bard.json", "output_chatgpt_2shot_solution.json", "output_idefics_9b_instruct.json"]
 
 PROBLEMS = {
@@ -147,24 +147,22 @@ def test_format_errors_name_the_file_and_pid(files: tuple[Path, Path], tmp_path:
 
 def test_normaliser_reproduces_the_files_own_predictions() -> None:
     """Our MathVista normalisation maps each file's official extraction to its official prediction."""
-    if not DEV.is_dir():
-        pytest.skip("development data not available")
+    dev = path_or_skip("mathvista")
     fmt = get_benchmark("mathvista")
     for name in DEV_FILES:
-        rows = json.loads((DEV / name).read_text())
-        items = {it.id: it for it in fmt.load(DEV / "testmini.json", DEV / name)}
+        rows = json.loads((dev / name).read_text())
+        items = {it.id: it for it in fmt.load(dev / "testmini.json", dev / name)}
         for pid, row in rows.items():
             assert fmt.official_prediction(items[pid], row["extraction"]) == row["prediction"], (name, pid)
 
 
 def test_agreement_on_development_data() -> None:
     """Acceptance: official mode agrees with the files' verdicts >= 96% per file and >= 97.5% pooled."""
-    if not DEV.is_dir():
-        pytest.skip("development data not available")
+    dev = path_or_skip("mathvista")
     fmt = get_benchmark("mathvista")
     agree = total = 0
     for name in DEV_FILES:
-        items = fmt.load(DEV / "testmini.json", DEV / name)
+        items = fmt.load(dev / "testmini.json", dev / name)
         t = time.perf_counter()
         rep = grade("mathvista", items, mode="official", num_workers=2)
         assert time.perf_counter() - t < 30
