@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "eval": "mssr.cli.eval",
     "grade": "mssr.cli.grade",
     "compare": "mssr.cli.compare",
+    "plan": "mssr.cli.plan",
 }
 
 
