@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 
+from mssr.io import cache_root
+
 HELP = "Generate the built-in visual-reasoning dataset (train/val/test) and print a summary."
-
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("MSSR_CACHE", Path.home() / ".cache" / "mssr")) / "data"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -73,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     try:
         if args.out is None:
-            out = ensure_dataset(default_cache_dir(), **cfg)
+            out = ensure_dataset(cache_root() / "data", **cfg)
         else:
             out = generate_dataset(args.out, **cfg)["dir"]
     except ValueError as exc:

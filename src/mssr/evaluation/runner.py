@@ -20,8 +20,9 @@ from typing import Any
 from mssr.evaluation.benchmarks.base import BenchItem, BenchmarkData
 from mssr.evaluation.evaluator import EvalResult, evaluate
 from mssr.evaluation.grading import BenchmarkReward
-from mssr.evaluation.results import ResultsError, ResultStore, write_json_atomic
+from mssr.evaluation.results import ResultsError, ResultStore
 from mssr.evaluation.summary import BenchmarkSummary, RunSummary, format_details, format_table, summarize
+from mssr.io import write_json_atomic
 from mssr.rewards import build_reward
 from mssr.rollout.prompting import records_to_prompts
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mssr.trainer.metrics_log import read_metrics
+from mssr.io import read_jsonl
 
 # (name, label, metric keys in order of preference)
 METRICS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
@@ -54,7 +54,7 @@ def _num(v: Any) -> float | None:
 
 
 def load_run_curves(metrics_path: Path) -> RunCurves:
-    rows = sorted(read_metrics(metrics_path), key=lambda r: r.get("step", 0))
+    rows = sorted(read_jsonl(metrics_path, skip_invalid=True), key=lambda r: r.get("step", 0))
     by_step: dict[int, dict[str, Any]] = {}
     for r in rows:  # a resumed run never repeats a step, but keep the last line of a step to be safe
         by_step.setdefault(int(r.get("step", 0)), {}).update(r)

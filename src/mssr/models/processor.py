@@ -10,11 +10,12 @@ They are used for real checkpoints too, so tiny and real policies go through one
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from transformers import Qwen2_5_VLProcessor, Qwen2VLProcessor
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+from mssr.io import write_json_atomic
 
 
 class _ImageOnlyMixin:
@@ -32,9 +33,7 @@ class _ImageOnlyMixin:
                 data = json.loads(path.read_text(encoding="utf-8"))
                 if data.get("processor_class") == type(self).__name__:
                     data["processor_class"] = self.family_processor_class
-                    tmp = path.with_suffix(".json.tmp")
-                    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-                    os.replace(tmp, path)
+                    write_json_atomic(path, data, sort_keys=True)
         return files
 
 

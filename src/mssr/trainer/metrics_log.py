@@ -8,6 +8,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from mssr.io import read_jsonl
+
 
 class MetricsLogger:
     """Appends one JSON object per step to ``metrics.jsonl`` and mirrors scalars to TensorBoard / wandb."""
@@ -82,16 +84,6 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
-def read_metrics(path: Path) -> list[dict[str, Any]]:
-    rows = []
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return rows
-
-
 CURVES = (
     ("critic/score/mean", "train reward"),
     ("val/accuracy", "validation accuracy"),
@@ -109,7 +101,7 @@ def plot_curves(metrics_path: Path, out_png: Path, *, title: str = "") -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = read_metrics(metrics_path)
+    rows = read_jsonl(metrics_path, skip_invalid=True)
     fig, axes = plt.subplots(2, 3, figsize=(13, 7))
     for ax, (key, label) in zip(axes.flat, CURVES, strict=True):
         pts = [(r["step"], r[key]) for r in rows if isinstance(r.get(key), (int, float))]

@@ -18,8 +18,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import os
-import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,14 +27,15 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from mssr.io import cache_root, read_json, write_dir_atomic
 from mssr.models import DEFAULT_INSTRUCTION, Policy, build_prompt, build_tiny_policy
 
 SFT_VERSION = 1  # bump when a change alters what a config trains; part of the cache key
 DONE_FILE = "metrics.json"
 
 
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("MSSR_CACHE", Path.home() / ".cache" / "mssr"))
+# the cache root ($MSSR_CACHE or ~/.cache/mssr); the old name stays importable
+default_cache_dir = cache_root
 
 
 @dataclass
@@ -501,23 +500,20 @@ def run_sft(cfg: SFTConfig, *, force: bool = False) -> Path:
     final = cfg.output_dir()
     if (final / DONE_FILE).is_file() and not force:
         return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.parent / f".tmp-{final.name}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    metrics = train_sft(cfg, tmp)
-    (tmp / "sft_config.json").write_text(
-        json.dumps({**cfg.key_dict(), "cache_key": cfg.cache_key()}, indent=2, sort_keys=True, default=str)
-        + "\n"
-    )
-    (tmp / DONE_FILE).write_text(json.dumps(metrics, indent=2, default=str) + "\n")
-    if final.exists() and (force or not (final / DONE_FILE).is_file()):
-        shutil.rmtree(final)  # a forced retrain, or a directory that is not a finished run
-    try:
-        tmp.rename(final)
-    except OSError:
-        if not (final / DONE_FILE).is_file():
-            raise
-        shutil.rmtree(tmp, ignore_errors=True)  # another process finished the same config first
+
+    def build(tmp: Path) -> None:
+        metrics = train_sft(cfg, tmp)
+        (tmp / "sft_config.json").write_text(
+            json.dumps(
+                {**cfg.key_dict(), "cache_key": cfg.cache_key()}, indent=2, sort_keys=True, default=str
+            )
+            + "\n"
+        )
+        (tmp / DONE_FILE).write_text(json.dumps(metrics, indent=2, default=str) + "\n")
+
+    # a forced retrain, or a directory that is not a finished run, is replaced; if another process finished
+    # the same config first, its run is kept
+    write_dir_atomic(final, build, complete=lambda d: (d / DONE_FILE).is_file(), force=force)
     return final
 
 
@@ -527,4 +523,4 @@ def ensure_base_policy(cfg: SFTConfig) -> Path:
 
 
 def read_metrics(run_dir: str | Path) -> dict[str, Any]:
-    return json.loads((Path(run_dir) / DONE_FILE).read_text())
+    return read_json(Path(run_dir) / DONE_FILE, what="SFT metrics")

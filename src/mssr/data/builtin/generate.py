@@ -12,14 +12,14 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import random
-import shutil
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from mssr.io import write_dir_atomic, write_jsonl_atomic
 
 from .family import DIFFICULTIES
 from .items import FAMILIES, Item, make_item
@@ -146,7 +146,7 @@ def generate_dataset(
             (out / rel).write_bytes(png)
             rows.append(item.to_row(rel))
         paths[split] = out / f"{split}.jsonl"
-        _write_jsonl(paths[split], rows)
+        write_jsonl_atomic(paths[split], rows)
     manifest = {
         "generator_version": GENERATOR_VERSION,
         "config": {
@@ -178,14 +178,6 @@ def content_hash(png: bytes, question: str) -> str:
     return hashlib.sha256(png + b"\0" + question.encode()).hexdigest()
 
 
-def _write_jsonl(path: Path, rows: Iterable[dict]) -> None:
-    tmp = path.with_suffix(".jsonl.tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False, sort_keys=False) + "\n")
-    tmp.replace(path)
-
-
 def config_key(**cfg: Any) -> str:
     """A short hash of the full config (defaults filled in) and the generator version."""
     full = {**DEFAULTS, **cfg}
@@ -208,16 +200,9 @@ def ensure_dataset(cache_dir: str | Path, **cfg: Any) -> Path:
     final = Path(cache_dir) / f"builtin-{key}"
     if (final / "manifest.json").is_file():
         return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.parent / f".tmp-{key}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    generate_dataset(tmp, **cfg)
-    try:
-        tmp.rename(final)
-    except OSError:
-        if not (final / "manifest.json").is_file():
-            raise
-        shutil.rmtree(tmp, ignore_errors=True)  # another process finished first
+    write_dir_atomic(
+        final, lambda tmp: generate_dataset(tmp, **cfg), complete=lambda d: (d / "manifest.json").is_file()
+    )
     return final
 
 

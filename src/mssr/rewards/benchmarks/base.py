@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,15 +79,3 @@ def get_benchmark(name: str) -> BenchmarkFormat:
 
 def available_benchmarks() -> list[str]:
     return sorted(_REGISTRY)
-
-
-def read_json(path: Path, what: str) -> Any:
-    """Load a JSON file with errors that name it."""
-    path = Path(path)
-    if not path.is_file():
-        raise BenchmarkFormatError(f"{what} file not found: {path}")
-    try:
-        raw = path.read_bytes()
-        return json.loads(raw.decode("utf-8", errors="replace"))
-    except json.JSONDecodeError as exc:
-        raise BenchmarkFormatError(f"{what} file {path} is not valid JSON: {exc}") from None

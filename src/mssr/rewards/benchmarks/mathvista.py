@@ -11,11 +11,11 @@ import math
 from pathlib import Path
 from typing import Any
 
+from mssr.io import read_json
 from mssr.rewards.benchmarks.base import (
     BenchmarkFormat,
     BenchmarkFormatError,
     GradeItem,
-    read_json,
     register_benchmark,
 )
 from mssr.rewards.equivalence import mathvista_normalize
@@ -58,8 +58,12 @@ class MathVista(BenchmarkFormat):
     breakdown_keys = ("answer_type", "question_type", "category")
 
     def load(self, problems: Path, responses: Path) -> list[GradeItem]:
-        probs = _by_pid(read_json(problems, "problems"), Path(problems), "problems")
-        resps = _by_pid(read_json(responses, "responses"), Path(responses), "responses")
+        probs = _by_pid(
+            read_json(problems, error=BenchmarkFormatError, what="problems"), Path(problems), "problems"
+        )
+        resps = _by_pid(
+            read_json(responses, error=BenchmarkFormatError, what="responses"), Path(responses), "responses"
+        )
         items = []
         for pid, row in resps.items():
             prob = probs.get(pid)
