@@ -18,6 +18,7 @@ from mssr.experiments.runner import (
     LOCK,
     checkpoint_step,
     load_manifest,
+    portable_argv,
     run_compare,
     run_status,
     save_manifest,
@@ -168,3 +169,14 @@ def test_run_status(tmp_path):
     assert run_status(d, 3) == ("partial", 2)
     (d / "metrics.jsonl").write_text("{}\n")
     assert run_status(d, 2) == ("done", 2)
+
+
+def test_recorded_command_line_has_no_absolute_paths(tmp_path):
+    out = tmp_path / "cmp"
+    argv = ["mssr", "compare", "--out", str(out), f"--base={tmp_path / 'b.yaml'}"]
+    argv += [f"data.train={tmp_path / 'd'}", "optim.lr=3e-4", "--seeds", "0-4"]
+    argv += ["--base", "configs/cpu/mssr.yaml"]
+    assert portable_argv(argv, out) == [
+        "mssr", "compare", "--out", ".", "--base=../b.yaml", "data.train=../d",
+        "optim.lr=3e-4", "--seeds", "0-4", "--base", "configs/cpu/mssr.yaml",
+    ]  # fmt: skip

@@ -26,7 +26,8 @@ from typing import Any
 from mssr.algos.collapse import CollapseDetector, detect_collapse
 from mssr.experiments.curves import METRICS, X_AXES, RunCurves, aggregate, load_run_curves
 from mssr.experiments.plan import CompareError
-from mssr.experiments.runner import COMPARE_JSON, MANIFEST, RunRecord, load_manifest, read_json
+from mssr.experiments.runner import COMPARE_JSON, MANIFEST, RunRecord, load_manifest
+from mssr.io import read_json, write_text_atomic
 
 REPORT = "report.md"
 FIGURES = {"step": "curves_step.png", "rollouts": "curves_rollouts.png", "wall": "curves_wallclock.png"}
@@ -151,7 +152,7 @@ def summarize(out: Path, reference: str | None = None) -> Summary:
     out = Path(out)
     if not (out / MANIFEST).exists():
         raise CompareError(f"{out} has no {MANIFEST}: not a compare directory")
-    meta = read_json(out / COMPARE_JSON) if (out / COMPARE_JSON).exists() else {}
+    meta = read_json(out / COMPARE_JSON, error=CompareError) if (out / COMPARE_JSON).exists() else {}
     reference = reference or meta.get("reference") or "grpo"
     records = load_manifest(out)
     by_arm: dict[str, list[tuple[RunRecord, RunCurves]]] = {}
@@ -344,7 +345,9 @@ def render_markdown(s: Summary, out: Path, meta: dict[str, Any], figures: dict[s
     parts = [
         "# mssr compare report",
         "",
-        f"Generated {time.strftime('%Y-%m-%d %H:%M:%S')} from `{out}` by `mssr compare` (regenerate: `mssr compare --report-only DIR`).",
+        f"Generated {time.strftime('%Y-%m-%d %H:%M:%S')} from the runs in this directory by `mssr compare` "
+        "(regenerate: `mssr compare --report-only DIR`; absolute paths in the commands below are written "
+        "relative to this directory).",
         "",
         "## Setting",
         *_settings(meta, out),
@@ -454,8 +457,8 @@ def write_report(out: str | Path, reference: str | None = None, *, plots: bool =
     """(Re)write ``report.md`` and (unless ``plots=False``) the curve PNGs of a compare directory."""
     out = Path(out)
     s = summarize(out, reference)
-    meta = read_json(out / COMPARE_JSON) if (out / COMPARE_JSON).exists() else {}
+    meta = read_json(out / COMPARE_JSON, error=CompareError) if (out / COMPARE_JSON).exists() else {}
     figures = plot_figures(s, out) if plots else {}
     path = out / REPORT
-    path.write_text(render_markdown(s, out, meta, figures), encoding="utf-8")
+    write_text_atomic(path, render_markdown(s, out, meta, figures))
     return path

@@ -29,6 +29,7 @@ from typing import Any
 
 from mssr.config import dump_yaml, read_yaml, to_dict
 from mssr.experiments.plan import CompareError, ComparePlan, RunSpec, config_diff
+from mssr.io import read_json, write_json_atomic
 
 MANIFEST = "manifest.json"
 COMPARE_JSON = "compare.json"
@@ -42,19 +43,6 @@ _RELOCATABLE = {"output_dir"}
 
 def _now() -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S")
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise CompareError(f"{path}: not valid JSON ({e}); fix or delete it") from None
 
 
 def checkpoint_step(run_dir: Path) -> int:
@@ -135,13 +123,28 @@ def _alive(pid: int) -> bool:
 
 
 # ------------------------------------------------------------------------------------------- the directory
+def portable_argv(argv: Sequence[str], out: Path) -> list[str]:
+    """The command line as recorded in ``compare.json``: absolute paths (``/x``, ``--opt=/x``, ``key=/x``)
+    become relative to the output root, so a committed compare directory names no machine's paths."""
+    root = Path(out).resolve()
+
+    def rel(value: str) -> str:
+        return os.path.relpath(value, root) if os.path.isabs(value) else value
+
+    out_args = []
+    for arg in argv:
+        key, eq, value = arg.partition("=")
+        out_args.append(f"{key}={rel(value)}" if eq and not os.path.isabs(arg) else rel(arg))
+    return out_args
+
+
 def init_compare_dir(plan: ComparePlan, argv: Sequence[str]) -> dict[str, Any]:
     """Create or check ``compare.json``: a directory holds one shared base; more steps may be added later."""
     plan.out.mkdir(parents=True, exist_ok=True)
     path = plan.out / COMPARE_JSON
     shared = plan.shared_dict()
     if path.exists():
-        meta = read_json(path)
+        meta = read_json(path, error=CompareError)
         diff = [k for k in config_diff(meta["shared"], shared) if k != "steps"]
         if diff:
             raise CompareError(
@@ -153,7 +156,9 @@ def init_compare_dir(plan: ComparePlan, argv: Sequence[str]) -> dict[str, Any]:
     else:
         meta = {"created": _now(), "reference": plan.reference, "invocations": []}
     meta.update(base=plan.base, shared_overrides=list(plan.shared_overrides), shared=shared)
-    meta["invocations"].append({"argv": list(argv), "started": _now(), "machine": machine_info()})
+    meta["invocations"].append(
+        {"argv": portable_argv(argv, plan.out), "started": _now(), "machine": machine_info()}
+    )
     write_json_atomic(path, meta)
     return meta
 
@@ -204,7 +209,7 @@ def load_manifest(out: Path) -> dict[str, RunRecord]:
     path = out / MANIFEST
     if not path.exists():
         return {}
-    data = read_json(path)
+    data = read_json(path, error=CompareError)
     try:
         return {r["id"]: RunRecord(**r) for r in data["runs"]}
     except (KeyError, TypeError) as e:
@@ -395,7 +400,7 @@ def run_compare(
         finally:
             if prev_term is not None:
                 signal.signal(signal.SIGTERM, prev_term)
-        meta = read_json(plan.out / COMPARE_JSON)
+        meta = read_json(plan.out / COMPARE_JSON, error=CompareError)
         meta["invocations"][-1]["finished"] = _now()
         write_json_atomic(plan.out / COMPARE_JSON, meta)
         return result
