@@ -14,7 +14,7 @@
 """
 
 from mssr.algos.advantages import ADVANTAGE_ESTIMATORS, AdvantageOutput, compute_advantages
-from mssr.algos.entropy import ENTROPY_MODES, entropy_from_logits, sampled_token_entropy
+from mssr.algos.entropy import entropy_from_logits, sampled_token_entropy
 from mssr.algos.keys import prompt_key
 from mssr.algos.kl import KL_ESTIMATORS, full_kl_from_logits, kl_penalty, per_sample_kl
 from mssr.algos.losses import (
@@ -38,7 +38,6 @@ __all__ = [
     "ADVANTAGE_ESTIMATORS",
     "AGG_MODES",
     "ALGORITHMS",
-    "ENTROPY_MODES",
     "KL_ESTIMATORS",
     "POLICY_LOSSES",
     "RHO_SCHEDULES",

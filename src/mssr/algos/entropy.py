@@ -8,19 +8,13 @@ from __future__ import annotations
 
 import torch
 
-from mssr.algos.registry import Registry
 
-ENTROPY_MODES: Registry = Registry("entropy mode")
-
-
-@ENTROPY_MODES.register("sampled")
 def sampled_token_entropy(logprobs: torch.Tensor) -> torch.Tensor:
     """``−p log p`` of the sampled token from its log-prob ``ℓ``: ``−exp(ℓ) · ℓ``. Keeps the gradient
     of ``logprobs`` (the entropy-loss ablation, §6, needs it); detach for shaping."""
     return -torch.exp(logprobs) * logprobs
 
 
-@ENTROPY_MODES.register("full")
 def entropy_from_logits(
     logits: torch.Tensor, *, chunk_size: int = 1024, temperature: float = 1.0
 ) -> torch.Tensor:

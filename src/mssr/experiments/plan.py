@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mssr.config import ConfigError, apply_overrides, read_yaml, to_dict
+from mssr.config import ConfigError, apply_overrides, read_yaml
 
 # keys the comparison sets itself: a user override of them would break the run layout or resumption
 RESERVED_KEYS = ("seed", "output_dir", "checkpoint.resume")
@@ -319,7 +319,3 @@ def config_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[
         elif va != vb:
             out.append(path)
     return out
-
-
-def config_dict(cfg: Any) -> dict[str, Any]:
-    return to_dict(cfg)

@@ -18,7 +18,7 @@ Design choices (see docs/models.md):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
@@ -151,8 +151,3 @@ def wrap_tokenizer(backend: Tokenizer) -> PreTrainedTokenizerFast:
     )
     tok.chat_template = CHAT_TEMPLATE
     return tok
-
-
-def token_pieces(tokenizer: PreTrainedTokenizerFast, texts: Sequence[str]) -> dict[str, int]:
-    """Number of tokens each text encodes to (no special tokens added). Used by tests and docs."""
-    return {t: len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts}
