@@ -157,9 +157,8 @@ def test_engine_and_logprobs_on_peft_model(policy, prompts, tiny_policy_dir):
     base = load_policy(tiny_policy_dir, dtype=torch.float32).model
     model = _wrap(policy)
     text = prompts[1:]
-    # Default engine on text prompts; on image prompts only share_prompts=False works on a PeftModel (the
-    # shared-prompt prefill misses get_rope_index through peft's wrapper, see the xfail below).
-    for ps, share in ((text, True), (prompts, False)):
+    # the default engine (shared-prompt prefill) and transformers' generate, on image and text prompts
+    for ps, share in ((text, True), (prompts, True), (prompts, False)):
         ref = HFRolloutEngine(base, policy.processor, share_prompts=share)
         eng = HFRolloutEngine(model, policy.processor, share_prompts=share)
         greedy = dict(greedy=True, max_new_tokens=5, return_logprobs=True)
@@ -179,7 +178,6 @@ def test_engine_and_logprobs_on_peft_model(policy, prompts, tiny_policy_dir):
     assert any(g.abs().sum() > 0 for n, g in grads.items() if "lora_A" in n)
 
 
-@pytest.mark.xfail(reason="prefix.prompt_positions looks up model.model.get_rope_index, which peft hides")
 def test_shared_prompt_prefill_with_images_on_peft_model(policy, prompts, tiny_policy_dir):
     base = load_policy(tiny_policy_dir, dtype=torch.float32).model
     model = _wrap(policy)

@@ -11,7 +11,7 @@ import time
 
 import torch
 
-import mssr.trainer.trainer as T
+import mssr.algos.objective as objective
 from mssr.trainer.checkpoint import latest_checkpoint
 from mssr.trainer.trainer import RLTrainer
 
@@ -43,14 +43,14 @@ def test_none_reward_excludes_the_sample_from_tracker_and_loss(make_config, tmp_
 
 
 def test_non_finite_loss_skips_the_update(make_config, tmp_path, monkeypatch):
-    real = T.policy_loss
+    real = objective.policy_loss
 
     def nan_loss(*args, **kwargs):
         out = real(*args, **kwargs)
         out.loss = out.loss * float("nan")
         return out
 
-    monkeypatch.setattr(T, "policy_loss", nan_loss)
+    monkeypatch.setattr(objective, "policy_loss", nan_loss)
     trainer = RLTrainer(make_config("steps=1", out=tmp_path / "nan"))
     before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
     trainer.train()

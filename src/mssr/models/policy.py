@@ -77,11 +77,12 @@ class Policy:
             self.tokenizer.convert_tokens_to_ids(t) for t in (VISION_START, VISION_END, IMAGE_PAD, VIDEO_PAD)
         ]
 
-    def save(self, path: str | Path) -> Path:
-        """``save_pretrained`` of model and processor, plus ``mssr_policy.json`` with :attr:`info`."""
+    def save(self, path: str | Path, *, state_dict: dict[str, torch.Tensor] | None = None) -> Path:
+        """``save_pretrained`` of model and processor, plus ``mssr_policy.json`` with :attr:`info`.
+        ``state_dict`` replaces the model's own weights (e.g. gathered from FSDP shards)."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        self.model.save_pretrained(path)
+        self.model.save_pretrained(path, state_dict=state_dict)
         self.processor.save_pretrained(path)
         (path / POLICY_INFO_FILE).write_text(
             json.dumps(self.info, indent=2, sort_keys=True) + "\n", encoding="utf-8"

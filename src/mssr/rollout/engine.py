@@ -99,12 +99,17 @@ def _plain_generation_defaults(model: nn.Module) -> Iterator[None]:
     would silently change the sampled distribution. With a blank one, only library defaults fill gaps,
     and every field that shapes the distribution is set explicitly by the engine.
     """
-    saved = getattr(model, "generation_config", None)
-    model.generation_config = GenerationConfig()
+    models = [model]
+    if hasattr(model, "get_base_model"):  # a peft PeftModel: generate reads the wrapped model's config
+        models.append(model.get_base_model())
+    saved = [getattr(m, "generation_config", None) for m in models]
+    for m in models:
+        m.generation_config = GenerationConfig()
     try:
         yield
     finally:
-        model.generation_config = saved
+        for m, s in zip(models, saved):
+            m.generation_config = s
 
 
 def process_logits(

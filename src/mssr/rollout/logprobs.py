@@ -189,6 +189,7 @@ def compute_logprobs(
     suppress_token_ids: Sequence[int] | None = None,
     chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
     share_prompts: bool = True,
+    device: torch.device | None = None,
 ) -> LogprobOutput:
     """Teacher-forced log-probs (and entropies) of `batch`'s response tokens under `model`.
 
@@ -207,6 +208,8 @@ def compute_logprobs(
         chunk_elements: chunk size of the log-softmax / entropy computation (see `token_stats`).
         share_prompts: run a prompt shared by several rows of a forward once and reuse its KV cache
             (`shared_prompt_response_logits`); ``False`` runs every row's full sequence.
+        device: where the inputs go; ``None`` = the device of the model's first parameter (give it when the
+            parameters live elsewhere, e.g. FSDP with CPU offload).
 
     Returns:
         `LogprobOutput` with ``[N, T]`` float32 tensors on the model's device (each micro-batch is moved
@@ -219,7 +222,7 @@ def compute_logprobs(
     temp = batch.temperature if temperature is None else float(temperature)
     suppress = tuple(batch.suppress_token_ids if suppress_token_ids is None else suppress_token_ids)
 
-    device = next(model.parameters()).device
+    device = device if device is not None else next(model.parameters()).device
 
     def score(mb: RolloutBatch) -> tuple[torch.Tensor, torch.Tensor | None]:
         mb = mb.to(device)  # no copy when already there

@@ -43,7 +43,8 @@ def prompt_positions(
 ) -> torch.Tensor:
     """Position ids of a left-padded prompt batch: ``[3, B, L]`` M-RoPE for a Qwen2-VL-family model given
     images, else ``[B, L]`` counting only attended tokens (left padding sits at 0)."""
-    get_rope_index = getattr(getattr(model, "model", None), "get_rope_index", None)
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model  # a peft PeftModel
+    get_rope_index = getattr(getattr(inner, "model", None), "get_rope_index", None)
     vision = vision or {}
     if get_rope_index is not None and "image_grid_thw" in vision and "mm_token_type_ids" in vision:
         positions, _ = get_rope_index(

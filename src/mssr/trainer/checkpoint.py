@@ -1,8 +1,10 @@
 """Atomic, complete checkpoints: written to a temporary directory, fsynced, then renamed into place.
 
-A checkpoint directory ``step_000123/`` holds ``policy/`` (``save_pretrained`` of model + processor),
-``trainer_state.pt`` (optimizer, scheduler, RNG states, sampler, tracker, ρ, step, counters), ``config.yaml``
-and a ``COMPLETE`` marker written last. Anything without the marker (a kill -9 mid-write) is ignored and
+A checkpoint directory ``step_000123/`` holds ``policy/`` (``save_pretrained`` of model + processor: a
+loadable export, merged under LoRA), ``trainer_state.pt`` (optimizer, scheduler, RNG states, sampler, tracker,
+ρ, step, counters), ``config.yaml`` and a ``COMPLETE`` marker written last; under FSDP also ``sharded/``
+(``torch.distributed.checkpoint`` of the sharded model and optimizer, which resume reads), under LoRA
+``adapter.pt`` (the adapter weights resume reads). Anything without the marker (a kill -9 mid-write) is ignored and
 cleaned up on the next save.
 """
 
@@ -37,13 +39,24 @@ def _fsync_tree(path: Path) -> None:
 
 def save_checkpoint(ckpt_root: Path, step: int, write: Callable[[Path], None], *, keep_last: int = 2) -> Path:
     """Call ``write(tmp_dir)`` to fill a temporary directory, then atomically publish it as ``step_<step>``."""
+    tmp = prepare_checkpoint(ckpt_root, step)
+    write(tmp)
+    return publish_checkpoint(ckpt_root, step, tmp, keep_last=keep_last)
+
+
+def prepare_checkpoint(ckpt_root: Path, step: int) -> Path:
+    """A fresh temporary directory for step ``step`` (filled by one or, with sharded state, all ranks)."""
     ckpt_root.mkdir(parents=True, exist_ok=True)
-    final = ckpt_root / f"step_{step:06d}"
     tmp = ckpt_root / f".tmp-step_{step:06d}-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
-    write(tmp)
+    return tmp
+
+
+def publish_checkpoint(ckpt_root: Path, step: int, tmp: Path, *, keep_last: int = 2) -> Path:
+    """Mark ``tmp`` complete, fsync it and rename it to ``step_<step>``; prune older checkpoints."""
+    final = ckpt_root / f"step_{step:06d}"
     (tmp / MARKER).write_text(f"{step}\n")
     _fsync_tree(tmp)
     if final.exists():  # re-saving the same step (e.g. interrupt right after a periodic save)

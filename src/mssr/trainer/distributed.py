@@ -74,6 +74,21 @@ def all_reduce_sum(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
+def all_reduce_max(x: torch.Tensor) -> torch.Tensor:
+    if is_distributed():
+        dist.all_reduce(x, op=dist.ReduceOp.MAX)
+    return x
+
+
+def broadcast_object(obj: Any, src: int = 0) -> Any:
+    """Rank ``src``'s ``obj`` on every rank."""
+    if not is_distributed():
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=src)
+    return box[0]
+
+
 def all_reduce_grads(params: list[torch.nn.Parameter]) -> None:
     """Sum gradients over ranks (one flat buffer per call); missing gradients count as zeros."""
     if not is_distributed():

@@ -28,37 +28,51 @@ from mssr.algos import (
     ResponseStore,
     build_rho_schedule,
     compute_advantages,
-    cross_modal_kl_loss,
-    entropy_loss,
-    kl_loss,
     per_sample_kl,
-    policy_loss,
     sampled_token_entropy,
     shape_advantages,
     spo_priority_weights,
 )
 from mssr.algos.collapse import CollapseDetector
-from mssr.config import dump_yaml, to_dict
+from mssr.algos.objective import ObjectiveWeights, rl_objective
+from mssr.config import ConfigError, dump_yaml, to_dict
 from mssr.evaluation.evaluator import evaluate
+from mssr.models.lora import (
+    adapter_state_dict,
+    is_lora,
+    load_adapter_state_dict,
+    merged_state_dict,
+    save_merged,
+)
 from mssr.rewards import build_reward, score_batch
 from mssr.rollout.concat import concat_batches
 from mssr.rollout.engine import HFRolloutEngine, default_suppress_token_ids
 from mssr.rollout.logprobs import compute_logprobs
 from mssr.rollout.prompting import records_to_prompts
 from mssr.trainer import distributed as dist
-from mssr.trainer.checkpoint import latest_checkpoint, load_state, save_checkpoint, save_state
+from mssr.trainer.checkpoint import (
+    latest_checkpoint,
+    load_state,
+    prepare_checkpoint,
+    publish_checkpoint,
+    save_state,
+)
 from mssr.trainer.config import TrainConfig
+from mssr.trainer.memory import preflight as memory_preflight
 from mssr.trainer.metrics_log import MetricsLogger, Progress, plot_curves
+from mssr.trainer.parallel import build_strategy
 
 log = logging.getLogger("mssr.train")
-
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+# per-token statistics of the policy loss, averaged over the step's tokens (the loss terms are summed)
+_TOKEN_WEIGHTED = ("actor/pg_clipfrac", "actor/pg_clipfrac_lower", "actor/ppo_kl")
 
 
 def _step_seed(seed: int, step: int, salt: int = 0) -> int:
@@ -108,13 +122,17 @@ class RLTrainer:
         from mssr.trainer.setup import build_data, build_policy
 
         self.policy, self.base_source = (policy, "given") if policy is not None else build_policy(config)
-        self.model = self.policy.model.to(self.device)
-        dtype = DTYPES[config.model.dtype]
-        if self.model.dtype != dtype:
-            self.model.to(dtype)
-        if config.model.gradient_checkpointing:
-            self.model.gradient_checkpointing_enable()
-        self.model.train()
+        try:
+            self.strategy = build_strategy(config, self.device)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        if config.model.lora_rank and self.strategy.sharded:
+            raise ConfigError(
+                "model.lora_rank with parallel.strategy=fsdp is not supported yet: LoRA trains few weights, "
+                "use parallel.strategy=ddp (the frozen base is not sharded)"
+            )
+        self.preflight = memory_preflight(config, world_size=dist.world_size(), device=self.device)
+        self.model = self._prepare_model(self.policy.model)
         self.suppress = tuple(default_suppress_token_ids(self.model, self.policy.processor))
         self.engine = HFRolloutEngine(
             self.model,
@@ -122,10 +140,11 @@ class RLTrainer:
             suppress_token_ids=self.suppress,
             share_prompts=config.rollout.share_prompts,
         )
-        self.ref_model = None
-        if self.spec.kl_coef > 0 or (self.spec.use_tracker and config.algorithm.rho == "kl_window"):
-            self.ref_model = copy.deepcopy(self.model).eval()
-            self.ref_model.requires_grad_(False)
+        # the sampler's log-probs stand in for the old log-probs only in float32 (bf16 sampling and training
+        # forwards differ by ~1e-2)
+        self.reuse_sampler_logprobs = (
+            config.rollout.reuse_sampler_logprobs and self.strategy.compute_dtype == torch.float32
+        )
 
         if train_records is None:
             train_records, val_default = build_data(config)
@@ -172,6 +191,15 @@ class RLTrainer:
         )
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_lambda)
         self.grad_clip = o.grad_clip if o.grad_clip is not None else self.spec.grad_clip
+        self.objective_weights = ObjectiveWeights(
+            kl_coef=self.spec.kl_coef,
+            entropy_coef=self.spec.entropy_coef,
+            crossmodal_coef=self.spec.crossmodal_coef,
+            kl_estimator=a.kl_estimator,
+            clip_low=a.clip_low,
+            clip_high=a.clip_high,
+            dual_clip_c=a.dual_clip_c,
+        )
         self.step = 0
         self.counters = {
             "rollouts": 0,
@@ -186,6 +214,44 @@ class RLTrainer:
         self._stop = False
         self.logger: MetricsLogger | None = None
         self.collapse = CollapseDetector()
+
+    # ------------------------------------------------------------------ set-up
+    def _prepare_model(self, model: torch.nn.Module) -> torch.nn.Module:
+        """Master weights in ``param_dtype`` on the device, frozen vision tower / LoRA adapters as configured,
+        the reference model (a frozen copy in the compute dtype; none under LoRA, whose reference is the same
+        model with adapters disabled), then the parallel strategy's wrapping."""
+        m, st = self.cfg.model, self.strategy
+        model = model.to(device=self.device, dtype=st.param_dtype)
+        if m.freeze_vision:
+            from mssr.models.lora import freeze_vision
+
+            freeze_vision(model)
+        needs_ref = self.spec.kl_coef > 0 or (self.spec.use_tracker and self.cfg.algorithm.rho == "kl_window")
+        self.ref_model = None
+        if m.lora_rank:
+            from mssr.models.lora import apply_lora
+
+            model = apply_lora(
+                model,
+                rank=m.lora_rank,
+                alpha=m.lora_alpha,
+                dropout=m.lora_dropout,
+                target_modules=m.lora_target_modules,
+                include_vision=m.lora_vision,
+            )
+            self.policy.model = model
+        elif needs_ref:
+            ref = copy.deepcopy(model).eval()
+            ref.requires_grad_(False)
+            if st.compute_dtype != torch.float32:
+                ref.to(st.compute_dtype)  # forward-only: no master weights needed
+            self.ref_model = st.wrap(ref)
+        self.needs_ref = needs_ref
+        if m.gradient_checkpointing:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model = st.wrap(model)
+        model.train()
+        return model
 
     # ------------------------------------------------------------------ helpers
     def _lr_lambda(self, step: int) -> float:
@@ -205,6 +271,13 @@ class RLTrainer:
         r = self.cfg.rollout
         per = max(1, r.gen_batch_size // n)
         parts = []
+        with self.strategy.gathered(self.model):
+            parts = self._generate_chunks(prompts, n, step, global_offset, per)
+        return concat_batches(parts)
+
+    def _generate_chunks(self, prompts: list[Any], n: int, step: int, global_offset: int, per: int) -> list:
+        r = self.cfg.rollout
+        parts = []
         for start in range(0, len(prompts), per):
             parts.append(
                 self.engine.generate(
@@ -215,10 +288,10 @@ class RLTrainer:
                     top_k=0,
                     max_new_tokens=r.max_new_tokens,
                     seed=_step_seed(self.cfg.seed, step, 1 + global_offset + start),
-                    return_logprobs=r.reuse_sampler_logprobs,
+                    return_logprobs=self.reuse_sampler_logprobs,
                 )
             )
-        return concat_batches(parts)
+        return parts
 
     def _score(self, responses: list[str], records: list[Any]) -> tuple[torch.Tensor, torch.Tensor, Any]:
         rc = self.cfg.reward
@@ -327,13 +400,13 @@ class RLTrainer:
         teacher-forced pass agrees to ~1e-6 in float32) unless the full-vocabulary entropy is needed."""
         mode = "full" if self.spec.shaping and self.cfg.algorithm.entropy_mode == "full" else "sampled"
         lp = d.batch.rollout_logprobs
-        if mode == "sampled" and self.cfg.rollout.reuse_sampler_logprobs and lp is not None:
+        if mode == "sampled" and self.reuse_sampler_logprobs and lp is not None:
             mask = d.batch.response_mask.float()
             d.old_logprobs = lp.cpu().float() * mask
             d.sampled_entropy = sampled_token_entropy(d.old_logprobs) * mask
             d.entropy = d.sampled_entropy
             return
-        with torch.no_grad():
+        with torch.no_grad(), self.strategy.gathered(self.model):
             out = compute_logprobs(
                 self.model,
                 d.batch,
@@ -346,11 +419,16 @@ class RLTrainer:
         d.entropy = out.entropy.cpu() if out.entropy is not None else d.sampled_entropy
 
     def compute_ref_logprobs(self, d: StepData) -> None:
-        if self.ref_model is None:
+        """Log-probs under the starting policy: the frozen copy, or under LoRA the policy with its adapters
+        disabled (no second copy of the weights)."""
+        if not self.needs_ref:
             return
-        with torch.no_grad():
+        from mssr.models.lora import adapters_disabled
+
+        model = self.ref_model if self.ref_model is not None else self.model
+        with torch.no_grad(), self.strategy.gathered(model), adapters_disabled(model):
             d.ref_logprobs = compute_logprobs(
-                self.ref_model,
+                model,
                 d.batch,
                 micro_batch_size=self.cfg.optim.micro_batch_size,
                 share_prompts=self.cfg.rollout.share_prompts,
@@ -456,7 +534,7 @@ class RLTrainer:
             for i, (sid, _) in enumerate(stored):
                 ids[i, : sid.numel()] = sid
                 mask[i, : sid.numel()] = 1
-            with torch.no_grad():
+            with torch.no_grad(), self.strategy.gathered(self.model):
                 now = compute_logprobs(
                     self.model,
                     with_responses(sub, ids, mask),
@@ -472,8 +550,8 @@ class RLTrainer:
         return torch.cat([p for p in dist.all_gather_objects(drift)])
 
     def update_policy(self, step: int, d: StepData) -> dict[str, float]:
-        """One pass over the rollout batch in mini-batches of whole prompts (method.md §5)."""
-        a, o = self.cfg.algorithm, self.cfg.optim
+        """One pass over the rollout batch in mini-batches of whole prompts (docs/method.md §5)."""
+        o = self.cfg.optim
         n = self.spec.rollouts_per_prompt
         n_local = len(d.rewards) // n
         n_global = n_local * dist.world_size()
@@ -487,11 +565,9 @@ class RLTrainer:
         chunks = [
             [p - first for p in order[i::n_updates] if first <= p < first + n_local] for i in range(n_updates)
         ]
-        horizon = float(self.cfg.rollout.max_new_tokens)
         sums: dict[str, float] = {}
         weights: dict[str, float] = {}
         grad_norms = []
-        share = self.cfg.rollout.share_prompts
         self.model.train()
         for prompt_chunk in chunks:
             rows = sorted(r for p in prompt_chunk for r in range(p * n, (p + 1) * n))
@@ -499,63 +575,30 @@ class RLTrainer:
             counts = dist.all_reduce_sum(
                 torch.tensor([mask.sum(), (mask.sum(-1) > 0).sum()], dtype=torch.float64)
             )
-            norm = dict(
-                agg_mode=a.loss_agg_mode,
-                global_tokens=counts[0].item(),
-                global_seqs=counts[1].item(),
-                horizon=horizon,
-            )
+            norm = dict(global_tokens=counts[0].item(), global_seqs=counts[1].item())
+            micros = [rows[i : i + o.micro_batch_size] for i in range(0, len(rows), o.micro_batch_size)]
+            n_micro = len(micros)
+            if self.strategy.lockstep_forwards:  # same number of forwards on every rank (FSDP collectives)
+                n_micro = int(dist.all_reduce_max(torch.tensor([n_micro]))[0])
             self.optimizer.zero_grad(set_to_none=True)
             total = 0.0
-            for start in range(0, len(rows), o.micro_batch_size):
-                micro = rows[start : start + o.micro_batch_size]
-                mb = d.batch.select(micro).to(self.device)
-                m = d.loss_mask[micro].to(self.device)
-                lp = compute_logprobs(
-                    self.model, mb, entropy="none", requires_grad=True, share_prompts=share
-                ).logprobs
-                old = d.old_logprobs[micro].to(self.device)
-                pg = policy_loss(
-                    "ppo_clip",
-                    lp,
-                    old,
-                    d.advantages[micro].to(self.device),
-                    m,
-                    clip_low=a.clip_low,
-                    clip_high=a.clip_high,
-                    dual_clip_c=a.dual_clip_c,
-                    **norm,
-                )
-                loss = pg.loss
-                terms = {"actor/pg_loss": float(pg.loss.detach())}
-                if self.spec.kl_coef > 0:
-                    kl = kl_loss(
-                        lp, d.ref_logprobs[micro].to(self.device), m, estimator=a.kl_estimator, **norm
-                    )
-                    loss = loss + self.spec.kl_coef * kl
-                    terms["actor/kl_loss"] = float(kl.detach())
-                if self.spec.entropy_coef > 0:
-                    ent = entropy_loss(lp, m, **norm)
-                    loss = loss - self.spec.entropy_coef * ent
-                    terms["actor/entropy_loss"] = float(ent.detach())
-                if self.spec.crossmodal_coef > 0:
-                    lp_txt = compute_logprobs(
-                        self.model, mb.text_only(), entropy="none", requires_grad=True, share_prompts=share
-                    ).logprobs
-                    cm = cross_modal_kl_loss(lp, lp_txt, m, **norm)
-                    loss = loss + self.spec.crossmodal_coef * cm
-                    terms["actor/crossmodal_kl"] = float(cm.detach())
+            for i in range(n_micro):
+                padding = i >= len(micros)
+                micro = micros[i] if not padding else list(range(min(o.micro_batch_size, len(d.rewards))))
+                loss, terms = self._micro_loss(d, micro, norm, padding=padding)
                 loss.backward()
+                if padding:
+                    continue
                 total += float(loss.detach())
-                # loss terms are partial sums of the mini-batch loss: add them up
+                w = float(d.loss_mask[micro].sum())
                 for k, v in terms.items():
-                    sums[k] = sums.get(k, 0.0) + v
-                w = float(m.sum())
-                for k in ("pg_clipfrac", "pg_clipfrac_lower", "ppo_kl"):
-                    sums[f"actor/{k}"] = sums.get(f"actor/{k}", 0.0) + pg.metrics[k] * w
-                    weights[f"actor/{k}"] = weights.get(f"actor/{k}", 0.0) + w
-            dist.all_reduce_grads(self.params)
-            gn = torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip)
+                    if k in _TOKEN_WEIGHTED:
+                        sums[k] = sums.get(k, 0.0) + v * w
+                        weights[k] = weights.get(k, 0.0) + w
+                    else:  # loss terms are partial sums of the mini-batch loss: add them up
+                        sums[k] = sums.get(k, 0.0) + v
+            self.strategy.reduce_grads(self.params)
+            gn = self.strategy.clip_grad_norm(self.params, self.grad_clip)
             total_all = float(dist.all_reduce_sum(torch.tensor([total], dtype=torch.float64))[0])
             if not (math.isfinite(total_all) and torch.isfinite(gn)):
                 self.optimizer.zero_grad(set_to_none=True)
@@ -575,6 +618,47 @@ class RLTrainer:
         out["actor/lr"] = self.scheduler.get_last_lr()[0]
         out["actor/updates"] = float(len(chunks))
         return out
+
+    def _micro_loss(
+        self, d: StepData, micro: list[int], norm: dict[str, float], *, padding: bool = False
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """The objective of rows ``micro`` (forwards in the compute dtype). A padding micro-batch (a rank with
+        fewer rows than another under FSDP) runs the same forwards with an empty mask and weight 0."""
+        a = self.cfg.algorithm
+        # under FSDP every micro-batch must run the same forwards on every rank: one plain forward each
+        share = self.cfg.rollout.share_prompts and not self.strategy.lockstep_forwards
+        mb = d.batch.select(micro).to(self.device)
+        m = d.loss_mask[micro].to(self.device)
+        if padding:
+            m = torch.zeros_like(m)
+        with self.strategy.autocast():
+            lp = compute_logprobs(
+                self.model, mb, entropy="none", requires_grad=True, share_prompts=share, device=self.device
+            ).logprobs
+            lp_text = None
+            if self.spec.crossmodal_coef > 0:
+                lp_text = compute_logprobs(
+                    self.model,
+                    mb.text_only(),
+                    entropy="none",
+                    requires_grad=True,
+                    share_prompts=share,
+                    device=self.device,
+                ).logprobs
+        out = rl_objective(
+            lp,
+            d.old_logprobs[micro].to(self.device),
+            d.advantages[micro].to(self.device),
+            m,
+            self.objective_weights,
+            ref_logprob=d.ref_logprobs[micro].to(self.device) if self.spec.kl_coef > 0 else None,
+            logprob_text=lp_text,
+            agg_mode=a.loss_agg_mode,
+            horizon=float(self.cfg.rollout.max_new_tokens),
+            **norm,
+        )
+        loss = out.loss * 0.0 if padding else out.loss
+        return loss, out.metrics
 
     def train_step(self, step: int) -> dict[str, float]:
         t = {}
@@ -660,7 +744,20 @@ class RLTrainer:
         if not self.val_prompts:
             return {}
         self.model.eval()
-        res = evaluate(
+        with self.strategy.gathered(self.model):
+            res = self._evaluate()
+        self.model.train()
+        self.last_val = res.accuracy
+        self.best_val = res.accuracy if self.best_val is None else max(self.best_val, res.accuracy)
+        return {
+            "val/accuracy": res.accuracy,
+            "val/n": float(res.n),
+            "val/response_length": res.metrics["response_length"],
+            "val/truncated_frac": res.metrics["truncated_frac"],
+        }
+
+    def _evaluate(self) -> Any:
+        return evaluate(
             self.engine,
             self.val_prompts,
             self.val_records,
@@ -673,15 +770,6 @@ class RLTrainer:
             timeout_s=self.cfg.reward.timeout_s,
             num_workers=self.cfg.reward.num_workers,
         )
-        self.model.train()
-        self.last_val = res.accuracy
-        self.best_val = res.accuracy if self.best_val is None else max(self.best_val, res.accuracy)
-        return {
-            "val/accuracy": res.accuracy,
-            "val/n": float(res.n),
-            "val/response_length": res.metrics["response_length"],
-            "val/truncated_frac": res.metrics["truncated_frac"],
-        }
 
     # ------------------------------------------------------------------ checkpoints
     @property
@@ -708,29 +796,62 @@ class RLTrainer:
         }
 
     def save_checkpoint(self) -> Path | None:
+        """Every rank takes part (sharded state and the full-weights export are collectives under FSDP); rank 0
+        writes the rest and publishes the directory atomically."""
         dist.barrier()
+        main = dist.is_main()
+        tmp = dist.broadcast_object(prepare_checkpoint(self.ckpt_root, self.step) if main else None)
+        state = self.state_dict()
+        if self.strategy.sharded:
+            self.strategy.save_sharded(tmp / "sharded", self.model, self.optimizer)
+            del state["optimizer"]  # in sharded/
+        export = self._export_state_dict()
         path = None
-        if dist.is_main():
-
-            def write(tmp: Path) -> None:
-                self.policy.save(tmp / "policy")
-                save_state(tmp / "trainer_state.pt", self.state_dict())
-                (tmp / "config.yaml").write_text(dump_yaml(self.cfg), encoding="utf-8")
-
-            path = save_checkpoint(self.ckpt_root, self.step, write, keep_last=self.cfg.checkpoint.keep_last)
+        if main:
+            self._save_export(tmp / "policy", export)
+            if is_lora(self.model):
+                save_state(tmp / "adapter.pt", adapter_state_dict(self.model))
+            save_state(tmp / "trainer_state.pt", state)
+            (tmp / "config.yaml").write_text(dump_yaml(self.cfg), encoding="utf-8")
+            path = publish_checkpoint(self.ckpt_root, self.step, tmp, keep_last=self.cfg.checkpoint.keep_last)
         dist.barrier()
         return path
+
+    def _export_state_dict(self) -> dict[str, torch.Tensor] | None:
+        """The full weights of a plain model on rank 0 (LoRA merged in; gathered under FSDP)."""
+        if is_lora(self.model):
+            return merged_state_dict(self.model) if dist.is_main() else None
+        if self.strategy.sharded:
+            return self.strategy.full_state_dict(self.model)
+        return None  # the policy's own state dict
+
+    def _save_export(self, path: Path, state: dict[str, torch.Tensor] | None) -> None:
+        """``save_pretrained`` of a loadable policy (model + processor + ``mssr_policy.json``)."""
+        if is_lora(self.model):
+            save_merged(self.policy, path)
+        else:
+            self.policy.save(path, state_dict=state)
 
     def load_checkpoint(self, path: Path) -> None:
         from mssr.models import load_policy
 
-        # from_pretrained applies the checkpoint-format key mapping (e.g. visual.* -> model.visual.*)
-        saved = load_policy(path / "policy", dtype=self.model.dtype).model
-        self.model.load_state_dict(saved.state_dict())
-        del saved
         st = load_state(path / "trainer_state.pt")
+        if self.strategy.sharded:
+            if not (path / "sharded").is_dir():
+                raise RuntimeError(
+                    f"{path} has no sharded/ state: it was not written under parallel.strategy=fsdp"
+                )
+            self.strategy.load_sharded(path / "sharded", self.model, self.optimizer)
+        else:
+            if is_lora(self.model):
+                load_adapter_state_dict(self.model, load_state(path / "adapter.pt"))
+            else:
+                # from_pretrained applies the checkpoint-format key mapping (e.g. visual.* -> model.visual.*)
+                saved = load_policy(path / "policy", dtype=self.strategy.param_dtype).model
+                self.model.load_state_dict(saved.state_dict())
+                del saved
+            self.optimizer.load_state_dict(st["optimizer"])
         self.step = int(st["step"])
-        self.optimizer.load_state_dict(st["optimizer"])
         self.scheduler.load_state_dict(st["scheduler"])
         self.sampler.load_state_dict(st["sampler"])
         if self.tracker is not None and st["tracker"] is not None:
