@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 import torch
 from transformers import GenerationConfig
 
-from mssr.rollout import HFRolloutEngine, PromptInput, RolloutEngine, compute_logprobs
+from mssr.rollout import HFRolloutEngine, PromptInput, RolloutBatch, RolloutEngine, compute_logprobs
 
 
 @pytest.fixture(params=["qwen2_5_vl", "qwen2_vl"])
@@ -60,8 +62,20 @@ def _bias_logits(model, token_ids: list[int], amount: float):
     return model.lm_head.register_forward_hook(hook)
 
 
-def test_engine_satisfies_protocol(model, processor):
-    assert isinstance(HFRolloutEngine(model, processor), RolloutEngine)
+def test_engine_implements_the_protocol(family):
+    """Every parameter of ``RolloutEngine.generate`` exists on the engine with the same kind and default (a
+    runtime ``isinstance`` only checks that a method of that name exists); extra parameters have defaults, so
+    a caller of the protocol can always call the engine; a call returns a ``RolloutBatch`` in prompt order."""
+    proto = inspect.signature(RolloutEngine.generate).parameters
+    impl = inspect.signature(HFRolloutEngine.generate).parameters
+    for name, p in proto.items():
+        assert name in impl, f"HFRolloutEngine.generate lacks {name!r}"
+        assert (impl[name].kind, impl[name].default) == (p.kind, p.default), name
+    for name in impl.keys() - proto.keys():
+        assert impl[name].default is not inspect.Parameter.empty, f"extra parameter {name!r} needs a default"
+    model, processor, prompts = family
+    batch = HFRolloutEngine(model, processor).generate(prompts[:2], n=2, max_new_tokens=3, seed=0)
+    assert isinstance(batch, RolloutBatch) and batch.prompt_index.tolist() == [0, 0, 1, 1]
 
 
 def test_greedy_matches_stepwise_argmax(family):
