@@ -27,7 +27,7 @@ def test_config_loads_and_validates(path):
     assert cfg.rollout.rollouts_per_step % cfg.algorithm.spec().rollouts_per_prompt == 0
 
 
-def test_paper_settings_match_method_md():
+def test_paper_settings_match_the_method_doc():
     root = CONFIGS[0].parents[1]
     mssr = load_config(TrainConfig, root / "paper/qwen2_5_vl_7b_mssr.yaml")
     grpo = load_config(TrainConfig, root / "paper/qwen2_5_vl_7b_grpo.yaml")

@@ -1,4 +1,4 @@
-"""Policy-objective pieces (method.md §5–§6): loss aggregation, the clipped policy loss, the KL loss,
+"""Policy-objective pieces (docs/method.md §5–§6): loss aggregation, the clipped policy loss, the KL loss,
 the entropy-loss ablation and the cross-modal KL ablation.
 
 Micro-batch invariance: every aggregation takes explicit *global* normalisers (token count, sequence count,
@@ -87,7 +87,7 @@ def ppo_clip_loss(
     global_seqs: float | torch.Tensor | None = None,
     horizon: float | None = None,
 ) -> LossOutput:
-    """PPO clipped surrogate with clip-higher and dual clip (method.md §5).
+    """PPO clipped surrogate with clip-higher and dual clip (docs/method.md §5).
 
     ``r_t = exp(clamp(ℓ − ℓ_old, ±20))``; ``L_clip = max(−Â r, −Â clip(r, 1 − ε_low, 1 + ε_high))``;
     for ``Â < 0``: ``L = min(L_clip, −c Â)`` (dual clip, ``c = dual_clip_c`` > 1, ``None`` disables).
@@ -135,7 +135,7 @@ def kl_loss(
     agg_mode: str = "token-mean",
     **norm: object,
 ) -> torch.Tensor:
-    """KL-to-reference loss term (method.md §5, weight 0.01 in the paper): aggregated per-token estimate."""
+    """KL-to-reference loss term (docs/method.md §5, weight 0.01 in the paper): aggregated per-token estimate."""
     return agg_loss(kl_penalty(logprob, ref_logprob.detach(), estimator), response_mask, agg_mode, **norm)
 
 
@@ -143,7 +143,7 @@ def entropy_loss(
     logprob: torch.Tensor, response_mask: torch.Tensor, *, agg_mode: str = "token-mean", **norm: object
 ) -> torch.Tensor:
     """The entropy-loss ablation's ``token-mean(H̃_t)``, ``H̃_t = −π_θ(o_t) log π_θ(o_t)`` *with* gradient
-    (method.md §6). The trainer adds ``−c ·`` this to the loss (c = 0.01)."""
+    (docs/method.md §6). The trainer adds ``−c ·`` this to the loss (c = 0.01)."""
     return agg_loss(sampled_token_entropy(logprob), response_mask, agg_mode, **norm)
 
 
@@ -159,7 +159,7 @@ def cross_modal_kl_loss(
     **norm: object,
 ) -> torch.Tensor:
     """Cross-modal regulariser ``KL(π(·|x without images) ‖ π(·|x))`` on the sampled response positions
-    (method.md §6), differentiable through *both* forwards (fixes reference-code defect 3).
+    (docs/method.md §6), differentiable through *both* forwards (fixes reference-code defect 3).
 
     With logits given, the exact per-position KL over the vocabulary is used; otherwise the sampled-token
     estimator ``estimator(ℓ_text, ℓ_image)`` (k3 by default: ``exp(ℓ_img − ℓ_text) − (ℓ_img − ℓ_text) − 1``).

@@ -72,7 +72,7 @@ class Policy:
         return {t: self.tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
 
     def vision_token_ids(self) -> list[int]:
-        """Token ids a sampled response must never contain (platform-notes pitfall 2)."""
+        """Token ids a sampled response must never contain (docs/platform.md pitfall 2)."""
         return [
             self.tokenizer.convert_tokens_to_ids(t) for t in (VISION_START, VISION_END, IMAGE_PAD, VIDEO_PAD)
         ]
@@ -151,7 +151,7 @@ def build_tiny_policy(
 
 def _generation_config(ids: dict[str, int]) -> GenerationConfig:
     """Stop at ``<|im_end|>`` (or ``<|endoftext|>``); sample from the unmodified distribution by default
-    (platform-notes pitfall 1: an implicit top_k=50 otherwise)."""
+    (docs/platform.md pitfall 1: an implicit top_k=50 otherwise)."""
     return GenerationConfig(
         eos_token_id=[ids["<|im_end|>"], ids["<|endoftext|>"]],
         pad_token_id=ids["<|endoftext|>"],

@@ -34,7 +34,7 @@ class RolloutEngine(Protocol):
       ``prompt_index`` and ``keys`` set accordingly.
     - Sampling uses exactly ``softmax(logits / temperature)`` restricted by `top_k` (0 = off) and `top_p`
       (1.0 = off) with `suppress_token_ids` masked out — no implicit top-k, repetition penalty or other
-      processor (platform-notes #1) — and records `temperature` and `suppress_token_ids` in the batch so
+      processor (docs/platform.md pitfall 1) — and records `temperature` and `suppress_token_ids` in the batch so
       `compute_logprobs` scores the same distribution.
     - A response stops at the first EOS token (included in the mask) or at `max_new_tokens` (marked
       `truncated`).
@@ -60,7 +60,7 @@ class RolloutEngine(Protocol):
 
 
 def default_suppress_token_ids(model: nn.Module, processor: Any) -> tuple[int, ...]:
-    """Vision special tokens a policy must never sample (platform-notes #2), from config and tokenizer."""
+    """Vision special tokens a policy must never sample (docs/platform.md pitfall 2), from config and tokenizer."""
     tokenizer = getattr(processor, "tokenizer", processor)
     config = getattr(model, "config", None)
     ids: set[int] = set()
@@ -244,7 +244,7 @@ class HFRolloutEngine:
         sampling: dict[str, Any] = (
             {}  # greedy: transformers ignores (and warns about) sampling parameters
             if greedy
-            # top_k=0 disables top-k; left unset, transformers applies top_k=50 (platform-notes #1)
+            # top_k=0 disables top-k; left unset, transformers applies top_k=50 (docs/platform.md pitfall 1)
             else {"temperature": temperature, "top_k": top_k, "top_p": top_p}
         )
         return GenerationConfig(

@@ -1,8 +1,8 @@
 """Teacher-forced scoring of rollout responses: per-token log-probs and entropies.
 
 One forward over ``[prompt | response]`` gives, for each response token o_t, ℓ_t = log π(o_t | x, o_<t)
-(method.md "Setting") under the distribution the engine sampled from: logits divided by the sampling
-temperature (as verl does) and the engine's suppressed tokens masked to -inf. Entropies (method.md §4):
+(docs/method.md "Setting") under the distribution the engine sampled from: logits divided by the sampling
+temperature (as verl does) and the engine's suppressed tokens masked to -inf. Entropies (docs/method.md §4):
 ``sampled`` = −p_t log p_t with p_t = exp(ℓ_t); ``full`` = −Σ_v π(v) log π(v), computed in chunks of
 positions so no second ``B×T×V`` float tensor is materialised.
 """
@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mssr.algos.entropy import sampled_token_entropy
 from mssr.rollout.batch import RolloutBatch
 from mssr.rollout.prefix import continue_forward, group_rows, prefill
 
@@ -93,11 +94,6 @@ def token_stats(
         return logprobs, None
     entropy = torch.cat(entropy_chunks).reshape(lead) if entropy_chunks else flat.new_zeros(lead).float()
     return logprobs, entropy
-
-
-def sampled_token_entropy(logprobs: torch.Tensor) -> torch.Tensor:
-    """−p log p of the sampled token, p = exp(ℓ) (method.md §4 `sampled`); range [0, 1/e]."""
-    return -torch.exp(logprobs) * logprobs
 
 
 def _trim(batch: RolloutBatch) -> tuple[int, int]:

@@ -18,23 +18,10 @@ from pathlib import Path
 
 import torch
 
+from mssr.io import fsync_dir, fsync_tree
+
 STEP_DIR = re.compile(r"^step_(\d{6,})$")
 MARKER = "COMPLETE"
-
-
-def _fsync_tree(path: Path) -> None:
-    for root, _dirs, files in os.walk(path):
-        for name in files:
-            fd = os.open(os.path.join(root, name), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        dfd = os.open(root, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
 
 
 def save_checkpoint(ckpt_root: Path, step: int, write: Callable[[Path], None], *, keep_last: int = 2) -> Path:
@@ -58,15 +45,11 @@ def publish_checkpoint(ckpt_root: Path, step: int, tmp: Path, *, keep_last: int 
     """Mark ``tmp`` complete, fsync it and rename it to ``step_<step>``; prune older checkpoints."""
     final = ckpt_root / f"step_{step:06d}"
     (tmp / MARKER).write_text(f"{step}\n")
-    _fsync_tree(tmp)
+    fsync_tree(tmp)
     if final.exists():  # re-saving the same step (e.g. interrupt right after a periodic save)
         shutil.rmtree(final)
     os.replace(tmp, final)
-    dfd = os.open(ckpt_root, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    fsync_dir(ckpt_root)
     _prune(ckpt_root, keep_last)
     return final
 

@@ -1,6 +1,6 @@
 """The training configuration: typed dataclasses, YAML + dotted overrides (see :mod:`mssr.config`).
 
-Defaults follow method.md except where scaled down for a 2-core CPU; those fields say "CPU:" with the
+Defaults follow docs/method.md except where scaled down for a 2-core CPU; those fields say "CPU:" with the
 paper's value. ``configs/`` holds the CPU defaults per algorithm and the paper's Qwen2.5-VL settings.
 """
 
@@ -68,7 +68,9 @@ class DataConfig:
     train_split: str | None = "train"
     val_split: str | None = "val"
     builtin: dict = field(default_factory=dict)  # extra arguments of mssr.data.builtin.ensure_dataset
-    instruction: str | None = "default"  # "default" = method.md's instruction; null = none
+    instruction: str | None = (
+        "default"  # "default" = docs/method.md's instruction ("Reward and prompt"); null = none
+    )
     system_prompt: str | None = None
     on_error: Literal["raise", "skip"] = "raise"
     max_train_items: int | None = None

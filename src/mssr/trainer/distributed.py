@@ -114,7 +114,7 @@ def barrier() -> None:
 
 
 def shutdown() -> None:
-    """Barrier then destroy the group (clean exits under torchrun on CPU, platform-notes pitfall 5)."""
+    """Barrier then destroy the group (clean exits under torchrun on CPU, docs/platform.md pitfall 5)."""
     if is_distributed():
         dist.barrier()
         dist.destroy_process_group()

@@ -161,6 +161,7 @@ class Sharded(Replicated):
         for m in model.modules():
             if isinstance(m, FSDPModule):
                 m.set_gradient_divide_factor(1.0)  # sum over ranks: losses use global normalisers
+                m.set_force_sum_reduction_for_comms(True)  # plain SUM (gloo has no PREMUL_SUM)
         return model
 
     def autocast(self) -> contextlib.AbstractContextManager:
@@ -203,7 +204,13 @@ class Sharded(Replicated):
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
         sd = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
-        return sd if dist.is_main() else None
+        if not dist.is_main():
+            return None
+        # a tied weight (lm_head = embed_tokens) comes back under both names; keep the first, as save_pretrained
+        # of the unwrapped model does
+        aliases = {n for n, _ in model.named_parameters(remove_duplicate=False)}
+        aliases -= {n for n, _ in model.named_parameters()}
+        return {k: v for k, v in sd.items() if k not in aliases}
 
     def save_sharded(self, path: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
         import torch.distributed.checkpoint as dcp

@@ -6,14 +6,13 @@ from pathlib import Path
 from typing import Any
 
 from mssr.data import load_records
+from mssr.io import cache_root
 from mssr.models import build_tiny_policy, load_policy
 from mssr.trainer.config import TrainConfig
 
 
 def cache_dir(cfg: TrainConfig) -> Path:
-    from mssr.trainer.sft import default_cache_dir
-
-    return Path(cfg.data.cache_dir) if cfg.data.cache_dir else default_cache_dir()
+    return Path(cfg.data.cache_dir) if cfg.data.cache_dir else cache_root()
 
 
 def sft_config(cfg: TrainConfig) -> Any:

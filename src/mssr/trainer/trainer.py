@@ -1,4 +1,4 @@
-"""The RL trainer: one step as a short sequence of named stages (architecture.md, "A training step as data").
+"""The RL trainer: one step as a short sequence of named stages (docs/architecture.md, "One training step as data").
 
 ``sample prompts → rollout → score → old log-probs/entropies → reference log-probs → advantages (+ tracker/ρ)
 → entropy shaping → policy update over mini-batches → tracker update → metrics``; periodic validation and
