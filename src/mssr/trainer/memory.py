@@ -462,10 +462,7 @@ ALTERNATIVES: list[tuple[str, dict[str, Any]]] = [
             f"lora r={LORA_ALTERNATIVE_RANK}, ddp",
             {"strategy": "ddp", "cpu_offload": False, "lora_rank": LORA_ALTERNATIVE_RANK},
         ),
-        (
-            f"lora r={LORA_ALTERNATIVE_RANK}, fsdp",
-            {"strategy": "fsdp", "cpu_offload": False, "lora_rank": LORA_ALTERNATIVE_RANK},
-        ),
+        # (LoRA under fsdp is not offered: the trainer does not combine them yet)
     ]
     for gc in (False, True)
 ]
