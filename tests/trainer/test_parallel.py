@@ -213,7 +213,8 @@ def test_fsdp_two_processes_match_one_and_resume_after_kill(make_config, tmp_pat
 
 
 def test_fsdp_with_bf16_compute_and_uneven_micro_batches(make_config, tmp_path):
-    """FSDP2 with bf16 mixed precision (fp32 sharded master weights, fp32 gradient reduction); micro-batches
+    """FSDP2 with bf16 mixed precision (fp32 sharded master weights, fp32 gradient reduction) and gradient
+    checkpointing; micro-batches
     of 3 rows over 4-row mini-batches split unevenly across ranks, so a rank runs zero-weighted padding
     micro-batches to keep the collectives in step."""
     run = tmp_path / "bf16"
@@ -225,6 +226,7 @@ def test_fsdp_with_bf16_compute_and_uneven_micro_batches(make_config, tmp_path):
         "optim.micro_batch_size=1",
         "optim.mini_batch_prompts=3",
         "algorithm.kl_coef=0.01",
+        "model.gradient_checkpointing=true",
         "checkpoint.every=0",
         "steps=2",
     )

@@ -271,8 +271,13 @@ class RLTrainer:
         r = self.cfg.rollout
         per = max(1, r.gen_batch_size // n)
         parts = []
-        with self.strategy.gathered(self.model):
-            parts = self._generate_chunks(prompts, n, step, global_offset, per)
+        # eval mode: with gradient checkpointing, transformers turns the KV cache off in training mode
+        self.model.eval()
+        try:
+            with self.strategy.gathered(self.model):
+                parts = self._generate_chunks(prompts, n, step, global_offset, per)
+        finally:
+            self.model.train()
         return concat_batches(parts)
 
     def _generate_chunks(self, prompts: list[Any], n: int, step: int, global_offset: int, per: int) -> list:
