@@ -118,14 +118,19 @@ def process_logits(
     temperature: float = 1.0,
     top_k: int = 0,
     top_p: float = 1.0,
-    suppress_token_ids: Sequence[int] = (),
+    suppress_token_ids: Sequence[int] | torch.Tensor = (),
 ) -> torch.Tensor:
     """The logits a sampler draws from, float32: ``logits / temperature``, suppressed ids at -inf, then
     top-k (keep the k largest; 0 = off), then top-p (keep the smallest set of most probable tokens whose
     mass reaches `top_p`, at least one; 1.0 = off) — transformers' processor order and tie rules."""
     z = logits.float() / temperature
-    if suppress_token_ids:
-        z = z.index_fill(-1, torch.as_tensor(list(suppress_token_ids), device=z.device), float("-inf"))
+    if len(suppress_token_ids):
+        ids = (
+            suppress_token_ids.to(z.device)
+            if isinstance(suppress_token_ids, torch.Tensor)
+            else torch.as_tensor(list(suppress_token_ids), device=z.device)
+        )
+        z = z.index_fill(-1, ids, float("-inf"))
     if 0 < top_k < z.shape[-1]:
         kth = torch.topk(z, top_k, dim=-1).values[..., -1:]
         z = z.masked_fill(z < kth, float("-inf"))
@@ -380,13 +385,16 @@ class HFRolloutEngine:
         tokens: list[torch.Tensor] = []
         logprobs: list[torch.Tensor] = []
         logits = state.last_logits
+        # built once per call: a large suppress list (e.g. a vocabulary's unused rows) costs ~20x per token
+        # when rebuilt at every step
+        suppress = torch.as_tensor(list(self.suppress_token_ids), dtype=torch.long, device=device)
         for t in range(max_new_tokens):
             z = process_logits(
                 logits,
                 temperature=1.0 if greedy else temperature,
                 top_k=0 if greedy else top_k,
                 top_p=1.0 if greedy else top_p,
-                suppress_token_ids=self.suppress_token_ids,
+                suppress_token_ids=suppress,
             )
             logp = torch.log_softmax(z, dim=-1)
             nxt = z.argmax(-1) if greedy else torch.multinomial(logp.exp(), 1).squeeze(-1)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -155,6 +156,9 @@ class Sharded(Replicated):
             reshard_after_forward=self.reshard_after_forward,
             offload_policy=CPUOffloadPolicy() if self.cpu_offload else OffloadPolicy(),
         )
+        # FSDP2 warns that the root returns a view (the logits slice HF returns); the trainer never modifies
+        # the logits in place, so its pre-backward hook is not at risk
+        warnings.filterwarnings("ignore", message=r"FSDP2-wrapped module .* returned a view tensor")
         for unit in fsdp_units(model):
             fully_shard(unit, **kw)
         fully_shard(model, **kw)
