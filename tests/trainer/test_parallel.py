@@ -98,10 +98,11 @@ def test_autocast_runs_linear_layers_in_the_compute_dtype():
 
 def test_auto_dtype_follows_the_measured_presets():
     cpu = torch.device("cpu")
-    assert resolve_compute_dtype("auto", cpu, preset="tiny") == torch.float32
-    assert resolve_compute_dtype("auto", cpu, preset="base") == torch.bfloat16
-    assert resolve_compute_dtype("auto", cpu, preset=None) == torch.float32
-    assert resolve_compute_dtype("bfloat16", cpu, preset="tiny") == torch.bfloat16
+    assert resolve_compute_dtype("auto", cpu, preset="tiny", fast_cpu_bf16=True) == torch.float32
+    assert resolve_compute_dtype("auto", cpu, preset="base", fast_cpu_bf16=True) == torch.bfloat16
+    assert resolve_compute_dtype("auto", cpu, preset="base", fast_cpu_bf16=False) == torch.float32
+    assert resolve_compute_dtype("auto", cpu, preset=None, fast_cpu_bf16=True) == torch.float32
+    assert resolve_compute_dtype("bfloat16", cpu, preset="tiny", fast_cpu_bf16=False) == torch.bfloat16
 
 
 # ------------------------------------------------------------------------------------------------ FSDP2

@@ -41,17 +41,31 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 
 # Built-in presets measured faster in bfloat16 than float32 on a CPU with AMX (docs/training.md "Precision"):
 # ``base`` fwd+bwd 1.6x, generation 1.5-2.1x; ``tiny`` and ``small`` are overhead-bound and slower in bf16.
+# Without AMX (AVX2 / AVX-512 without bf16) a bf16 matmul runs 30-70x slower than fp32: never bf16 there.
 CPU_BF16_PRESETS = frozenset({"base"})
 
 
-def resolve_compute_dtype(name: str, device: torch.device, *, preset: str | None = None) -> torch.dtype:
+def cpu_has_fast_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 matrices in hardware (Intel AMX-BF16), read from /proc/cpuinfo."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            return any(line.startswith("flags") and " amx_bf16" in line for line in f)
+    except OSError:
+        return False
+
+
+def resolve_compute_dtype(
+    name: str, device: torch.device, *, preset: str | None = None, fast_cpu_bf16: bool | None = None
+) -> torch.dtype:
     """``model.dtype`` → the dtype forward passes run in. ``auto``: bfloat16 on a GPU that supports it; on a
-    CPU bfloat16 only for a built-in preset measured faster in it (:data:`CPU_BF16_PRESETS`), else float32."""
+    CPU bfloat16 only for a built-in preset measured faster in it (:data:`CPU_BF16_PRESETS`) and only where
+    the CPU has AMX-BF16 (``fast_cpu_bf16``, default: :func:`cpu_has_fast_bf16`), else float32."""
     if name != "auto":
         return DTYPES[name]
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
-    return torch.bfloat16 if preset in CPU_BF16_PRESETS else torch.float32
+    fast = cpu_has_fast_bf16() if fast_cpu_bf16 is None else fast_cpu_bf16
+    return torch.bfloat16 if preset in CPU_BF16_PRESETS and fast else torch.float32
 
 
 def fsdp_units(model: nn.Module) -> list[nn.Module]:
