@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 import torch
 
 from mssr.models import load_policy
@@ -162,11 +161,6 @@ def test_freeze_vision_with_lora(make_config):
     assert not any(".visual." in n for n in changed)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_prepare_model freezes the tower before apply_lora, and get_peft_model makes every adapter "
-    "trainable again: with model.lora_vision=true the vision-tower adapters train despite freeze_vision",
-)
 def test_freeze_vision_wins_over_lora_vision(make_config):
     trainer = RLTrainer(
         make_config("model.freeze_vision=true", "model.lora_rank=8", "model.lora_vision=true")

@@ -79,7 +79,6 @@ def test_shared_prompt_passes_train_like_full_rows(make_config, tmp_path):
     }
     d = trainer[False].rollout(1, trainer[False].sample_prompts(1))
     assert len(set(d.batch.prompt_slot.tolist())) < len(d.batch)  # groups share prompts
-    trainer[True]._local_idx = trainer[False]._local_idx  # the step's prompt indices, set by rollout()
     trainer[False].score(d)
     trainer[False].compute_old_logprobs(d)
     trainer[True].compute_ref_logprobs(d)
@@ -87,6 +86,7 @@ def test_shared_prompt_passes_train_like_full_rows(make_config, tmp_path):
     trainer[False].compute_ref_logprobs(d)
     assert float((ref_shared - d.ref_logprobs).abs().max()) < 1e-5
     before = [p.detach().clone() for p in trainer[True].model.parameters()]
+    trainer[False].gather(d)  # everything the later stages need travels in d
     for t in trainer.values():
         t.compute_advantages(d)
         t.update_policy(1, d)
@@ -112,3 +112,47 @@ def test_threads_knob(make_config, tmp_path):
 
     with pytest.raises(ConfigError, match="threads"):
         make_config("threads=0")
+
+
+def test_spo_drift_uses_the_policy_that_sampled_the_step(make_config, tmp_path):
+    """SPO's D(x) re-scores a prompt's stored response with the policy that sampled this step, i.e. before
+    this step's update (the tracker update then sees how far that policy moved since the stored response)."""
+    import copy
+
+    import torch
+
+    t = RLTrainer(
+        make_config(
+            "algorithm.rho=per_prompt",
+            "algorithm.tracker_init=none",
+            "data.max_train_items=8",  # every step samples all 8 prompts: step 2 sees step 1's responses
+            "optim.lr=0.05",
+            out=tmp_path / "spo",
+        )
+    )
+    t.train_step(1)
+    snapshot = (
+        copy.deepcopy(t.model.state_dict()),
+        copy.deepcopy(t.response_store.state_dict()),
+        copy.deepcopy(t.sampler.state_dict()),
+    )
+    seen = {}
+    real_rho = t.rho
+
+    def spy(n, *, kl=None, divergence=None):
+        seen["drift"] = divergence.clone()
+        return real_rho(n, kl=kl, divergence=divergence)
+
+    t.rho = spy
+    t.train_step(2)
+    # replay step 2 up to the drift with the pre-update weights
+    t.model.load_state_dict(snapshot[0])
+    t.response_store.load_state_dict(snapshot[1])
+    t.sampler.load_state_dict(snapshot[2])
+    d = t.rollout(2, t.sample_prompts(2))
+    t.score(d)
+    t.compute_old_logprobs(d)
+    t.compute_policy_drift(d)
+    assert not torch.isnan(d.drift).all() and (d.drift[~torch.isnan(d.drift)] > 0).any()
+    assert torch.equal(torch.isnan(seen["drift"]), torch.isnan(d.drift))
+    torch.testing.assert_close(seen["drift"].nan_to_num(), d.drift.nan_to_num(), rtol=0, atol=1e-6)

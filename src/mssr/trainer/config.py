@@ -115,6 +115,21 @@ class AlgorithmConfig:
     sampler: Literal["uniform", "prioritized"] = "uniform"
     priority_eps: float = 0.05
 
+    def rho_kwargs(self) -> dict[str, float]:
+        """Constructor arguments of the configured ρ schedule."""
+        bounds = dict(rho_min=self.rho_min, rho_max=self.rho_max)
+        return {
+            "kl_window": dict(**bounds, target=self.kl_target, window=self.kl_window),
+            "per_prompt": dict(**bounds, d_half=self.d_half),
+            "fixed": bounds,
+        }.get(self.rho, {})
+
+    def estimator_kwargs(self) -> dict[str, float | bool]:
+        """The advantage estimator's own settings (GRPO's ε, ddof and std scaling; the others use defaults)."""
+        if self.spec().advantage == "grpo":
+            return dict(eps=self.grpo_eps, unbiased=self.grpo_unbiased, scale_by_std=self.scale_by_std)
+        return {}
+
     def spec(self) -> AlgorithmSpec:
         base = ALGORITHMS.get(self.name)
         changes = {

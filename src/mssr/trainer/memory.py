@@ -334,7 +334,7 @@ def _with_gen(k: _Setup, g: int) -> _Setup:
 
 
 def _counts(s: ModelShape, k: _Setup) -> ParamCounts:
-    lora = k.lora_rank * (s.lora_text + (s.lora_vision if k.lora_vision else 0))
+    lora = k.lora_rank * (s.lora_text + (s.lora_vision if k.lora_vision and not k.freeze_vision else 0))
     trainable = lora if k.lora_rank else s.total - (s.vision if k.freeze_vision else 0)
     return ParamCounts(total=s.total, vision=s.vision, language=s.language, trainable=trainable, lora=lora)
 
@@ -391,7 +391,7 @@ def _rows(s: ModelShape, k: _Setup) -> tuple[list[Row], int]:
     # activations
     tokens = k.micro * (k.prompt + k.response)
     act = tokens * _layer_acts(s.hidden, s.kv_dim, s.intermediate, s.layers, c, k.gc)
-    vision_trains = (k.lora_rank > 0 and k.lora_vision) or (not k.lora_rank and not k.freeze_vision)
+    vision_trains = not k.freeze_vision and (k.lora_vision or not k.lora_rank)
     if vision_trains and s.v_blocks:
         patches = k.micro * k.image_tokens * s.merge**2
         act += patches * _layer_acts(s.v_hidden, s.v_hidden, s.v_intermediate, s.v_blocks, c, k.gc)

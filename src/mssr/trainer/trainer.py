@@ -8,6 +8,7 @@ never branches on an algorithm's name.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import math
@@ -15,6 +16,7 @@ import random
 import signal
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,7 @@ from mssr.config import ConfigError, dump_yaml, to_dict
 from mssr.evaluation.evaluator import evaluate
 from mssr.models.lora import (
     adapter_state_dict,
+    freeze_vision,
     is_lora,
     load_adapter_state_dict,
     merged_state_dict,
@@ -81,11 +84,23 @@ def _step_seed(seed: int, step: int, salt: int = 0) -> int:
 
 
 @dataclass
+class Gathered:
+    """The step's rows from every rank, in rank order (identical on all ranks)."""
+
+    keys: list[str]  # prompt keys
+    rewards: torch.Tensor  # [N], 0 where excluded
+    valid: torch.Tensor  # [N] bool
+    groups: torch.Tensor  # [N] global prompt index (group id)
+    lengths: torch.Tensor  # [N] tokens in the loss
+
+
+@dataclass
 class StepData:
-    """What one step has gathered so far (local rows of this rank)."""
+    """Everything one step hands from stage to stage (this rank's rows unless said otherwise)."""
 
     batch: Any
     records: list[Any]
+    prompt_ids: torch.Tensor  # [B] global index of each row's prompt in the training set
     rewards: torch.Tensor  # [B], 0 where excluded
     valid: torch.Tensor  # [B] bool: reward usable
     loss_mask: torch.Tensor  # [B, T]
@@ -93,7 +108,19 @@ class StepData:
     entropy: torch.Tensor | None = None  # the shaping entropy (sampled or full)
     sampled_entropy: torch.Tensor | None = None
     ref_logprobs: torch.Tensor | None = None
+    drift: torch.Tensor | None = None  # [N] SPO's D(x) per gathered row (per_prompt ρ), NaN if unseen
+    gathered: Gathered | None = None
     advantages: torch.Tensor | None = None
+
+
+@contextlib.contextmanager
+def timed(times: dict[str, float], name: str) -> Iterator[None]:
+    """Add the wall-clock seconds of the block to ``times[name]``."""
+    t = time.perf_counter()
+    try:
+        yield
+    finally:
+        times[name] = times.get(name, 0.0) + time.perf_counter() - t
 
 
 class RLTrainer:
@@ -132,6 +159,14 @@ class RLTrainer:
                 "use parallel.strategy=ddp (the frozen base is not sharded)"
             )
         self.preflight = memory_preflight(config, world_size=dist.world_size(), device=self.device)
+        a = config.algorithm
+        self.tracker = (
+            BetaTracker(rho_min=a.rho_min, threshold=a.reward_threshold) if self.spec.use_tracker else None
+        )
+        self.rho = build_rho_schedule(a.rho, **a.rho_kwargs()) if self.spec.use_tracker else None
+        # what the ρ schedule reads each step: "kl" (rollout vs reference), "divergence" (SPO's D(x)), "none"
+        self.rho_needs = self.rho.needs if self.rho is not None else "none"
+        self.response_store = ResponseStore() if self.rho_needs == "divergence" else None
         self.model = self._prepare_model(self.policy.model)
         self.suppress = tuple(default_suppress_token_ids(self.model, self.policy.processor))
         self.engine = HFRolloutEngine(
@@ -171,16 +206,6 @@ class RLTrainer:
             else build_reward(spec)
         )
         a = config.algorithm
-        self.tracker = (
-            BetaTracker(rho_min=a.rho_min, threshold=a.reward_threshold) if self.spec.use_tracker else None
-        )
-        rho_kwargs = {
-            "kl_window": dict(rho_min=a.rho_min, rho_max=a.rho_max, target=a.kl_target, window=a.kl_window),
-            "per_prompt": dict(rho_min=a.rho_min, rho_max=a.rho_max, d_half=a.d_half),
-            "fixed": dict(rho_min=a.rho_min, rho_max=a.rho_max),
-        }.get(a.rho, {})
-        self.rho = build_rho_schedule(a.rho, **rho_kwargs) if self.spec.use_tracker else None
-        self.response_store = ResponseStore() if self.spec.use_tracker and a.rho == "per_prompt" else None
         self.sampler = PromptSampler(len(self.train_prompts), seed=config.seed, mode=a.sampler)
 
         o = config.optim
@@ -223,10 +248,8 @@ class RLTrainer:
         m, st = self.cfg.model, self.strategy
         model = model.to(device=self.device, dtype=st.param_dtype)
         if m.freeze_vision:
-            from mssr.models.lora import freeze_vision
-
             freeze_vision(model)
-        needs_ref = self.spec.kl_coef > 0 or (self.spec.use_tracker and self.cfg.algorithm.rho == "kl_window")
+        needs_ref = self.spec.kl_coef > 0 or self.rho_needs == "kl"
         self.ref_model = None
         if m.lora_rank:
             from mssr.models.lora import apply_lora
@@ -239,6 +262,8 @@ class RLTrainer:
                 target_modules=m.lora_target_modules,
                 include_vision=m.lora_vision,
             )
+            if m.freeze_vision:  # peft made every adapter trainable, the tower's too
+                freeze_vision(model)
             self.policy.model = model
         elif needs_ref:
             ref = copy.deepcopy(model).eval()
@@ -378,10 +403,10 @@ class RLTrainer:
             step,
             dist.rank() * len(local_idx),
         )
-        records = [self.train_records[local_idx[j]] for j in batch.prompt_index.tolist()]
-        self._local_idx = local_idx
+        prompt_ids = torch.tensor([local_idx[j] for j in batch.prompt_index.tolist()], dtype=torch.long)
+        records = [self.train_records[i] for i in prompt_ids.tolist()]
         empty = torch.zeros(len(batch))
-        return StepData(batch, records, empty, empty.bool(), batch.response_mask.float())
+        return StepData(batch, records, prompt_ids, empty, empty.bool(), batch.response_mask.float())
 
     def score(self, d: StepData) -> dict[str, float]:
         d.rewards, d.valid, res = self._score(d.batch.response_text, d.records)
@@ -439,65 +464,56 @@ class RLTrainer:
                 share_prompts=self.cfg.rollout.share_prompts,
             ).logprobs.cpu()
 
+    def gather(self, d: StepData) -> None:
+        """Rewards, validity, keys, groups and loss lengths of every rank's rows, so that advantage statistics
+        and the tracker are global."""
+        d.gathered = Gathered(
+            keys=[k for part in dist.all_gather_objects(list(d.batch.keys)) for k in part],
+            rewards=dist.all_gather_cat(d.rewards),
+            valid=dist.all_gather_cat(d.valid),
+            groups=dist.all_gather_cat(d.prompt_ids),
+            lengths=dist.all_gather_cat(d.loss_mask.sum(-1)),
+        )
+
     def compute_advantages(self, d: StepData) -> dict[str, float]:
-        """Global statistics: rewards, keys, groups and lengths are gathered from every rank first."""
-        a = self.cfg.algorithm
-        local_groups = torch.tensor([self._local_idx[j] for j in d.batch.prompt_index.tolist()])
-        lengths = d.loss_mask.sum(-1)
-        g_rewards = dist.all_gather_cat(d.rewards)
-        g_valid = dist.all_gather_cat(d.valid)
-        g_groups = dist.all_gather_cat(local_groups)
-        g_lengths = dist.all_gather_cat(lengths)
-        g_keys = [k for part in dist.all_gather_objects(list(d.batch.keys)) for k in part]
+        """The registry estimator over the gathered valid rows (tracker baselines from before this step's
+        update), then entropy shaping of this rank's rows."""
+        a, g = self.cfg.algorithm, d.gathered
         metrics: dict[str, float] = {}
-        idx = torch.nonzero(g_valid).flatten()
-        scores = torch.zeros(len(g_rewards))
+        idx = torch.nonzero(g.valid).flatten()
+        scores = torch.zeros(len(g.rewards))
         if len(idx):
-            t_max = int(g_lengths.max().item()) if len(g_lengths) else 1
-            synth_mask = (torch.arange(max(1, t_max))[None, :] < g_lengths[idx][:, None]).float()
-            kwargs: dict[str, Any] = {}
-            if self.spec.advantage in ("grpo", "rloo"):
-                kwargs = dict(group_ids=g_groups[idx])
-                if self.spec.advantage == "grpo":
-                    kwargs.update(eps=a.grpo_eps, unbiased=a.grpo_unbiased, scale_by_std=a.scale_by_std)
-            baselines = None
+            t_max = int(g.lengths.max().item()) if len(g.lengths) else 1
+            synth_mask = (torch.arange(max(1, t_max))[None, :] < g.lengths[idx][:, None]).float()
+            kwargs: dict[str, Any] = {"group_ids": g.groups[idx], **a.estimator_kwargs()}
             if self.tracker is not None:
-                baselines = self.tracker.baseline(
-                    [g_keys[i] for i in idx.tolist()]
-                )  # before this step's update
-                kwargs["baselines"] = baselines
-            out = compute_advantages(self.spec.advantage, g_rewards[idx], synth_mask, **kwargs)
+                kwargs["baselines"] = self.tracker.baseline([g.keys[i] for i in idx.tolist()])
+            out = compute_advantages(self.spec.advantage, g.rewards[idx], synth_mask, **kwargs)
             scores[idx] = out.scores
             metrics.update({f"adv/{k}": v for k, v in out.metrics.items() if k != "n_groups"})
             if "zero_std_frac" in out.metrics:
                 metrics["grpo/zero_std_frac"] = out.metrics["zero_std_frac"]
-        # this rank's rows of the global arrays
-        b = len(d.rewards)
-        local_scores = scores[dist.rank() * b : (dist.rank() + 1) * b]
-        adv = local_scores[:, None] * d.loss_mask
+        b = len(d.rewards)  # this rank's rows of the global arrays
+        adv = scores[dist.rank() * b : (dist.rank() + 1) * b][:, None] * d.loss_mask
         if self.spec.shaping:
             shaped = shape_advantages(adv, d.entropy, d.loss_mask, alpha=a.alpha, kappa=a.kappa)
             adv = shaped.advantages
             metrics.update({f"mssr/{k}": v for k, v in shaped.metrics.items()})
         d.advantages = adv
-        self._global = (g_keys, g_rewards, g_valid)
         return metrics
 
     def update_tracker(self, d: StepData) -> dict[str, float]:
         if self.tracker is None:
             return {}
-        g_keys, g_rewards, g_valid = self._global
+        g = d.gathered
         kl = None
-        if self.cfg.algorithm.rho == "kl_window":
+        if self.rho_needs == "kl":
             per = per_sample_kl(d.old_logprobs, d.ref_logprobs, d.loss_mask)
             sums = dist.all_reduce_sum(torch.stack([(per * d.valid).sum(), d.valid.float().sum()]).double())
             kl = float(sums[0] / sums[1].clamp(min=1))
-        divergence = None
-        if self.response_store is not None:
-            divergence = self._policy_drift(d)
-        rho = self.rho(len(g_keys), kl=kl, divergence=divergence)
-        rewards = [float(r) if v else None for r, v in zip(g_rewards.tolist(), g_valid.tolist(), strict=True)]
-        self.tracker.update(g_keys, rewards, rho)
+        rho = self.rho(len(g.keys), kl=kl, divergence=d.drift)
+        rewards = [float(r) if v else None for r, v in zip(g.rewards.tolist(), g.valid.tolist(), strict=True)]
+        self.tracker.update(g.keys, rewards, rho)
         if dist.is_distributed():
             self._check_tracker_consistency()
         m = self.tracker.metrics()
@@ -519,11 +535,12 @@ class RLTrainer:
         if len(set(digests)) != 1:
             raise RuntimeError(f"value trackers diverged across ranks at step {self.step}: {digests}")
 
-    def _policy_drift(self, d: StepData) -> torch.Tensor:
-        """SPO's D(x): each prompt's previously stored response re-scored by the current (pre-update) policy.
-
-        Stored responses are re-scored by reusing this step's prompt encoding with the stored response ids.
-        """
+    def compute_policy_drift(self, d: StepData) -> None:
+        """SPO's D(x) for the per-prompt ρ: each prompt's previously stored response re-scored by the policy
+        that sampled this step (before this step's update), against its log-probs when it was generated; then
+        this step's responses replace the stored ones. Stored responses reuse this step's prompt encoding."""
+        if self.response_store is None:
+            return
         from mssr.algos import policy_drift
 
         keys = list(d.batch.keys)
@@ -552,7 +569,7 @@ class RLTrainer:
             if d.valid[j]:
                 m = d.batch.response_mask[j] > 0
                 self.response_store.put(k, d.batch.response_ids[j][m], d.old_logprobs[j][m])
-        return torch.cat([p for p in dist.all_gather_objects(drift)])
+        d.drift = torch.cat([p for p in dist.all_gather_objects(drift)])
 
     def update_policy(self, step: int, d: StepData) -> dict[str, float]:
         """One pass over the rollout batch in mini-batches of whole prompts (docs/method.md §5)."""
@@ -666,27 +683,23 @@ class RLTrainer:
         return loss, out.metrics
 
     def train_step(self, step: int) -> dict[str, float]:
-        t = {}
-        t0 = time.perf_counter()
-        global_idx = self.sample_prompts(step)
-        d = self.rollout(step, global_idx)
-        t["gen"] = time.perf_counter() - t0
-        t1 = time.perf_counter()
-        metrics = self.score(d)
-        t["score"] = time.perf_counter() - t1
-        t1 = time.perf_counter()
-        self.compute_old_logprobs(d)
-        t["logprob"] = time.perf_counter() - t1
-        t1 = time.perf_counter()
-        self.compute_ref_logprobs(d)
-        t["ref"] = time.perf_counter() - t1
-        metrics.update(self.compute_advantages(d))
-        t1 = time.perf_counter()
-        metrics.update(self.update_policy(step, d))
-        t["update"] = time.perf_counter() - t1
-        metrics.update(self.update_tracker(d))
-        metrics.update(self._step_metrics(d))
-        t["step"] = time.perf_counter() - t0
+        t: dict[str, float] = {}
+        with timed(t, "step"):
+            with timed(t, "gen"):
+                d = self.rollout(step, self.sample_prompts(step))
+            with timed(t, "score"):
+                metrics = self.score(d)
+            with timed(t, "logprob"):
+                self.compute_old_logprobs(d)
+            with timed(t, "ref"):
+                self.compute_ref_logprobs(d)
+                self.compute_policy_drift(d)
+            self.gather(d)
+            metrics.update(self.compute_advantages(d))
+            with timed(t, "update"):
+                metrics.update(self.update_policy(step, d))
+            metrics.update(self.update_tracker(d))
+            metrics.update(self._step_metrics(d))
         metrics.update({f"timing_s/{k}": v for k, v in t.items()})
         n_roll = len(d.rewards) * dist.world_size()
         self.counters["rollouts"] += n_roll
@@ -697,7 +710,7 @@ class RLTrainer:
         return metrics
 
     def _step_metrics(self, d: StepData) -> dict[str, float]:
-        g_rewards, g_valid = self._global[1], self._global[2]
+        g_rewards, g_valid = d.gathered.rewards, d.gathered.valid
         mask = d.loss_mask
         resp = d.batch.response_mask.float()
         tok = dist.all_reduce_sum(
