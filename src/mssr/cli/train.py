@@ -27,8 +27,17 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as e:
         print(f"mssr train: config error: {e}")
         return 2
-    summary = train(cfg)
     from mssr.trainer import distributed as dist
+    from mssr.trainer.memory import MemoryPlanError
+
+    try:
+        summary = train(cfg)
+    except ConfigError as e:  # settings that only the trainer can judge (precision, strategy, LoRA)
+        print(f"mssr train: config error: {e}")
+        return 2
+    except MemoryPlanError as e:
+        print(f"mssr train: this config does not fit the device (MSSR_MEMORY_CHECK=0 starts anyway):\n{e}")
+        return 2
 
     if dist.is_main():
         print(json.dumps(summary, indent=2))
