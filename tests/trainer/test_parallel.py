@@ -55,6 +55,7 @@ def test_bf16_compute_keeps_small_updates_with_fp32_master_weights(make_config, 
     before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
     trainer.train()
     mixed = _changed_fraction(trainer, before)
+    print(f"lr 1e-6, bf16 compute: fp32 master weights moved {mixed:.4f} of the entries with a gradient")
     assert mixed >= 0.99, f"only {mixed:.3f} of the entries moved under fp32 master weights"
 
     pure_cfg = make_config(
@@ -68,7 +69,9 @@ def test_bf16_compute_keeps_small_updates_with_fp32_master_weights(make_config, 
     assert all(p.dtype == torch.bfloat16 for p in pure.model.parameters())
     before = {n: p.detach().clone() for n, p in pure.model.named_parameters()}
     pure.train()
-    assert _changed_fraction(pure, before) < 0.5  # measured ~0.02-0.1: the rounding the master weights avoid
+    moved = _changed_fraction(pure, before)
+    print(f"lr 1e-6, bf16 parameters: moved {moved:.4f}")
+    assert moved < 0.5  # the rounding the master weights avoid
 
 
 def test_pure_low_precision_warns_at_small_lr(make_config, tmp_path, caplog):
