@@ -173,8 +173,11 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
     return obj
 
 
-def read_yaml(path: Path) -> dict[str, Any]:
+def read_yaml(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     """Read a YAML mapping; a top-level ``include: other.yaml`` (relative to the file) is merged underneath."""
+    if path.resolve() in _seen:
+        chain = " -> ".join(str(p) for p in (*_seen, path.resolve()))
+        raise ConfigError(f"{path}: include cycle ({chain})")
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
     try:
@@ -185,7 +188,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: the top level must be a mapping")
     base = data.pop("include", None)
     if base:
-        data = _merge(read_yaml((path.parent / base).resolve()), data)
+        data = _merge(read_yaml((path.parent / base).resolve(), (*_seen, path.resolve())), data)
     return data
 
 

@@ -6,6 +6,7 @@ paper's value. ``configs/`` holds the CPU defaults per algorithm and the paper's
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -20,6 +21,33 @@ from mssr.algos import (
 from mssr.config import ConfigError
 
 DTYPE_NAMES = ("float32", "bfloat16", "float16")
+RESUME_MODES = ("auto", "never", "force")
+
+
+def _number(
+    name: str,
+    value: float | None,
+    *,
+    lo: float | None = None,
+    hi: float | None = None,
+    lo_open: bool = False,
+    hi_open: bool = False,
+    optional: bool = False,
+) -> None:
+    """One-line range check of a numeric field: finite, and within [lo, hi] (open ends where said)."""
+    if value is None:
+        if optional:
+            return
+        raise ConfigError(f"{name} may not be null")
+    if not math.isfinite(value):
+        raise ConfigError(f"{name} must be a finite number, got {value!r}")
+    low_bad = lo is not None and (value <= lo if lo_open else value < lo)
+    high_bad = hi is not None and (value >= hi if hi_open else value > hi)
+    if low_bad or high_bad:
+        left = "-inf" if lo is None else f"{lo:g}"
+        right = "inf" if hi is None else f"{hi:g}"
+        rng = f"{'(' if lo_open or lo is None else '['}{left}, {right}{')' if hi_open or hi is None else ']'}"
+        raise ConfigError(f"{name} must be in {rng}, got {value!r}")
 
 
 @dataclass
@@ -51,9 +79,16 @@ class ModelConfig:
     def validate(self) -> None:
         if self.dtype not in ("auto", *DTYPE_NAMES):
             raise ConfigError(f"model.dtype: unknown {self.dtype!r}; known: auto, {', '.join(DTYPE_NAMES)}")
+        if self.path is None:
+            from mssr.models.presets import PRESETS
+
+            if self.preset not in PRESETS:
+                raise ConfigError(f"model.preset: unknown {self.preset!r}; known: {', '.join(PRESETS)}")
+        for name in ("min_pixels", "max_pixels"):
+            _number(f"model.{name}", getattr(self, name), lo=1, optional=True)
         if self.lora_rank < 0:
             raise ConfigError("model.lora_rank must be >= 0 (0 = full fine-tuning)")
-        if self.lora_rank and self.lora_alpha <= 0:
+        if self.lora_rank and not (math.isfinite(self.lora_alpha) and self.lora_alpha > 0):
             raise ConfigError("model.lora_alpha must be > 0")
         if not 0 <= self.lora_dropout < 1:
             raise ConfigError("model.lora_dropout must be in [0, 1)")
@@ -75,6 +110,9 @@ class DataConfig:
     on_error: Literal["raise", "skip"] = "raise"
     max_train_items: int | None = None
     cache_dir: str | None = None  # default: $MSSR_CACHE or ~/.cache/mssr
+
+    def validate(self) -> None:
+        _number("data.max_train_items", self.max_train_items, lo=1, optional=True)
 
 
 @dataclass
@@ -177,10 +215,23 @@ class AlgorithmConfig:
             )
         if not 0 <= self.rho_min <= self.rho_max < 1:
             raise ConfigError("algorithm: need 0 <= rho_min <= rho_max < 1")
+        _number("algorithm.kappa", self.kappa)
         if self.kappa < 1:
             raise ConfigError("algorithm.kappa must be >= 1 (shaping must never flip an advantage's sign)")
         if self.kl_window < 1:
             raise ConfigError("algorithm.kl_window must be >= 1")
+        _number("algorithm.alpha", self.alpha, lo=0)
+        for k in ("kl_coef", "entropy_coef", "crossmodal_coef"):
+            _number(f"algorithm.{k}", getattr(spec, k), lo=0)
+        _number("algorithm.spo_n0", self.spo_n0, lo=1)
+        _number("algorithm.reward_threshold", self.reward_threshold, lo=0, hi=1)
+        _number("algorithm.kl_target", self.kl_target, lo=0, lo_open=True)
+        _number("algorithm.d_half", self.d_half, lo=0, lo_open=True)
+        _number("algorithm.clip_low", self.clip_low, lo=0, hi=1, hi_open=True)
+        _number("algorithm.clip_high", self.clip_high, lo=0)
+        _number("algorithm.dual_clip_c", self.dual_clip_c, lo=1, lo_open=True, optional=True)
+        _number("algorithm.grpo_eps", self.grpo_eps, lo=0)
+        _number("algorithm.priority_eps", self.priority_eps, lo=0)
 
 
 @dataclass
@@ -201,8 +252,12 @@ class RolloutConfig:
     def validate(self) -> None:
         if self.rollouts_per_step < 1:
             raise ConfigError("rollout.rollouts_per_step must be >= 1")
+        _number("rollout.temperature", self.temperature)
         if self.temperature <= 0:
             raise ConfigError("rollout.temperature must be > 0 (greedy decoding is for evaluation)")
+        _number("rollout.top_p", self.top_p, lo=0, hi=1, lo_open=True)
+        _number("rollout.max_new_tokens", self.max_new_tokens, lo=1)
+        _number("rollout.gen_batch_size", self.gen_batch_size, lo=1)
 
 
 @dataclass
@@ -221,10 +276,15 @@ class OptimConfig:
     warmup_steps: int = 0
 
     def validate(self) -> None:
-        if self.lr <= 0:
-            raise ConfigError("optim.lr must be > 0")
+        _number("optim.lr", self.lr, lo=0, lo_open=True)
+        _number("optim.weight_decay", self.weight_decay, lo=0)
         if len(self.betas) != 2:
             raise ConfigError("optim.betas must have two values")
+        for i, b in enumerate(self.betas):
+            _number(f"optim.betas[{i}]", b, lo=0, hi=1, hi_open=True)
+        _number("optim.eps", self.eps, lo=0, lo_open=True)
+        _number("optim.grad_clip", self.grad_clip, lo=0, lo_open=True, optional=True)
+        _number("optim.warmup_steps", self.warmup_steps, lo=0)
         if self.mini_batch_prompts < 1 or self.micro_batch_size < 1:
             raise ConfigError("optim.mini_batch_prompts and optim.micro_batch_size must be >= 1")
         if self.updates_per_step is not None and self.updates_per_step < 1:
@@ -238,6 +298,23 @@ class RewardConfig:
     timeout_s: float = 5.0
     num_workers: int = 0
     binarize_threshold: float | None = None
+    # stop the run when more than this fraction of a step's samples has no usable reward (raised, timed out or
+    # None) for max_excluded_steps consecutive steps (0 = never stop)
+    max_excluded_frac: float = 0.5
+    max_excluded_steps: int = 5
+
+    def validate(self) -> None:
+        _number("reward.timeout_s", self.timeout_s, lo=0, lo_open=True)
+        _number("reward.num_workers", self.num_workers, lo=0)
+        _number("reward.binarize_threshold", self.binarize_threshold, optional=True)
+        _number("reward.max_excluded_frac", self.max_excluded_frac, lo=0, hi=1)
+        _number("reward.max_excluded_steps", self.max_excluded_steps, lo=0)
+        from mssr.rewards import RewardSpecError, build_reward
+
+        try:  # a plug-in is imported here: a typo fails at load time, not after the model is built
+            build_reward(self.spec)
+        except RewardSpecError as exc:
+            raise ConfigError(f"reward.spec: {exc}") from None
 
 
 @dataclass
@@ -250,12 +327,33 @@ class ValConfig:
     greedy: bool = False
     at_start: bool = True
 
+    def validate(self) -> None:
+        _number("val.every", self.every, lo=0)
+        _number("val.max_items", self.max_items, lo=0, optional=True)
+        _number("val.batch_size", self.batch_size, lo=1)
+
 
 @dataclass
 class CheckpointConfig:
     every: int = 50  # steps; 0 = only at the end
     keep_last: int = 2
-    resume: str = "auto"  # auto | never | path to a checkpoint directory
+    # auto: continue from the latest checkpoint of output_dir, refusing one whose config differs in anything
+    # that changes the run's meaning (algorithm, model, data, seeds, batch shape); force: continue anyway;
+    # never: start fresh (refused if output_dir already holds a run); or the path of a checkpoint directory
+    resume: str = "auto"
+
+    def validate(self) -> None:
+        _number("checkpoint.every", self.every, lo=0)
+        _number("checkpoint.keep_last", self.keep_last, lo=1)
+        if self.resume not in RESUME_MODES:
+            from pathlib import Path
+
+            p = Path(self.resume)
+            if not (p / "trainer_state.pt").is_file():
+                raise ConfigError(
+                    f"checkpoint.resume: {self.resume!r} is neither one of {', '.join(RESUME_MODES)} nor a "
+                    "checkpoint directory (with trainer_state.pt)"
+                )
 
 
 @dataclass
@@ -305,6 +403,13 @@ class TrainConfig:
             raise ConfigError("steps must be >= 0")
         if self.threads is not None and self.threads < 1:
             raise ConfigError("threads must be >= 1 (or null for torch's default)")
+        dev = self.device.split(":")[0]
+        if dev not in ("auto", "cpu", "cuda", "mps") or (
+            ":" in self.device and not (dev == "cuda" and self.device.split(":", 1)[1].isdigit())
+        ):
+            raise ConfigError(f"device: unknown {self.device!r}; known: auto, cpu, cuda, cuda:N, mps")
+        if not self.output_dir:
+            raise ConfigError("output_dir may not be empty")
         n = self.algorithm.spec().rollouts_per_prompt
         if self.rollout.rollouts_per_step % n:
             raise ConfigError(
