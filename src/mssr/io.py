@@ -159,3 +159,118 @@ def read_jsonl(path: str | Path, *, skip_invalid: bool = False) -> list[Any]:
                 if not skip_invalid:
                     raise ValueError(f"{path}: line {lineno} is not valid JSON ({exc})") from None
     return rows
+
+
+# ------------------------------------------------------------------------------------------------ run lock
+LOCK_NAME = ".mssr.lock"
+
+
+class DirectoryLocked(RuntimeError):
+    """The directory belongs to another live process (the message names it)."""
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class RunLock:
+    """An exclusive lock on a directory for the life of one run (``mssr train``, ``mssr eval``).
+
+    The lock file (``<dir>/.mssr.lock`` unless ``path`` says otherwise) holds the owner's pid, host, start
+    time and command. It is held with ``flock`` where the file system supports it, so the kernel releases it
+    when the owner dies however it dies; the file left behind by a dead owner is stale and taken over. Where
+    ``flock`` is unavailable (some network file systems) the pid/host in the file decide: a lock of this host
+    whose pid is gone is stale; one of another host is respected. ``release`` (or leaving the ``with`` block)
+    removes the file.
+    """
+
+    def __init__(self, directory: str | Path, *, what: str = "a run", path: str | Path | None = None) -> None:
+        self.directory = Path(directory)
+        self.path = Path(path) if path is not None else self.directory / LOCK_NAME
+        self.what = what
+        self._fd: int | None = None
+        self.stale: dict[str, Any] | None = None  # the dead owner whose lock was taken over, if any
+
+    def holder(self) -> dict[str, Any] | None:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8") or "null")
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    @staticmethod
+    def describe(h: dict[str, Any] | None) -> str:
+        if not h:
+            return "another process"
+        return f"{h.get('what', 'a run')} (pid {h.get('pid')} on {h.get('host')}, since {h.get('started')})"
+
+    def acquire(self) -> RunLock:
+        import fcntl
+        import socket
+        import sys
+        import time
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        host = socket.gethostname()
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            flocked = True
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise DirectoryLocked(
+                    f"{self.directory} is in use by {self.describe(self.holder())}; wait for it, stop it, or "
+                    "choose another directory"
+                ) from None
+            except OSError:  # no flock here: the pid/host in the file decide
+                flocked = False
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:  # the owner released (unlinked) it between our open and flock: try again
+                os.close(fd)
+                continue
+            h = self.holder()
+            theirs = bool(h) and h.get("pid") != os.getpid()
+            if theirs and not flocked and (h.get("host") != host or _pid_alive(int(h.get("pid") or 0))):
+                os.close(fd)
+                raise DirectoryLocked(f"{self.directory} is in use by {self.describe(h)}")
+            self.stale = h if h and h.get("pid") != os.getpid() else None
+            info = {
+                "what": self.what,
+                "pid": os.getpid(),
+                "host": host,
+                "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+                "argv": sys.argv,
+            }
+            os.ftruncate(fd, 0)
+            os.write(fd, (json.dumps(info) + "\n").encode())
+            os.fsync(fd)
+            self._fd = fd
+            return self
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        with contextlib.suppress(OSError):
+            self.path.unlink()
+        os.close(self._fd)
+        self._fd = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()

@@ -24,8 +24,10 @@ import multiprocessing as mp
 import os
 import pickle
 import queue
+import signal
 import threading
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
@@ -43,6 +45,7 @@ class Outcome:
     value: Any = None
     error: str | None = None
     timed_out: bool = False
+    traceback: str | None = None  # of ``error``, where it was an exception
 
 
 def _describe(exc: BaseException) -> str:
@@ -52,12 +55,13 @@ def _describe(exc: BaseException) -> str:
 
 # ------------------------------------------------------------------------------------------------ inline
 class _Task:
-    __slots__ = ("args", "done", "error", "fn", "value")
+    __slots__ = ("args", "done", "error", "fn", "tb", "value")
 
     def __init__(self, fn: Callable[..., Any], args: tuple) -> None:
         self.fn, self.args = fn, args
         self.value: Any = None
         self.error: str | None = None
+        self.tb: str | None = None
         self.done = threading.Event()
 
 
@@ -99,6 +103,7 @@ class InlineRunner:
                     task.error = "timeout"
                 except BaseException as exc:
                     task.error = _describe(exc)
+                    task.tb = traceback.format_exc()
                 finally:
                     task.done.set()
             except ItemTimeout:  # a late asynchronous timeout landing between tasks: ignore it
@@ -114,7 +119,11 @@ class InlineRunner:
                 task = _Task(fn, args)
                 self._queue.put(task)
                 if task.done.wait(timeout_s):
-                    out.append(Outcome(error=task.error) if task.error else Outcome(value=task.value))
+                    out.append(
+                        Outcome(error=task.error, traceback=task.tb)
+                        if task.error
+                        else Outcome(value=task.value)
+                    )
                     continue
                 thread = self._thread
                 _set_async_exc(thread, ItemTimeout)
@@ -129,8 +138,17 @@ class InlineRunner:
 
 
 # ------------------------------------------------------------------------------------------------ processes
+# signals a terminal or a scheduler sends to the whole process group: the parent decides (checkpoint and stop,
+# then close the pool); a worker that died of them would break the step in progress
+SHIELDED_SIGNALS = ("SIGINT", "SIGTERM", "SIGUSR1", "SIGUSR2", "SIGHUP")
+
+
 def _worker_main(conn: Connection) -> None:
-    """Worker loop: ("fn", key, payload) registers a callable; ("task", id, key, args) runs it."""
+    """Worker loop: ("fn", key, payload) registers a callable; ("task", id, key, args) runs it. Replies are
+    (id, True, value) or (id, False, message, traceback)."""
+    for name in SHIELDED_SIGNALS:
+        with contextlib.suppress(AttributeError, OSError, ValueError):
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
     fns: dict[int, Callable[..., Any]] = {}
     while True:
         try:
@@ -151,11 +169,11 @@ def _worker_main(conn: Connection) -> None:
             value = fns[key](*args)
             reply = (task_id, True, value)
         except BaseException as exc:
-            reply = (task_id, False, _describe(exc))
+            reply = (task_id, False, _describe(exc), traceback.format_exc())
         try:
             conn.send(reply)
         except Exception as exc:  # unpicklable return value
-            conn.send((task_id, False, f"result could not be sent back: {_describe(exc)}"))
+            conn.send((task_id, False, f"result could not be sent back: {_describe(exc)}", None))
 
 
 class _Broken:
@@ -265,7 +283,7 @@ class ProcessRunner:
                 for conn in ready:
                     w = busy[conn]
                     try:
-                        task_id, ok, value = conn.recv()
+                        task_id, ok, value, *tb = conn.recv()
                     except (EOFError, OSError):
                         code = w.proc.exitcode
                         w.proc.join(timeout=1)
@@ -274,7 +292,9 @@ class ProcessRunner:
                         )
                         replace(w)
                         continue
-                    results[task_id] = Outcome(value=value) if ok else Outcome(error=value)
+                    results[task_id] = (
+                        Outcome(value=value) if ok else Outcome(error=value, traceback=tb[0] if tb else None)
+                    )
                     busy.pop(conn)
                     w.task = None
                     if next_item < len(items):

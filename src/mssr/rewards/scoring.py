@@ -34,6 +34,8 @@ class ScoreResult:
     n_timeouts: int = 0
     errors: list[str] = field(default_factory=list)
     backend: str = "inline"
+    # the first failure of each kind (exception type, "timeout", "bad value"): (message, traceback or "")
+    first_failures: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     @property
     def n_scored(self) -> int:
@@ -100,24 +102,25 @@ def _collect(
     n = len(outcomes)
     res = ScoreResult(scores=[None] * n, backend=backend)
 
-    def note(i: int, msg: str) -> None:
+    def note(i: int, msg: str, kind: str, tb: str | None = None) -> None:
         if len(res.errors) < MAX_ERROR_MESSAGES:
             res.errors.append(f"item {i}: {msg}")
+        res.first_failures.setdefault(kind, (f"item {i}: {msg}", tb or ""))
 
     for i, out in enumerate(outcomes):
         if out.timed_out:
             res.n_timeouts += 1
-            note(i, f"timed out after {timeout_s:g} s")
+            note(i, f"timed out after {timeout_s:g} s", "timeout")
             continue
         if out.error is not None:
             res.n_errors += 1
-            note(i, out.error)
+            note(i, out.error, out.error.split(":", 1)[0], out.traceback)
             continue
         try:
             overall, extras = split_value(out.value)
         except (TypeError, ValueError) as exc:
             res.n_errors += 1
-            note(i, f"{type(exc).__name__}: {exc}")
+            note(i, f"{type(exc).__name__}: {exc}", "bad value")
             continue
         res.scores[i] = overall
         for k, v in extras.items():
