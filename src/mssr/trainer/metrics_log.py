@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from mssr.io import read_jsonl
+from mssr.progress import Progress as Progress  # shared with the SFT loop; re-exported
 
 
 class MetricsLogger:
@@ -118,46 +119,3 @@ def plot_curves(metrics_path: Path, out_png: Path, *, title: str = "") -> Path:
     fig.savefig(out_png, dpi=100)
     plt.close(fig)
     return out_png
-
-
-class Progress:
-    """A rich progress bar showing step, reward, validation accuracy and entropy (no-op when disabled)."""
-
-    def __init__(
-        self, total: int, start: int = 0, *, enabled: bool = True, description: str = "train"
-    ) -> None:
-        self._bar = None
-        if not enabled:
-            return
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-        from rich.progress import Progress as RichProgress
-
-        self._bar = RichProgress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            TextColumn("{task.fields[info]}"),
-        )
-        self._task = self._bar.add_task(description, total=total, completed=start, info="")
-        self._bar.start()
-
-    def update(self, step: int, metrics: dict[str, Any], val_acc: float | None) -> None:
-        if self._bar is None:
-            return
-        parts = [f"reward {metrics.get('critic/score/mean', float('nan')):.3f}"]
-        if val_acc is not None:
-            parts.append(f"val {val_acc:.3f}")
-        parts.append(f"entropy {metrics.get('actor/entropy', float('nan')):.4f}")
-        self._bar.update(self._task, completed=step, info=" · ".join(parts))
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.stop()
