@@ -1,4 +1,5 @@
-"""SFT warm start: response-only loss, determinism, caching, the local verifier and the entropy report."""
+"""SFT warm start: response-only loss, determinism, caching, the config loader, the exact-match verdict and the
+sampled evaluation on the shared evaluator (its seed stream and its entropy report)."""
 
 from __future__ import annotations
 
@@ -9,17 +10,11 @@ import pytest
 import torch
 
 from mssr.models import build_tiny_policy, load_policy
-from mssr.trainer import sft
-from mssr.trainer.sft import (
-    SFTConfig,
-    collate,
-    encode_example,
-    evaluate_sampled,
-    last_boxed,
-    response_nll,
-    run_sft,
-    strict_boxed_match,
-)
+from mssr.rewards.extract import last_boxed
+from mssr.sft import SFTConfig, ensure_base_policy, run_sft
+from mssr.sft import trainer as sft_trainer
+from mssr.sft.data import collate, encode_example, response_nll, tokenizer_corpus
+from mssr.sft.evaluate import ExactBoxedMatch, evaluate_sampled
 
 
 @pytest.fixture(scope="module")
@@ -129,14 +124,23 @@ def test_missing_solution_is_a_clear_error(policy, records):
         ("the answer is 5", "5", False),
         ("\\boxed{5", "5", False),  # unbalanced
         ("\\boxed{\\frac{1}{2}}", "\\frac{1}{2}", True),  # nested braces
+        ("\\boxed{5}<|im_start|>", "5", False),  # a special token after the answer is trailing text
+        ("\\boxed{5}.", "5", False),  # stricter than the RL reward: no full stop after the box
+        ("\\boxed{5.0}", "5", False),  # string equality, not value equality
+        ("\\boxed 5", "5", False),  # near-misses the shared extractor reads: not a braced \\boxed{}
+        ("\\boxed {5}", "5", False),
+        ("\\fbox{5}", "5", False),
+        ("\\boxed{5} \\boxed 4", "5", False),  # the braced box is not the last answer
+        ("\\boxed 4 \\boxed{5}", "5", True),
     ],
 )
-def test_strict_boxed_match(text, answer, ok):
-    assert strict_boxed_match(text, answer) is ok
+def test_exact_boxed_match(text, answer, ok):
+    assert ExactBoxedMatch()(text, {"answer": answer}) == (1.0 if ok else 0.0)
 
 
 def test_last_boxed_position():
-    assert last_boxed("a \\boxed{x} b") == ("x", 11)
+    # the shared extractor the verdict uses: content, start, and the offset just past the box
+    assert last_boxed("a \\boxed{x} b") == ("x", 2, 11)
     assert last_boxed("no box") is None
 
 
@@ -153,9 +157,7 @@ def test_short_run_lowers_loss_and_is_deterministic(data_dir, records, tmp_path)
 
     # the trained policy fits the training solutions better than the untrained one built the same way
     cfg = _cfg(data_dir, tmp_path)
-    start = build_tiny_policy(
-        "tiny", tokenizer_corpus=sft._tokenizer_corpus(cfg, records), seed=cfg.init_seed
-    )
+    start = build_tiny_policy("tiny", tokenizer_corpus=tokenizer_corpus(cfg, records), seed=cfg.init_seed)
     trained = load_policy(a / "policy")
     batch = collate([encode_example(start, r, None) for r in records], pad_id=0)
     with torch.no_grad():
@@ -179,9 +181,9 @@ def test_cache_is_reused(data_dir, tmp_path, monkeypatch):
     def fail(*a, **k):
         raise AssertionError("retrained although the run is cached")
 
-    monkeypatch.setattr(sft, "train_sft", fail)
+    monkeypatch.setattr(sft_trainer, "train_sft", fail)
     assert run_sft(_cfg(data_dir, tmp_path, max_steps=2, threads=1, progress=True)) == first
-    assert sft.ensure_base_policy(cfg) == first / "policy"
+    assert ensure_base_policy(cfg) == first / "policy"
     assert (first / "metrics.json").stat().st_mtime_ns == stamp
     assert not list(first.parent.glob(".tmp-*"))
 
@@ -209,7 +211,23 @@ def test_cache_key_covers_what_trains_and_nothing_else(data_dir, tmp_path):
 # --------------------------------------------------------------------------------- sampled evaluation
 
 
-def test_evaluate_sampled_entropies_match_teacher_forcing(policy, records):
+def _spy_engine(monkeypatch) -> list[tuple[int, dict, object]]:
+    """Record every call of the rollout engine: (number of prompts, keyword arguments, the batch)."""
+    from mssr.rollout.engine import HFRolloutEngine
+
+    calls = []
+    orig = HFRolloutEngine.generate
+
+    def spy(self, prompts, **kw):
+        batch = orig(self, prompts, **kw)
+        calls.append((len(prompts), kw, batch))
+        return batch
+
+    monkeypatch.setattr(HFRolloutEngine, "generate", spy)
+    return calls
+
+
+def test_evaluate_sampled_entropies_match_teacher_forcing(policy, records, monkeypatch):
     """Re-score the sampled responses with a teacher-forced forward: the reported sampled-token and
     full-vocabulary entropies must equal the ones recomputed from those logits (vision tokens masked)."""
     recs = records[:4]
@@ -218,35 +236,25 @@ def test_evaluate_sampled_entropies_match_teacher_forcing(policy, records):
     assert got["n"] == 4 and 0.0 <= got["accuracy"] <= 1.0
 
     # regenerate the same samples (same seed path) and recompute entropies independently
-    captured = {}
-    orig = policy.model.generate
-
-    def spy(**kw):
-        out = orig(**kw)
-        captured["out"], captured["inputs"] = out, kw
-        return out
-
-    policy.model.generate = spy
-    try:
-        again = evaluate_sampled(policy, recs, instruction=None, seed=11, max_new_tokens=12, batch_size=4)
-    finally:
-        del policy.model.generate
+    calls = _spy_engine(monkeypatch)
+    again = evaluate_sampled(policy, recs, instruction=None, seed=11, max_new_tokens=12, batch_size=4)
     assert again == got  # seeded: the same samples and numbers
 
-    out, kw = captured["out"], captured["inputs"]
-    P = kw["input_ids"].shape[1]
-    seqs = out.sequences
-    eos = set(kw["eos_token_id"])
-    mask_ids = kw["suppress_tokens"]
-    attn = torch.cat([kw["attention_mask"], torch.ones_like(seqs[:, P:])], dim=1)
-    mm = torch.cat([kw["mm_token_type_ids"], torch.zeros_like(seqs[:, P:])], dim=1)
+    ((_, _, batch),) = calls
+    seqs = batch.input_ids
+    P = seqs.shape[1] - batch.response_ids.shape[1]
+    tok_ = policy.tokenizer
+    eos = {tok_.convert_tokens_to_ids("<|im_end|>"), tok_.convert_tokens_to_ids("<|endoftext|>")}
+    mask_ids = list(policy.vision_token_ids())
+    attn = torch.cat([batch.attention_mask[:, :P], torch.ones_like(seqs[:, P:])], dim=1)
+    pixel_values, grid = batch.prompts.gather(batch.prompt_slot.tolist())
     with torch.no_grad():
         logits = policy.model(
             input_ids=seqs,
             attention_mask=attn,
-            mm_token_type_ids=mm,
-            pixel_values=kw["pixel_values"],
-            image_grid_thw=kw["image_grid_thw"],
+            mm_token_type_ids=batch.mm_token_type_ids,
+            pixel_values=pixel_values,
+            image_grid_thw=grid,
         ).logits
     logits = logits.double()
     logits[..., mask_ids] = -math.inf
@@ -267,8 +275,47 @@ def test_evaluate_sampled_entropies_match_teacher_forcing(policy, records):
     assert math.isclose(got["mean_response_tokens"], n / 4)
 
 
+def test_evaluation_seeds_each_chunk_from_one_stream(policy, records, monkeypatch):
+    """The sampling stream the cached bases were trained with: ``batch_size`` records per engine call, each
+    call seeded by the next draw of ``Generator().manual_seed(seed)``; T = 1, top-k and top-p off."""
+    calls = _spy_engine(monkeypatch)
+    evaluate_sampled(policy, records[:5], instruction=None, seed=7, max_new_tokens=4, batch_size=2)
+    gen = torch.Generator().manual_seed(7)
+    seeds = [int(torch.randint(0, 2**31 - 1, (1,), generator=gen)) for _ in range(3)]
+    assert [n for n, _, _ in calls] == [2, 2, 1]
+    assert [kw["seed"] for _, kw, _ in calls] == seeds
+    for _, kw, _ in calls:
+        assert not kw["greedy"] and kw["temperature"] == 1.0 and kw["top_k"] == 0 and kw["top_p"] == 1.0
+        assert kw["n"] == 1 and kw["max_new_tokens"] == 4
+
+
+def test_verdict_sees_special_tokens_and_needs_an_ended_response(policy, records, monkeypatch):
+    """A response is graded on its text with special tokens kept (end token dropped); one that hit the token
+    budget counts as wrong even if its last box is right."""
+    from mssr.sft import evaluate as ev
+
+    seen = []
+
+    def verdict(response, record):
+        seen.append(response)
+        return 1.0
+
+    monkeypatch.setattr(ev, "ExactBoxedMatch", lambda: verdict)
+    calls = _spy_engine(monkeypatch)
+    got = evaluate_sampled(policy, records[:4], instruction=None, seed=3, max_new_tokens=6, batch_size=4)
+    ((_, _, batch),) = calls
+    tok = policy.tokenizer
+    ended = [not bool(t) for t in batch.truncated]
+    for r, text in enumerate(seen):
+        ids = batch.response_ids[r, : int(batch.response_mask[r].sum())].tolist()
+        assert text == tok.decode(ids[:-1] if ended[r] else ids, skip_special_tokens=False)
+    assert got["accuracy"] == sum(ended) / 4 == got["ended_rate"]
+    formatted = sum(e and "</think>" in t and ev.last_braced_box(t) is not None for e, t in zip(ended, seen))
+    assert got["format_rate"] == formatted / 4
+
+
 def test_batched_encoding_equals_one_by_one(policy, records):
-    from mssr.trainer.sft import encode_examples
+    from mssr.sft.data import encode_examples
 
     batched = encode_examples(policy, records[:7], None, chunk=3)
     for rec, got in zip(records[:7], batched):

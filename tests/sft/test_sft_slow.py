@@ -10,7 +10,7 @@ import time
 import pytest
 from PIL import Image, ImageDraw
 
-from mssr.trainer.sft import SFTConfig, read_metrics, run_sft
+from mssr.sft import SFTConfig, read_metrics, run_sft
 
 COLOURS = {
     "red": (220, 30, 30),

@@ -1,4 +1,7 @@
-"""`mssr sft`: supervised warm start of a tiny policy on the built-in task's worked solutions (cached)."""
+"""`mssr sft`: supervised warm start of a tiny policy on the built-in task's worked solutions (cached).
+
+Configured like ``mssr train``: an optional YAML file, then dotted ``key=value`` overrides of
+:class:`mssr.sft.SFTConfig` (``mssr sft max_steps=200 data.seed=2 stop_accuracy=null``)."""
 
 from __future__ import annotations
 
@@ -10,87 +13,27 @@ HELP = "Train (or reuse from the cache) the SFT base policy for RL: a tiny Qwen2
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from mssr.models.presets import PRESETS
-    from mssr.trainer.sft import SFTConfig
-
-    d = SFTConfig()
-    parser.add_argument("--preset", default=d.preset, choices=sorted(PRESETS), help="model size")
+    parser.add_argument("--config", "-c", default=None, help="YAML config (keys of mssr.sft.SFTConfig)")
     parser.add_argument(
-        "--out", default=None, help="write the run here instead of the config-keyed cache dir"
+        "overrides",
+        nargs="*",
+        help="dotted overrides, e.g. preset=small max_steps=200 data.seed=2 stop_accuracy=null threads=2",
     )
-    parser.add_argument(
-        "--cache-dir", default=None, help="cache root (default: $MSSR_CACHE or ~/.cache/mssr)"
-    )
-    parser.add_argument("--data-dir", default=None, help="train on this dataset directory (train/val splits)")
-    parser.add_argument(
-        "--data-seed", type=int, default=d.data["seed"], help="seed of the generated SFT data"
-    )
-    parser.add_argument("--n-train", type=int, default=d.data["n_train"])
-    parser.add_argument("--n-val", type=int, default=d.data["n_val"], help="generated dev items")
-    parser.add_argument("--image-size", type=int, default=64)
-    parser.add_argument("--difficulty", default=None, help="data difficulty (default: the data default)")
-    parser.add_argument("--steps", type=int, default=d.max_steps, help="maximum optimizer steps")
-    parser.add_argument("--batch-size", type=int, default=d.batch_size)
-    parser.add_argument("--lr", type=float, default=d.lr)
-    parser.add_argument("--warmup-steps", type=int, default=d.warmup_steps)
-    parser.add_argument(
-        "--stop-accuracy",
-        type=float,
-        default=d.stop_accuracy,
-        help="stop at the first dev check whose sampled accuracy reaches this (negative: never)",
-    )
-    parser.add_argument("--eval-every", type=int, default=d.eval_every)
-    parser.add_argument("--n-dev", type=int, default=d.n_dev)
-    parser.add_argument("--seed", type=int, default=d.seed, help="data order and evaluation sampling")
-    parser.add_argument("--init-seed", type=int, default=d.init_seed, help="model initialisation")
-    parser.add_argument(
-        "--instruction",
-        default=None,
-        help="instruction appended to each question (default: the paper's; 'none' for no instruction)",
-    )
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--force", action="store_true", help="retrain even if the cached run exists")
-    parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--json", action="store_true", help="print the run's metrics as JSON")
 
 
-def config_from_args(args: argparse.Namespace):
-    from mssr.trainer.sft import SFTConfig
-
-    d = SFTConfig()
-    data = dict(d.data)
-    data.update(seed=args.data_seed, n_train=args.n_train, n_val=args.n_val, image_size=args.image_size)
-    if args.difficulty:
-        data["difficulty"] = args.difficulty
-    instruction = d.instruction
-    if args.instruction is not None:
-        instruction = None if args.instruction.lower() == "none" else args.instruction
-    return SFTConfig(
-        preset=args.preset,
-        data=data,
-        data_dir=args.data_dir,
-        instruction=instruction,
-        init_seed=args.init_seed,
-        seed=args.seed,
-        max_steps=args.steps,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        warmup_steps=min(args.warmup_steps, max(args.steps - 1, 0)),
-        stop_accuracy=None if args.stop_accuracy is None or args.stop_accuracy < 0 else args.stop_accuracy,
-        eval_every=args.eval_every,
-        n_dev=args.n_dev,
-        cache_dir=args.cache_dir,
-        out=args.out,
-        threads=args.threads,
-        progress=not args.no_progress,
-    )
-
-
 def run(args: argparse.Namespace) -> int:
-    from mssr.trainer.sft import DONE_FILE, read_metrics, run_sft
+    from mssr.config import ConfigError
+    from mssr.sft import load_sft_config, read_metrics, run_sft
+    from mssr.sft.cache import is_cached
 
-    cfg = config_from_args(args)
-    cached = (cfg.output_dir() / DONE_FILE).is_file() and not args.force
+    try:
+        cfg = load_sft_config(args.config, args.overrides)
+    except ConfigError as e:
+        print(f"mssr sft: config error: {e}")
+        return 2
+    cached = is_cached(cfg) and not args.force
     t0 = time.perf_counter()
     run_dir = run_sft(cfg, force=args.force)
     seconds = time.perf_counter() - t0

@@ -1,5 +1,5 @@
-"""Training: the RL trainer (:class:`~mssr.trainer.trainer.RLTrainer`, :func:`train`), its config, and the SFT
-warm start (:mod:`mssr.trainer.sft`)."""
+"""Training: the RL trainer (:class:`~mssr.trainer.trainer.RLTrainer`, :func:`train`) and its config. The SFT
+warm start the default job begins from is :mod:`mssr.sft`."""
 
 from mssr.trainer.api import train
 from mssr.trainer.config import TrainConfig

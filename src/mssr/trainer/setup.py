@@ -17,7 +17,7 @@ def cache_dir(cfg: TrainConfig) -> Path:
 
 def sft_config(cfg: TrainConfig) -> Any:
     """The SFT warm-start config of the built-in preset (its data config is also the RL task's)."""
-    from mssr.trainer.sft import SFTConfig
+    from mssr.sft import SFTConfig
 
     sft = SFTConfig(preset=cfg.model.preset, progress=cfg.logging.progress)
     if cfg.data.cache_dir:
@@ -37,7 +37,7 @@ def build_policy(cfg: TrainConfig) -> tuple[Any, str]:
     if m.path:
         return load_policy(m.path, min_pixels=m.min_pixels, max_pixels=m.max_pixels), m.path
     if m.warm_start:
-        from mssr.trainer.sft import ensure_base_policy
+        from mssr.sft import ensure_base_policy
 
         path = ensure_base_policy(sft_config(cfg))
         return load_policy(path, min_pixels=m.min_pixels, max_pixels=m.max_pixels), str(path)
