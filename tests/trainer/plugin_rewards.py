@@ -16,3 +16,8 @@ def raises_on_odd(response: str, record: dict) -> float:
 def none_on_odd(response: str, record: dict) -> float | None:
     """``None`` = no reward for this sample (excluded from baselines and the loss)."""
     return None if len(response) % 2 else float(len(response) % 4 == 0)
+
+
+def always_raises(response: str, record: dict) -> float:
+    """A reward that is broken for every sample (the run must stop with a clear error, not learn nothing)."""
+    raise ValueError("the reward's parser is broken")

@@ -54,9 +54,16 @@ def publish_checkpoint(ckpt_root: Path, step: int, tmp: Path, *, keep_last: int 
     return final
 
 
+def remove_temporaries(ckpt_root: Path) -> None:
+    """Remove unpublished temporary folders (a write that failed or was killed). Only the run holding the
+    directory's lock calls this, so none of them is being written."""
+    if ckpt_root.is_dir():
+        for stale in ckpt_root.glob(".tmp-step_*"):
+            shutil.rmtree(stale, ignore_errors=True)
+
+
 def _prune(ckpt_root: Path, keep_last: int) -> None:
-    for stale in ckpt_root.glob(".tmp-step_*"):
-        shutil.rmtree(stale, ignore_errors=True)
+    remove_temporaries(ckpt_root)
     done = complete_checkpoints(ckpt_root)
     for old in done[: max(0, len(done) - max(1, keep_last))]:
         shutil.rmtree(old, ignore_errors=True)

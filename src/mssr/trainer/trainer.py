@@ -13,7 +13,9 @@ import copy
 import logging
 import math
 import random
+import shutil
 import signal
+import sys
 import time
 import warnings
 from collections.abc import Iterator
@@ -64,8 +66,21 @@ from mssr.trainer.config import TrainConfig
 from mssr.trainer.memory import preflight as memory_preflight
 from mssr.trainer.metrics_log import MetricsLogger, Progress, plot_curves
 from mssr.trainer.parallel import build_strategy
+from mssr.trainer.rundir import (
+    RunError,
+    TrainingInterrupted,
+    open_run_dir,
+    resume_config_diff,
+    run_has_data,
+)
 
 log = logging.getLogger("mssr.train")
+# the run's log file only (RUN_DIR/run.log): tracebacks of reward failures and the like
+runlog = logging.getLogger("mssr.runlog")
+runlog.propagate = False
+RUN_LOG = "run.log"
+# signals that finish the current step, write a checkpoint and stop (a second SIGINT stops at once)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -192,6 +207,13 @@ class RLTrainer:
             self.val_records = self.val_records[: config.val.max_items]
         proc = self.policy.processor
         kw = dict(instruction=config.data.instruction, system_prompt=config.data.system_prompt)
+        if not self.train_records:
+            from mssr.data.record import DataError
+
+            raise DataError(
+                f"the training set is empty (data.train={config.data.train}, split "
+                f"{config.data.train_split!r}, max_train_items={config.data.max_train_items})"
+            )
         self.train_prompts = records_to_prompts(self.train_records, proc, namespace="train", **kw)
         self.val_prompts = records_to_prompts(self.val_records, proc, namespace="val", **kw)
         if len({p.key for p in self.train_prompts}) != len(self.train_prompts):
@@ -234,10 +256,24 @@ class RLTrainer:
             "reward_timeouts": 0,
         }
         self.tracker_initialized = False
-        self.best_val: float | None = None
+        self.best_val: float | None = None  # of the scheduled validations (at start, every val.every steps)
         self.last_val: float | None = None
+        self.first_val: float | None = None
         self._stop = False
+        self._stop_signal = 0
+        self._excluded_streak = 0
+        self._failure_kinds: set[str] = set()
+        self._lock: Any = None
+        self._runlog_handler: logging.Handler | None = None
+        self.resumed_from: Path | None = None
         self.logger: MetricsLogger | None = None
+        if not self.val_prompts and (config.val.every or config.val.at_start) and dist.is_main():
+            log.warning(
+                "no validation data (data.train=%s has no %r split and data.val is not set): val/* metrics "
+                "will be missing; set data.val=FILE to validate",
+                config.data.train,
+                config.data.val_split,
+            )
         self.collapse = CollapseDetector()
 
     # ------------------------------------------------------------------ set-up
@@ -338,7 +374,28 @@ class RLTrainer:
         rewards = torch.tensor([float(s) if s is not None else 0.0 for s in res.scores], dtype=torch.float32)
         self.counters["reward_errors"] += res.n_errors
         self.counters["reward_timeouts"] += res.n_timeouts
+        self._report_reward_failures(res, len(responses))
         return rewards, valid, res
+
+    def _report_reward_failures(self, res: Any, n: int) -> None:
+        """The first failure of each kind: one console line, and its traceback in the run's log file."""
+        for kind, (msg, tb) in res.first_failures.items():
+            if kind in self._failure_kinds:
+                continue
+            self._failure_kinds.add(kind)
+            if not dist.is_main():
+                continue
+            log.warning(
+                "reward failure at step %d (%d errors, %d timeouts of %d samples): %s — first of its kind; "
+                "its traceback is in %s",
+                self.step,
+                res.n_errors,
+                res.n_timeouts,
+                n,
+                msg,
+                self.run_dir / RUN_LOG,
+            )
+            runlog.error("reward failure at step %d: %s\n%s", self.step, msg, tb.rstrip() or "(no traceback)")
 
     # ------------------------------------------------------------------ tracker initialisation (§1)
     def initialize_tracker(self) -> dict[str, float]:
@@ -352,6 +409,7 @@ class RLTrainer:
         pad = (-len(all_idx)) % dist.world_size()
         local = dist.shard(all_idx + all_idx[:pad])
         outcomes: dict[str, list[float]] = {}
+        failures = torch.zeros(2, dtype=torch.float64)  # reward errors, timeouts
         chunk = max(1, self.cfg.rollout.gen_batch_size // n) * 8
         for start in range(0, len(local), chunk):
             idx = local[start : start + chunk]
@@ -359,7 +417,8 @@ class RLTrainer:
                 [self.train_prompts[i] for i in idx], n, 0, dist.rank() * len(local) + start
             )
             recs = [self.train_records[idx[j]] for j in batch.prompt_index.tolist()]
-            rewards, valid, _ = self._score(batch.response_text, recs)
+            rewards, valid, res = self._score(batch.response_text, recs)
+            failures += torch.tensor([res.n_errors, res.n_timeouts], dtype=torch.float64)
             for j, key in enumerate(batch.keys):
                 if valid[j]:
                     outcomes.setdefault(key, []).append(float(rewards[j]))
@@ -377,9 +436,12 @@ class RLTrainer:
         self.counters["init_rollouts"] += len(all_idx) * n
         self.tracker_initialized = True
         m = self.tracker.metrics()
+        failures = dist.all_reduce_sum(failures)
         return {
             "init/rollouts": float(len(all_idx) * n),
             "init/p_hat_mean": m["p_hat_mean"],
+            "init/reward_errors": float(failures[0]),
+            "init/reward_timeouts": float(failures[1]),
             "init/time_s": time.perf_counter() - t0,
         }
 
@@ -590,6 +652,9 @@ class RLTrainer:
         sums: dict[str, float] = {}
         weights: dict[str, float] = {}
         grad_norms = []
+        lr_used = self.scheduler.get_last_lr()[
+            0
+        ]  # this step's updates use it; scheduler.step() sets the next
         self.model.train()
         for prompt_chunk in chunks:
             rows = sorted(r for p in prompt_chunk for r in range(p * n, (p + 1) * n))
@@ -637,7 +702,7 @@ class RLTrainer:
             if not (k in weights and weights[k] == 0)
         }
         out["actor/grad_norm"] = sum(grad_norms) / len(grad_norms)
-        out["actor/lr"] = self.scheduler.get_last_lr()[0]
+        out["actor/lr"] = lr_used
         out["actor/updates"] = float(len(chunks))
         return out
 
@@ -738,10 +803,15 @@ class RLTrainer:
             )
         return out
 
-    def _watch_collapse(self, metrics: dict[str, float]) -> dict[str, float]:
-        """Live collapse warnings (thresholds: :mod:`mssr.algos.collapse`)."""
+    def _watch_collapse(self, metrics: dict[str, float], *, val_scheduled: bool = True) -> dict[str, float]:
+        """Live collapse warnings (thresholds: :mod:`mssr.algos.collapse`). Only scheduled validations count,
+        so that a run's end (or a resumed run's earlier end) does not change what later steps see."""
         hit_e = self.collapse.update_entropy(self.step, metrics["actor/entropy"])
-        hit_v = "val/accuracy" in metrics and self.collapse.update_val(self.step, metrics["val/accuracy"])
+        hit_v = (
+            val_scheduled
+            and "val/accuracy" in metrics
+            and self.collapse.update_val(self.step, metrics["val/accuracy"])
+        )
         if self.cfg.logging.collapse_warning and dist.is_main():
             if hit_e:
                 log.warning(
@@ -758,7 +828,10 @@ class RLTrainer:
         }
 
     # ------------------------------------------------------------------ validation
-    def validate(self) -> dict[str, float]:
+    def validate(self, *, scheduled: bool = True) -> dict[str, float]:
+        """Validation accuracy. An unscheduled one (the last step of a run, not a multiple of ``val.every``)
+        does not enter ``best_val``, which a checkpoint carries on: a run stopped and resumed then ends like a
+        straight one (the summary's best includes the final accuracy either way)."""
         if not self.val_prompts:
             return {}
         self.model.eval()
@@ -766,7 +839,8 @@ class RLTrainer:
             res = self._evaluate()
         self.model.train()
         self.last_val = res.accuracy
-        self.best_val = res.accuracy if self.best_val is None else max(self.best_val, res.accuracy)
+        if scheduled:
+            self.best_val = res.accuracy if self.best_val is None else max(self.best_val, res.accuracy)
         return {
             "val/accuracy": res.accuracy,
             "val/n": float(res.n),
@@ -806,6 +880,7 @@ class RLTrainer:
             "response_store": self.response_store.state_dict() if self.response_store else None,
             "counters": dict(self.counters),
             "best_val": self.best_val,
+            "first_val": self.first_val,
             "collapse": self.collapse.state_dict(),
             "last_val": self.last_val,
             "rng": {"torch": torch.get_rng_state(), "python": random.getstate()},
@@ -818,22 +893,53 @@ class RLTrainer:
         writes the rest and publishes the directory atomically."""
         dist.barrier()
         main = dist.is_main()
-        tmp = dist.broadcast_object(prepare_checkpoint(self.ckpt_root, self.step) if main else None)
+        tmp: Path | str | None = None
+        if main:
+            try:
+                tmp = prepare_checkpoint(self.ckpt_root, self.step)
+            except OSError as exc:
+                tmp = self._checkpoint_error(exc)
+        tmp = dist.broadcast_object(tmp)
+        if isinstance(tmp, str):  # every rank stops with rank 0's message
+            raise RunError(tmp)
         state = self.state_dict()
         if self.strategy.sharded:
             self.strategy.save_sharded(tmp / "sharded", self.model, self.optimizer)
             del state["optimizer"]  # in sharded/
         export = self._export_state_dict()
-        path = None
+        path, error = None, None
         if main:
-            self._save_export(tmp / "policy", export)
-            if is_lora(self.model):
-                save_state(tmp / "adapter.pt", adapter_state_dict(self.model))
-            save_state(tmp / "trainer_state.pt", state)
-            (tmp / "config.yaml").write_text(dump_yaml(self.cfg), encoding="utf-8")
-            path = publish_checkpoint(self.ckpt_root, self.step, tmp, keep_last=self.cfg.checkpoint.keep_last)
-        dist.barrier()
+            try:
+                self._save_export(tmp / "policy", export)
+                if is_lora(self.model):
+                    save_state(tmp / "adapter.pt", adapter_state_dict(self.model))
+                save_state(tmp / "trainer_state.pt", state)
+                (tmp / "config.yaml").write_text(dump_yaml(self.cfg), encoding="utf-8")
+                path = publish_checkpoint(
+                    self.ckpt_root, self.step, tmp, keep_last=self.cfg.checkpoint.keep_last
+                )
+            except (
+                OSError,
+                RuntimeError,
+            ) as exc:  # a full disk: torch says "basic_ios::clear: iostream error"
+                shutil.rmtree(tmp, ignore_errors=True)
+                error = self._checkpoint_error(exc)
+        error = dist.broadcast_object(error)
+        if error:
+            raise RunError(error)
         return path
+
+    def _checkpoint_error(self, exc: BaseException) -> str:
+        try:
+            free = f"{shutil.disk_usage(self.ckpt_root).free / 2**20:.0f} MB free"
+        except OSError:
+            free = "free space unknown"
+        latest = latest_checkpoint(self.ckpt_root)
+        return (
+            f"could not write the checkpoint of step {self.step} to {self.ckpt_root} ({free}): "
+            f"{getattr(exc, 'strerror', None) or exc}; the latest complete checkpoint is "
+            f"{latest.name if latest else 'none'}"
+        )
 
     def _export_state_dict(self) -> dict[str, torch.Tensor] | None:
         """The full weights of a plain model on rank 0 (LoRA merged in; gathered under FSDP)."""
@@ -881,32 +987,141 @@ class RLTrainer:
             self.response_store.load_state_dict(st["response_store"])
         self.counters.update(st["counters"])
         self.best_val, self.last_val = st["best_val"], st["last_val"]
+        self.first_val = st.get("first_val")
         self.collapse.load_state_dict(st["collapse"])
         torch.set_rng_state(st["rng"]["torch"])
         random.setstate(st["rng"]["python"])
 
     def maybe_resume(self) -> Path | None:
+        """Load the checkpoint ``checkpoint.resume`` names (auto/force: the latest of this run). Refused with a
+        :class:`RunError`: ``never`` into a directory that holds an earlier run, and (unless ``force``) a
+        checkpoint whose config differs in what the run means."""
         r = self.cfg.checkpoint.resume
         if r == "never":
+            earlier = run_has_data(self.run_dir)
+            if earlier:
+                raise RunError(
+                    f"output_dir {self.run_dir} already holds a run ({earlier}) and checkpoint.resume=never: "
+                    "choose a new output_dir, delete the old run, or continue it with checkpoint.resume=auto"
+                )
             return None
-        path = latest_checkpoint(self.ckpt_root) if r == "auto" else Path(r)
+        path = latest_checkpoint(self.ckpt_root) if r in ("auto", "force") else Path(r)
         if path is None:
             return None
+        if r != "force":
+            diff = resume_config_diff(path / "config.yaml", self.cfg)
+            if diff:
+                shown = "; ".join(diff[:6]) + (f"; and {len(diff) - 6} more" if len(diff) > 6 else "")
+                raise RunError(
+                    f"checkpoint {path} was written by a run with another config ({shown}): choose a new "
+                    "output_dir, or continue it anyway with checkpoint.resume=force"
+                )
         self.load_checkpoint(path)
+        self.resumed_from = path
         return path
 
     # ------------------------------------------------------------------ the loop
-    def _on_sigint(self, *_: Any) -> None:
-        if self._stop:  # second Ctrl-C: stop now
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        """SIGINT / SIGTERM / SIGUSR1: finish the current step, checkpoint and stop (decided by all ranks at
+        the step boundary). A second SIGINT stops at once, without a checkpoint of the step in progress."""
+        if self._stop_signal and signum == signal.SIGINT:
             raise KeyboardInterrupt
-        self._stop = True
+        if not self._stop_signal:
+            self._stop_signal = signum
+
+    def _stop_requested(self) -> int:
+        """The signal (number) that stops the run, agreed by every rank, or 0: one all-reduce per step, so all
+        ranks leave the loop after the same step and write the same checkpoint together."""
+        flag = torch.tensor([self._stop_signal], dtype=torch.int64, device=self._flag_device)
+        sig = int(dist.all_reduce_max(flag)[0]) if dist.is_distributed() else self._stop_signal
+        self._stop = bool(sig)
+        return sig
+
+    @property
+    def _flag_device(self) -> torch.device:
+        return self.device if dist.is_distributed() and self.device.type == "cuda" else torch.device("cpu")
+
+    def _checkpoint_bytes(self) -> int:
+        """About what one checkpoint takes on disk: the weights (export) and the optimizer's two moments."""
+        n = sum(p.numel() * p.element_size() for p in self.model.parameters())
+        t = sum(p.numel() * p.element_size() for p in self.params)
+        return n + 2 * t + (16 << 20)
+
+    def _say(self, msg: str) -> None:
+        """A line for the user (stderr, rank 0) that also goes to the run's log file."""
+        if dist.is_main():
+            print(f"mssr train: {msg}", file=sys.stderr, flush=True)
+            runlog.info(msg)
+
+    def _open_run(self) -> None:
+        """Rank 0 checks and locks the run directory; every rank raises rank 0's error, if any."""
+        error = None
+        if dist.is_main():
+            try:
+                self._lock = open_run_dir(
+                    self.run_dir, self.ckpt_root, checkpoint_bytes=self._checkpoint_bytes()
+                )
+            except RunError as exc:
+                error = str(exc)
+            else:
+                h = logging.FileHandler(self.run_dir / RUN_LOG, encoding="utf-8")
+                h.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+                runlog.addHandler(h)
+                runlog.setLevel(logging.INFO)
+                self._runlog_handler = h
+                if self._lock.stale:
+                    runlog.info("took over the stale lock of %s", self._lock.describe(self._lock.stale))
+        error = dist.broadcast_object(error)
+        if error:
+            raise RunError(error)
+
+    def _close_run(self) -> None:
+        h, self._runlog_handler = self._runlog_handler, None
+        if h is not None:
+            runlog.removeHandler(h)
+            h.close()
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def _check_rewards(self, metrics: dict[str, float]) -> str | None:
+        """A one-line error when too many samples had no usable reward for too many steps in a row."""
+        rc = self.cfg.reward
+        excluded = metrics["train/excluded_frac"]  # of the gathered rows: the same on every rank
+        self._excluded_streak = self._excluded_streak + 1 if excluded > rc.max_excluded_frac else 0
+        if not rc.max_excluded_steps or self._excluded_streak < rc.max_excluded_steps:
+            return None
+        first = next(iter(sorted(self._failure_kinds)), None)
+        return (
+            f"rewards failed: more than {rc.max_excluded_frac:g} of the samples had no usable reward for "
+            f"{self._excluded_streak} steps in a row (step {self.step}: {excluded:.0%} excluded; "
+            f"{self.counters['reward_errors']} errors, {self.counters['reward_timeouts']} timeouts so far"
+            + (f", first kind: {first}" if first else "")
+            + f"); tracebacks in {self.run_dir / RUN_LOG}. Fix the reward, or set reward.max_excluded_frac / "
+            "reward.max_excluded_steps=0"
+        )
 
     def train(self) -> dict[str, Any]:
-        """Run to ``cfg.steps``; returns a summary (final/best validation accuracy, paths)."""
+        """Run to ``cfg.steps``; returns a summary (final/best validation accuracy, paths). The run directory
+        is locked for the run's life. Raises :class:`TrainingInterrupted` after the checkpoint a stop signal
+        asked for, :class:`RunError` for a problem the user fixes (directory, disk, resume, rewards)."""
+        self._open_run()
+        handlers: dict[int, Any] = {}
+        try:
+            if _main_thread():
+                handlers = {sig: signal.signal(sig, self._on_signal) for sig in STOP_SIGNALS}
+            return self._train()
+        finally:
+            for sig, prev in handlers.items():
+                signal.signal(sig, prev)
+            self._close_run()
+
+    def _train(self) -> dict[str, Any]:
         cfg = self.cfg
         resumed = self.maybe_resume()
+        if resumed is not None:
+            self._say(f"resumed from step {self.step} (checkpoint {resumed})")
         if dist.is_main():
-            self.run_dir.mkdir(parents=True, exist_ok=True)
             (self.run_dir / "config.yaml").write_text(dump_yaml(cfg), encoding="utf-8")
             self.logger = MetricsLogger(
                 self.run_dir,
@@ -916,50 +1131,72 @@ class RLTrainer:
                 config=to_dict(cfg),
                 resume_step=self.step,
             )
-        prev = signal.signal(signal.SIGINT, self._on_sigint) if _main_thread() else None
         progress = Progress(
             cfg.steps,
             self.step,
             enabled=cfg.logging.progress and dist.is_main(),
             description=cfg.algorithm.name,
         )
-        first_val = None
         last_saved = self.step if resumed else -1
+        failure = None
+        stop = 0
         try:
             if self.step == 0:
                 init = self.initialize_tracker()
                 start = {**init}
                 if cfg.val.at_start:
                     start.update(self.validate())
-                    first_val = self.last_val
+                    self.first_val = self.last_val
                 if start and self.logger:
                     self.logger.log(0, start)
-            while self.step < cfg.steps and not self._stop:
+            while self.step < cfg.steps:
+                stop = self._stop_requested()
+                if stop:
+                    break
                 self.step += 1
                 metrics = self.train_step(self.step)
-                if (cfg.val.every and self.step % cfg.val.every == 0) or self.step == cfg.steps:
-                    metrics.update(self.validate())
-                metrics.update(self._watch_collapse(metrics))
+                scheduled = bool(cfg.val.every and self.step % cfg.val.every == 0)
+                if scheduled or self.step == cfg.steps:
+                    metrics.update(self.validate(scheduled=scheduled))
+                metrics.update(self._watch_collapse(metrics, val_scheduled=scheduled))
                 if self.logger:
                     self.logger.log(self.step, metrics)
                 progress.update(self.step, metrics, self.last_val)
+                failure = self._check_rewards(metrics)
+                if failure:
+                    break
                 if cfg.checkpoint.every and self.step % cfg.checkpoint.every == 0:
                     self.save_checkpoint()
                     last_saved = self.step
+            path = latest_checkpoint(self.ckpt_root) if dist.is_main() else None
             if last_saved != self.step:
-                self.save_checkpoint()
+                path = self.save_checkpoint()
         finally:
             progress.close()
-            if prev is not None:
-                signal.signal(signal.SIGINT, prev)
             if self.logger:
                 self.logger.close()
+        if failure:
+            runlog.error(failure)
+            raise RunError(failure)
+        if stop and self.step < cfg.steps:
+            exc = TrainingInterrupted(stop, self.step, path, cfg.steps)
+            runlog.warning(str(exc))
+            raise exc
+        if dist.is_main() and (self.counters["reward_errors"] or self.counters["reward_timeouts"]):
+            msg = (
+                f"{self.counters['reward_errors']} reward errors and {self.counters['reward_timeouts']} timeouts "
+                f"over the run (samples excluded; first tracebacks in {self.run_dir / RUN_LOG})"
+            )
+            log.warning(msg)
+            runlog.warning(msg)
+        best = [v for v in (self.best_val, self.last_val) if v is not None]
         summary = {
             "steps": self.step,
-            "stopped_early": self._stop,
-            "val_accuracy_start": first_val,
+            "stopped_early": self.step < cfg.steps,
+            "resumed_from": str(self.resumed_from) if self.resumed_from else None,
+            "val_accuracy_start": self.first_val,
             "val_accuracy_final": self.last_val,
-            "val_accuracy_best": self.best_val,
+            "val_accuracy_best": max(best) if best else None,
             "val_items": len(self.val_records),
             "rollouts": self.counters["rollouts"],
             "init_rollouts": self.counters["init_rollouts"],

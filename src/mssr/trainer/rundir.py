@@ -1,0 +1,149 @@
+"""A run directory belongs to one run: its checks at start, the config a resume may continue, and the errors a
+user fixes (docs/training.md "Faults").
+
+* :func:`open_run_dir` (rank 0, before anything is read or written): ``output_dir`` is a directory that can be
+  created and written, the exclusive :class:`~mssr.io.RunLock` is taken, ``checkpoints/`` is writable and has
+  room for a checkpoint, and temporary checkpoint folders of dead runs are removed.
+* :func:`resume_config_diff`: the settings that change what a run means (algorithm, model, data, seeds, batch
+  shape) of a checkpoint's ``config.yaml`` against the new config; a resume with differences is refused unless
+  ``checkpoint.resume=force``. Operational settings may change (:data:`MAY_CHANGE`).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mssr.config import dump_yaml
+from mssr.io import DirectoryLocked, RunLock
+from mssr.trainer.checkpoint import complete_checkpoints, remove_temporaries
+
+# dotted keys (or prefixes ending in ".") a resumed run may change: how long, where, on what, how it is logged,
+# validated, checkpointed and parallelised, and how rewards are run — not what is trained or on which data
+MAY_CHANGE = (
+    "steps",
+    "output_dir",
+    "device",
+    "threads",
+    "logging.",
+    "checkpoint.",
+    "val.",
+    "parallel.",
+    "reward.num_workers",
+    "reward.timeout_s",
+    "reward.max_excluded_frac",
+    "reward.max_excluded_steps",
+    "data.cache_dir",
+    "model.gradient_checkpointing",
+    "optim.micro_batch_size",
+    "rollout.share_prompts",
+    "rollout.reuse_sampler_logprobs",
+)
+
+EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+class RunError(RuntimeError):
+    """A problem with the run's directory, disk, data or reward that the user fixes; ``mssr train`` prints it
+    as one line and exits 2."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """SIGINT / SIGTERM / SIGUSR1 stopped the run after a checkpoint of its last completed step."""
+
+    def __init__(self, signum: int, step: int, checkpoint: Path | None, steps: int) -> None:
+        self.signum, self.step, self.checkpoint, self.steps = signum, step, checkpoint, steps
+        self.exit_code = EXIT_CODES.get(signum, 128 + signum)
+        name = signal.Signals(signum).name
+        super().__init__(
+            f"interrupted by {name} after step {step}/{steps}; checkpoint {checkpoint}; run the same command "
+            "again to resume"
+        )
+
+
+def _mb(n: float) -> str:
+    return f"{n / 2**20:.0f} MB"
+
+
+def open_run_dir(run_dir: Path, ckpt_root: Path, *, checkpoint_bytes: int) -> RunLock:
+    """Check and lock ``run_dir`` (see the module docstring); returns the held lock. Raises :class:`RunError`."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunError(f"output_dir {run_dir} is a file, not a directory")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunError(f"cannot create output_dir {run_dir}: {exc.strerror or exc}") from None
+    try:
+        lock = RunLock(run_dir, what="mssr train").acquire()
+    except DirectoryLocked as exc:
+        raise RunError(str(exc)) from None
+    except OSError as exc:
+        raise RunError(f"output_dir {run_dir} is not writable: {exc.strerror or exc}") from None
+    try:
+        _check_writable(ckpt_root)
+        free = shutil.disk_usage(ckpt_root).free
+        if free < checkpoint_bytes:
+            raise RunError(
+                f"only {_mb(free)} free in {ckpt_root}; a checkpoint of this run needs about "
+                f"{_mb(checkpoint_bytes)}: free some space or choose another output_dir"
+            )
+        remove_temporaries(ckpt_root)  # we hold the lock: any temporary folder is a dead run's
+    except BaseException:
+        lock.release()
+        raise
+    return lock
+
+
+def _check_writable(path: Path) -> None:
+    if path.exists() and not path.is_dir():
+        raise RunError(f"{path} is a file, not a directory")
+    probe = path / f".write-test-{os.getpid()}"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as exc:
+        raise RunError(f"{path} is not writable: {exc.strerror or exc}") from None
+
+
+def run_has_data(run_dir: Path) -> str | None:
+    """What in ``run_dir`` belongs to an earlier run (metrics or checkpoints), or None."""
+    found = []
+    metrics = run_dir / "metrics.jsonl"
+    if metrics.is_file() and metrics.stat().st_size:
+        found.append("metrics.jsonl")
+    done = complete_checkpoints(run_dir / "checkpoints")
+    if done:
+        found.append(f"checkpoints up to {done[-1].name}")
+    return ", ".join(found) or None
+
+
+def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in (d or {}).items():
+        if isinstance(v, dict) and k != "builtin":
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def resume_config_diff(saved_yaml: Path, cfg: Any) -> list[str]:
+    """``key: old -> new`` for each setting that changes the run's meaning (empty: same run). A key the saved
+    config lacks (written by an older version) is not compared."""
+    if not saved_yaml.is_file():
+        return []
+    saved = _flat(yaml.safe_load(saved_yaml.read_text(encoding="utf-8")))
+    now = _flat(yaml.safe_load(dump_yaml(cfg)))
+    return [
+        f"{k}: {saved[k]!r} -> {v!r}"
+        for k, v in now.items()
+        if k in saved
+        and saved[k] != v
+        and not any(k == m or (m.endswith(".") and k.startswith(m)) for m in MAY_CHANGE)
+    ]
