@@ -2,8 +2,8 @@
 
 It resumes from its latest complete checkpoint, appends one metrics line per step (validation accuracy
 ``0.1 * step``, entropy ``0.3``), checkpoints every step, and exits 1 after step ``$FAKE_FAIL_AT`` when set.
-With ``$FAKE_SLEEP`` each step takes that many seconds, and SIGINT stops it after the current step, like the
-real trainer.
+With ``$FAKE_SLEEP`` each step takes that many seconds, and SIGINT stops it after the current step with exit
+code 130, like the real trainer.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def main() -> int:
             (d / "COMPLETE").write_text("")
             if fail_at and step == fail_at:
                 return 1
-    return 0
+    return 130 if stop and step < cfg["steps"] else 0  # interrupted: checkpointed but unfinished
 
 
 if __name__ == "__main__":

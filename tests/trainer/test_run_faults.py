@@ -116,6 +116,18 @@ def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path):
     assert not (d / LOCK_NAME).exists()
 
 
+def test_an_eval_result_directory_in_use_is_refused(tiny_policy_dir, tiny_data_dir, tmp_path, capsys):
+    out = tmp_path / "evals"
+    argv = ["eval", "--model", f"a={tiny_policy_dir}", "--benchmarks", "builtin", "--quiet"]
+    argv += ["--data", f"builtin={tiny_data_dir}", "--split", "val", "--out", str(out)]
+    with RunLock(out / "a", what="mssr eval", path=out / ".a.lock"):
+        assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"{out / 'a'} is in use by mssr eval (pid {os.getpid()} on " in err
+    _one_line(err)
+    assert not (out / "a").exists()
+
+
 # ------------------------------------------------------------------ 3: SIGTERM / SIGUSR1 in-process
 @pytest.mark.parametrize("sig,rc", [(signal.SIGTERM, 143), (signal.SIGUSR1, 138)])
 def test_termination_signal_checkpoints_and_exits_nonzero(

@@ -349,6 +349,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     import shutil
 
     from mssr.evaluation import benchmarks, evaluate_policy, write_summary
+    from mssr.io import DirectoryLocked, RunLock
 
     if not args.model:
         raise CliError("name a model with --model (or use --compare / --list)")
@@ -371,12 +372,21 @@ def _evaluate(args: argparse.Namespace) -> int:
             raise CliError(f"two models are labelled {label!r}; name them with --model LABEL=PATH")
         used_labels.add(label)
         out = Path(args.out) / label
-        if args.overwrite and out.exists():
-            shutil.rmtree(out)
-        policy, source = load_model(kind, policy_dir, preset, tc, args)
-        if progress:
-            progress(f"{label}: {source} on {', '.join(r.data.name for r in runs)} -> {out}")
-        summary = evaluate_policy(policy, runs, out, label=label, model=source, progress=progress)
+        # one evaluation per result directory (the lock is a sibling file: --overwrite deletes the directory)
+        lock = RunLock(out, what="mssr eval", path=out.parent / f".{out.name}.lock")
+        try:
+            lock.acquire()
+        except DirectoryLocked as exc:
+            raise CliError(str(exc)) from None
+        try:
+            if args.overwrite and out.exists():
+                shutil.rmtree(out)
+            policy, source = load_model(kind, policy_dir, preset, tc, args)
+            if progress:
+                progress(f"{label}: {source} on {', '.join(r.data.name for r in runs)} -> {out}")
+            summary = evaluate_policy(policy, runs, out, label=label, model=source, progress=progress)
+        finally:
+            lock.release()
         summaries.append(summary)
         del policy
     from mssr.evaluation.summary import format_details

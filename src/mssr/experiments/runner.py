@@ -454,7 +454,9 @@ def _finish(plan: ComparePlan, rec: RunRecord, rc: int, wall: float) -> None:
     status, step = run_status(plan.out / rec.dir, rec.steps)
     rec.step, rec.returncode, rec.finished, rec.pid = step, rc, _now(), None
     rec.wall_s = round(rec.wall_s + wall, 1)
-    rec.status = "done" if status == "done" else ("failed" if rc != 0 else "partial")
+    # a training stopped by a signal exits 130 / 143 / 138 after checkpointing: unfinished, not failed
+    interrupted = rc - 128 in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
+    rec.status = "done" if status == "done" else ("failed" if rc != 0 and not interrupted else "partial")
 
 
 def _live_step(run_dir: Path) -> str:
