@@ -21,3 +21,16 @@ def none_on_odd(response: str, record: dict) -> float | None:
 def always_raises(response: str, record: dict) -> float:
     """A reward that is broken for every sample (the run must stop with a clear error, not learn nothing)."""
     raise ValueError("the reward's parser is broken")
+
+
+def sigterm_on_rank1(response: str, record: dict) -> float:
+    """``length_parity``; on rank 1 of a torchrun job it sends SIGTERM to its own process, once (a scheduler that
+    signals one rank): every rank must still stop after the same step and checkpoint together."""
+    import os
+    import signal
+
+    flag = os.environ.get("MSSR_TEST_SIGNAL_FLAG")
+    if os.environ.get("RANK") == "1" and flag and not os.path.exists(flag):
+        open(flag, "w").close()
+        os.kill(os.getpid(), signal.SIGTERM)
+    return float(len(response) % 2 == 0)

@@ -152,6 +152,38 @@ def test_termination_signal_checkpoints_and_exits_nonzero(
     assert signal.getsignal(sig) in (signal.SIG_DFL, signal.default_int_handler)  # handlers restored
 
 
+def test_a_signal_to_one_rank_stops_every_rank_after_the_same_step(make_config, tmp_path):
+    """torchrun, 2 gloo processes: rank 1 alone gets SIGTERM during step 1; the stop flag is all-reduced at
+    the step boundary, so both ranks write step 1's checkpoint together (no hang) and exit 143."""
+    out = tmp_path / "ddp"
+    cfg = make_config(
+        "steps=3",
+        "algorithm.tracker_init=none",
+        "rollout.gen_batch_size=4",
+        f"reward.spec={HERE / 'plugin_rewards.py'}:sigterm_on_rank1",
+        out=out,
+    )
+    port = str(29500 + (os.getpid() + int(time.time())) % 2000)
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+    ]
+    cmd += ["--master_port", port, "-m", "mssr", "train", *_args(cfg)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MSSR_TEST_SIGNAL_FLAG": str(tmp_path / "signalled")}
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode != 0 and (tmp_path / "signalled").exists()
+    assert "mssr train: interrupted by SIGTERM after step 1/3" in proc.stderr, proc.stderr[-3000:]
+    assert "exitcode  : 143" in proc.stderr  # torchrun reports the ranks' exit codes (and itself exits 1)
+    assert _steps(out) == [1]
+    assert [p.name for p in complete_checkpoints(out / "checkpoints")] == ["step_000001"]
+    assert not (out / LOCK_NAME).exists()
+
+
 # ------------------------------------------------------------------ 2: runs do not mix
 def test_resume_never_and_changed_config_are_refused_resume_says_so(make_config, tmp_path, capsys):
     out = tmp_path / "run"
