@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -142,14 +143,19 @@ def main(argv: list[str] | None = None) -> int:
     from mssr.data.builtin import generate_dataset
     from mssr.trainer import distributed as dist
 
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        data = work / "data"
-        dist.init_from_env(torch.device("cpu"))
-        if dist.is_main():
-            generate_dataset(data, n_train=64, n_val=0, n_test=0, seed=3)
-        dist.barrier()
+    dist.init_from_env(torch.device("cpu"))
+    # one work directory for all ranks (rank 0's), removed by rank 0 at the end
+    work = Path(dist.broadcast_object(tempfile.mkdtemp(prefix="mssr-bench-") if dist.is_main() else None))
+    data = work / "data"
+    if dist.is_main():
+        generate_dataset(data, n_train=64, n_val=0, n_test=0, seed=3)
+    dist.barrier()
+    try:
         res = precision(args, data, work) if args.mode == "precision" else sharding(args, data, work)
+    finally:
+        dist.barrier()
+        if dist.is_main():
+            shutil.rmtree(work, ignore_errors=True)
     res["settings"] = {k: str(v) for k, v in vars(args).items()}
     if args.json and dist.is_main():
         args.json.write_text(json.dumps(res, indent=2) + "\n", encoding="utf-8")
