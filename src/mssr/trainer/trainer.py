@@ -652,9 +652,8 @@ class RLTrainer:
         sums: dict[str, float] = {}
         weights: dict[str, float] = {}
         grad_norms = []
-        lr_used = self.scheduler.get_last_lr()[
-            0
-        ]  # this step's updates use it; scheduler.step() sets the next
+        # the lr this step's updates use (logged as actor/lr; scheduler.step() below sets the next step's)
+        lr_used = self.scheduler.get_last_lr()[0]
         self.model.train()
         for prompt_chunk in chunks:
             rows = sorted(r for p in prompt_chunk for r in range(p * n, (p + 1) * n))
@@ -918,10 +917,7 @@ class RLTrainer:
                 path = publish_checkpoint(
                     self.ckpt_root, self.step, tmp, keep_last=self.cfg.checkpoint.keep_last
                 )
-            except (
-                OSError,
-                RuntimeError,
-            ) as exc:  # a full disk: torch says "basic_ios::clear: iostream error"
+            except (OSError, RuntimeError) as exc:  # a full disk: torch says "basic_ios::clear"
                 shutil.rmtree(tmp, ignore_errors=True)
                 error = self._checkpoint_error(exc)
         error = dist.broadcast_object(error)
