@@ -8,8 +8,8 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
-from mssr.rewards.benchmarks.base import GradeItem
-from mssr.rewards.grading import grade
+from mssr.evaluation.benchmarks import GradeItem
+from mssr.evaluation.regrade import grade
 from mssr.rewards.judge import JudgeError, JudgeReward, LLMJudge, load_prompt
 
 

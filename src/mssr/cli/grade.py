@@ -12,10 +12,12 @@ HELP = "Regrade a file of benchmark responses; report accuracy and agreement wit
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from mssr.rewards.benchmarks import available_benchmarks
+    from mssr.evaluation.benchmarks import gradable
 
-    parser.add_argument("benchmark", choices=available_benchmarks(), help="benchmark format")
-    parser.add_argument("--problems", required=True, type=Path, help="problems file (e.g. testmini.json)")
+    parser.add_argument("benchmark", choices=gradable(), help="benchmark whose responses file this is")
+    parser.add_argument(
+        "--problems", required=True, type=Path, help="problems file or its directory (e.g. testmini.json)"
+    )
     parser.add_argument("--responses", required=True, type=Path, help="responses file (e.g. output.json)")
     parser.add_argument(
         "--mode",
@@ -56,8 +58,8 @@ def _pct(a: int, b: int) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mssr.rewards.benchmarks import BenchmarkFormatError, get_benchmark
-    from mssr.rewards.grading import CLASSES, grade
+    from mssr.evaluation.benchmarks import BenchmarkDataError, get
+    from mssr.evaluation.regrade import CLASSES, grade
 
     judge = None
     if args.judge_url or args.judge_model:
@@ -68,8 +70,8 @@ def run(args: argparse.Namespace) -> int:
 
         judge = LLMJudge(args.judge_url, args.judge_model, api_key=os.environ.get(args.judge_key_env))
     try:
-        items = get_benchmark(args.benchmark).load(args.problems, args.responses)
-    except BenchmarkFormatError as exc:
+        items = get(args.benchmark).load_responses(args.problems, args.responses)
+    except BenchmarkDataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     rep = grade(

@@ -11,6 +11,11 @@ layouts) into items that carry, besides question/images/answer, the benchmark's 
 * ``yesno`` — Yes/No questions (HallusionBench);
 * ``free`` — numbers, expressions or text through :func:`mssr.rewards.verify` (``extra["verify_type"]`` and
   ``extra["precision"]`` as the benchmark defines them).
+
+An adapter may also read a system's published responses to its problems (:meth:`Benchmark.load_responses`,
+giving :class:`GradeItem` s with the benchmark's own verdicts when the file carries them): ``mssr grade``
+regrades those (:mod:`mssr.evaluation.regrade`). The problems are read by the same :meth:`Benchmark.parse`
+code path as for ``mssr eval``: one reader per benchmark.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import Any
 
 from mssr.data.record import CHOICE_LETTERS, Record
 from mssr.evaluation.benchmarks.readers import TABLE_SUFFIXES, BenchmarkDataError, ImageRef, Row, read_rows
+from mssr.rewards.verify import Verdict, verify
 
 log = logging.getLogger(__name__)
 GRADINGS = ("choice", "letters", "yesno", "free")
@@ -58,6 +64,25 @@ class BenchItem:
             choices=list(self.choices) if self.choices is not None else None,
             extra=dict(self.extra),
         )
+
+
+@dataclass
+class GradeItem:
+    """One published response to regrade (``mssr grade``), with the problem's fields as the benchmark states
+    them (not normalised: the benchmark's own scoring saw them so). ``official`` is the benchmark's verdict and
+    ``official_extraction`` the answer its pipeline extracted, when the responses file carries them."""
+
+    id: str
+    response: str
+    answer: str
+    answer_type: str | None = None
+    choices: list[str] | None = None
+    precision: int | None = None
+    question_type: str | None = None
+    question: str = ""
+    official: bool | None = None
+    official_extraction: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)  # breakdown keys and anything else worth reporting
 
 
 @dataclass
@@ -141,6 +166,17 @@ class Benchmark:
         )
 
     # -- reading
+    def read(self, path: str | Path) -> tuple[list[Path], list[Row]]:
+        """The data file(s) for ``path`` (:meth:`locate`) and all their rows, unparsed (rows of several shards
+        say which shard they come from)."""
+        files = self.locate(path)
+        rows = [
+            row if len(files) == 1 else Row(row.data, f"{f.name}: {row.where}", row.key)
+            for f in files
+            for row in read_rows(f)
+        ]
+        return files, rows
+
     def load(
         self,
         path: str | Path,
@@ -155,13 +191,8 @@ class Benchmark:
         and lists them in ``missing_images`` (to check metadata without the images). ``limit``: the first
         ``limit`` items only (in file order).
         """
-        files = self.locate(path)
+        files, rows = self.read(path)
         file = files[0]
-        rows = [
-            row if len(files) == 1 else Row(row.data, f"{f.name}: {row.where}", row.key)
-            for f in files
-            for row in read_rows(f)
-        ]
         skipped: list[str] = []
         items = self.parse(rows, file, self.image_root(file, file.parent), skipped, **options)
         items = unique_ids(items, file)
@@ -194,6 +225,31 @@ class Benchmark:
         self, rows: list[Row], file: Path, image_root: Path, skipped: list[str], **options: Any
     ) -> list[BenchItem]:
         raise NotImplementedError
+
+    # -- regrading published responses (mssr grade)
+    #: :class:`GradeItem` attributes or ``meta`` keys that ``mssr grade`` breaks accuracy/agreement down by
+    breakdown_keys: tuple[str, ...] = ("answer_type", "question_type")
+
+    def load_responses(self, problems: str | Path, responses: str | Path) -> list[GradeItem]:
+        """The responses of a system's output file joined with their problems (the benchmark's file or its
+        directory, as for :meth:`load`). Adapters that support ``mssr grade`` override this; a malformed file
+        raises :class:`BenchmarkDataError` naming the file and the problem id."""
+        raise NotImplementedError(f"{self.name}: reading published responses is not supported")
+
+    def verify_response(self, item: GradeItem, mode: str) -> Verdict:
+        """Is the response right? mssr's verifier in ``mode``; an adapter may apply its benchmark's own scoring."""
+        return verify(
+            item.response,
+            item.answer,
+            answer_type=item.answer_type,
+            choices=item.choices,
+            mode=mode,
+            precision=item.precision,
+        )
+
+    def official_prediction(self, item: GradeItem, extraction: str | None) -> str | None:
+        """The benchmark's normalised prediction for an extraction (for disagreement analysis), if defined."""
+        return None
 
 
 def unique_ids(items: list[BenchItem], file: Path) -> list[BenchItem]:
@@ -359,6 +415,12 @@ def register(name: str, *aliases: str) -> Callable[[type[Benchmark]], type[Bench
 
 def available() -> list[str]:
     return sorted(_REGISTRY)
+
+
+def gradable() -> list[str]:
+    """The benchmarks whose published responses ``mssr grade`` reads (their adapter overrides
+    :meth:`Benchmark.load_responses`)."""
+    return sorted(n for n, cls in _REGISTRY.items() if cls.load_responses is not Benchmark.load_responses)
 
 
 def get(name: str) -> Benchmark:

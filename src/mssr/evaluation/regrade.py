@@ -1,5 +1,9 @@
-"""Regrade a benchmark's responses: accuracy, agreement with the benchmark's own verdicts, breakdowns, and a
-classified list of disagreements (``mssr grade``)."""
+"""Regrade a system's published responses to a benchmark (``mssr grade``): accuracy, agreement with the
+benchmark's own verdicts, breakdowns, and a classified list of disagreements.
+
+The responses are read by the benchmark's adapter (:meth:`~mssr.evaluation.benchmarks.Benchmark.load_responses`,
+the same reader as ``mssr eval`` uses for its problems) and verified by mssr's verifier (``mssr.rewards``).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from mssr.rewards.benchmarks import BenchmarkFormat, GradeItem, get_benchmark
+from mssr.evaluation.benchmarks.base import Benchmark, GradeItem, get
 from mssr.rewards.extract import answer_statements
 from mssr.rewards.runner import get_runner
 from mssr.rewards.verify import is_refusal
@@ -26,10 +30,10 @@ CLASSES = {
 }
 
 
-def _grade_one(fmt_name: str, mode: str, item: GradeItem) -> dict[str, Any]:
-    fmt = get_benchmark(fmt_name)
-    v = fmt.verify(item, mode)
-    off = v if mode == "official" else fmt.verify(item, "official")
+def _grade_one(benchmark: str, mode: str, item: GradeItem) -> dict[str, Any]:
+    fmt = get(benchmark)
+    v = fmt.verify_response(item, mode)
+    off = v if mode == "official" else fmt.verify_response(item, "official")
     return {
         "correct": v.correct,
         "extracted": v.extracted,
@@ -77,7 +81,7 @@ def _is_degenerate(text: str) -> bool:
     return any(c >= 3 for c in Counter(lines).values())
 
 
-def classify(fmt: BenchmarkFormat, item: GradeItem, ours: dict[str, Any]) -> str:
+def classify(fmt: Benchmark, item: GradeItem, ours: dict[str, Any]) -> str:
     """Why our verdict differs from the official one (see :data:`CLASSES`)."""
     if item.official_extraction is None:
         return "unclassified"
@@ -121,7 +125,7 @@ def grade(
 ) -> GradeReport:
     """Grade ``items`` of ``benchmark`` in ``mode``; ``judge`` (an :class:`~mssr.rewards.judge.LLMJudge`)
     re-grades the items the rules could not settle (no answer found, no option named, unverifiable, timeout)."""
-    fmt = get_benchmark(benchmark)
+    fmt = get(benchmark)
     t0 = time.perf_counter()
     runner = get_runner(num_workers)
     outcomes = runner.run(_grade_one, [(benchmark, mode, it) for it in items], timeout_s)

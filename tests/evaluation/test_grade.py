@@ -1,4 +1,5 @@
-"""`mssr grade`: synthetic MathVista files with known verdicts, format errors, and the development data."""
+"""`mssr grade`: synthetic MathVista files with known verdicts, format errors, and the development data
+(MathVista's published model outputs, read by the same adapter as `mssr eval` uses)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ from pathlib import Path
 import pytest
 
 from mssr.cli.main import main
-from mssr.rewards.benchmarks import BenchmarkFormatError, available_benchmarks, get_benchmark
-from mssr.rewards.grading import grade
+from mssr.evaluation.benchmarks import BenchmarkDataError, UnknownBenchmarkError, get, gradable
+from mssr.evaluation.regrade import grade
 from shared_data import path_or_skip
+
+from . import layouts
 
 DEV_FILES = ["output_bard.json", "output_chatgpt_2shot_solution.json", "output_idefics_9b_instruct.json"]
 
@@ -74,13 +77,15 @@ def files(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def test_registry() -> None:
-    assert "mathvista" in available_benchmarks()
-    with pytest.raises(KeyError, match="available"):
-        get_benchmark("nope")
+    assert gradable() == ["mathvista"]  # the adapters that read responses files
+    with pytest.raises(UnknownBenchmarkError, match="unknown benchmark 'nope'"):
+        get("nope")
+    with pytest.raises(NotImplementedError, match="logicvista"):
+        get("logicvista").load_responses("p.json", "r.json")
 
 
 def test_grade_modes(files: tuple[Path, Path]) -> None:
-    items = get_benchmark("mathvista").load(*files)
+    items = get("mathvista").load_responses(*files)
     off = grade("mathvista", items, mode="official", num_workers=0)
     assert [v["verdict"] for v in off.verdicts] == [True, False, True, True]
     assert off.agreement == 1.0 and off.n_timeouts == 0
@@ -130,28 +135,54 @@ def test_cli_writes_verdicts(files: tuple[Path, Path], tmp_path: Path, capsys) -
 
 
 def test_format_errors_name_the_file_and_pid(files: tuple[Path, Path], tmp_path: Path) -> None:
-    fmt = get_benchmark("mathvista")
+    fmt = get("mathvista")
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"9": {"response": "x"}}))
-    with pytest.raises(BenchmarkFormatError, match="pid '9' is not in the problems file"):
-        fmt.load(files[0], bad)
+    with pytest.raises(BenchmarkDataError, match="pid '9' is not in the problems file"):
+        fmt.load_responses(files[0], bad)
     bad.write_text(json.dumps({"1": {"answer": "x"}}))
-    with pytest.raises(BenchmarkFormatError, match="pid 1 has no 'response'"):
-        fmt.load(files[0], bad)
+    with pytest.raises(BenchmarkDataError, match="pid 1 has no 'response'"):
+        fmt.load_responses(files[0], bad)
     bad.write_text("{not json")
-    with pytest.raises(BenchmarkFormatError, match="not valid JSON"):
-        fmt.load(files[0], bad)
-    with pytest.raises(BenchmarkFormatError, match="not found"):
-        fmt.load(tmp_path / "missing.json", files[1])
+    with pytest.raises(BenchmarkDataError, match="not valid JSON"):
+        fmt.load_responses(files[0], bad)
+    with pytest.raises(BenchmarkDataError, match="not found"):
+        fmt.load_responses(tmp_path / "missing.json", files[1])
+
+
+def test_problems_are_read_by_the_eval_adapter(tmp_path: Path) -> None:
+    """One reader: `mssr grade` takes the problems from the adapter `mssr eval` uses (its directory layouts,
+    its checks and messages), keeping the published fields (unstripped options) for MathVista's scoring."""
+    d = layouts.mathvista(tmp_path)
+    data = json.loads((d / "testmini.json").read_text())
+    data["1"]["choices"] = ["3 ", "4", "5"]  # as published: MathVista's own scoring saw the trailing space
+    (d / "testmini.json").write_text(json.dumps(data))
+    responses = tmp_path / "output.json"
+    responses.write_text(
+        json.dumps({"1": {"response": "(A) 3", "true_false": False}, "3": {"response": "1.2"}})
+    )
+    fmt = get("mathvista")
+    items = {it.id: it for it in fmt.load_responses(d, responses)}  # the benchmark's directory, as for eval
+    assert (
+        items["1"].choices == ["3 ", "4", "5"] and items["1"].answer == "4" and items["1"].official is False
+    )
+    assert items["1"].meta["category"] == "general-vqa" and items["3"].precision == 1
+    assert fmt.load(d).items[0].choices == ["3", "4", "5"]  # eval's prompt lists them stripped
+    data["1"]["answer"] = "7"  # not one of its choices: the same check and message as `mssr eval`
+    (d / "testmini.json").write_text(json.dumps(data))
+    with pytest.raises(BenchmarkDataError, match=r"pid 1\): answer '7' is not one of its choices"):
+        fmt.load_responses(d, responses)
+    with pytest.raises(BenchmarkDataError, match=r"pid 1\): answer '7' is not one of its choices"):
+        fmt.load(d)
 
 
 def test_normaliser_reproduces_the_files_own_predictions() -> None:
     """Our MathVista normalisation maps each file's official extraction to its official prediction."""
     dev = path_or_skip("mathvista")
-    fmt = get_benchmark("mathvista")
+    fmt = get("mathvista")
     for name in DEV_FILES:
         rows = json.loads((dev / name).read_text())
-        items = {it.id: it for it in fmt.load(dev / "testmini.json", dev / name)}
+        items = {it.id: it for it in fmt.load_responses(dev / "testmini.json", dev / name)}
         for pid, row in rows.items():
             assert fmt.official_prediction(items[pid], row["extraction"]) == row["prediction"], (name, pid)
 
@@ -159,10 +190,10 @@ def test_normaliser_reproduces_the_files_own_predictions() -> None:
 def test_agreement_on_development_data() -> None:
     """Acceptance: official mode agrees with the files' verdicts >= 96% per file and >= 97.5% pooled."""
     dev = path_or_skip("mathvista")
-    fmt = get_benchmark("mathvista")
+    fmt = get("mathvista")
     agree = total = 0
     for name in DEV_FILES:
-        items = fmt.load(dev / "testmini.json", dev / name)
+        items = fmt.load_responses(dev / "testmini.json", dev / name)
         t = time.perf_counter()
         rep = grade("mathvista", items, mode="official", num_workers=2)
         assert time.perf_counter() - t < 30
