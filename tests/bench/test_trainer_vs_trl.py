@@ -1,4 +1,4 @@
-"""benchmarks/trainer_vs_trl.py: its pure helpers, the configs it gives each trainer, and one ``--quick`` run.
+"""bench/trainer_vs_trl.py: its pure helpers, the configs it gives each trainer, and one ``--quick`` run.
 
 The quick run checks what the benchmark claims about itself: every arm measured the same rollouts per step,
 TRL made exactly one generation per optimizer step with the arguments it was given, each mssr step made one
@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "benchmarks" / "trainer_vs_trl.py"
+SCRIPT = ROOT / "bench" / "trainer_vs_trl.py"
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """Step time of the trainer in float32 vs bfloat16 compute per preset, and FSDP2 vs DDP, as ratios in one run.
 
-    python benchmarks/precision_sharding.py precision --presets tiny small base      # one process
-    torchrun --nproc_per_node 2 benchmarks/precision_sharding.py sharding --preset base  # 2 processes
+    python bench/precision_sharding.py precision --presets tiny small base      # one process
+    torchrun --nproc_per_node 2 bench/precision_sharding.py sharding --preset base  # 2 processes
 
 ``precision``: for each preset, two trainers over the same randomly initialised policy (float32 master
 weights in both; forwards in float32 vs under bfloat16 autocast) take turns, step by step, so both see the same

@@ -1,10 +1,10 @@
 """Wall-clock per 1,000 rollouts: mssr's trainer against TRL's ``GRPOTrainer``, and mssr ``mssr`` vs ``grpo``.
 
-    python benchmarks/trainer_vs_trl.py                    # tiny preset, 8 prompts x 8, 32 new tokens, 4 steps
-    python benchmarks/trainer_vs_trl.py --preset small --steps 6 --json out.json
-    python benchmarks/trainer_vs_trl.py --quick            # seconds: the smoke test's size
-    python benchmarks/trainer_vs_trl.py --profile          # + cProfile of mssr grpo's and TRL's steps
-    python benchmarks/trainer_vs_trl.py --levers           # what each of mssr's three savings saves (CPU s)
+    python bench/trainer_vs_trl.py                    # tiny preset, 8 prompts x 8, 32 new tokens, 4 steps
+    python bench/trainer_vs_trl.py --preset small --steps 6 --json out.json
+    python bench/trainer_vs_trl.py --quick            # seconds: the smoke test's size
+    python bench/trainer_vs_trl.py --profile          # + cProfile of mssr grpo's and TRL's steps
+    python bench/trainer_vs_trl.py --levers           # what each of mssr's three savings saves (CPU s)
 
 Arms, all in ONE process, started from the same saved tiny policy (same weights, tokenizer and processor) and
 the same prompt pool:

@@ -1,4 +1,4 @@
-"""benchmarks/scale_check.py: the configs it builds at full size match ``mssr.models.shapes``, the rollout never
+"""bench/scale_check.py: the configs it builds at full size match ``mssr.models.shapes``, the rollout never
 samples ids the tokenizer cannot decode, and a CPU run of the shrunken 3B shape prints and writes finite,
 positive numbers next to the memory plan's estimate."""
 
@@ -14,7 +14,7 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "benchmarks" / "scale_check.py"
+SCRIPT = ROOT / "bench" / "scale_check.py"
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,8 @@
 """Measure what the tiny presets cost on this machine; the numbers in docs/models.md come from this script.
 
-    python benchmarks/model_costs.py                      # parameters, generation, forward+backward
-    python benchmarks/model_costs.py --sft                # + SFT wall-clock to the accuracy band (tiny)
-    python benchmarks/model_costs.py --threads 1 2 --json out.json
+    python bench/model_costs.py                      # parameters, generation, forward+backward
+    python bench/model_costs.py --sft                # + SFT wall-clock to the accuracy band (tiny)
+    python bench/model_costs.py --threads 1 2 --json out.json
 
 Generation: sampled (T=1, top-k off), KV cache on, exactly ``--new-tokens`` new tokens per prompt (end-of-turn
 suppressed so every row runs to length), prompts = one 64×64 image + a built-in question + the reference

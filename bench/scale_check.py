@@ -1,9 +1,9 @@
 """Scale check: MSSR training steps of a randomly initialised Qwen2.5-VL of a real shape, timed and measured
 against ``mssr plan``'s memory estimate for the same config and device count.
 
-    python benchmarks/scale_check.py                            # CPU: shrunken 3B shape, ~15-30 s
-    python benchmarks/scale_check.py --shape qwen2.5-vl-7b --steps 2 --out scale.json
-    torchrun --nproc_per_node 8 benchmarks/scale_check.py --shape qwen2.5-vl-7b --strategy fsdp \\
+    python bench/scale_check.py                            # CPU: shrunken 3B shape, ~15-30 s
+    python bench/scale_check.py --shape qwen2.5-vl-7b --steps 2 --out scale.json
+    torchrun --nproc_per_node 8 bench/scale_check.py --shape qwen2.5-vl-7b --strategy fsdp \\
         --gradient-checkpointing --rollouts 256 --max-new-tokens 2048       # the intended GPU run
 
 The policy is built locally: the shape's architecture (``mssr.models.shapes``; ``--shrink``, automatic on CPU,
