@@ -156,3 +156,11 @@ def test_property_never_raises(text: str) -> None:
     extract_answer(text)
     extract_answer(text, choices=CHOICES)
     extract_answer(text, answer_type="integer")
+
+
+def test_unpaired_double_star_is_an_operator_not_markdown():
+    """``**`` is removed only as paired emphasis; ``2**3`` (Python-style power) stays as written."""
+    assert extract_answer(r"\boxed{2**3}").text == "2**3"
+    assert extract_answer(r"so \boxed{0**0}").text == "0**0"
+    assert extract_answer(r"\boxed{**B**}").text == "B"
+    assert extract_answer("The answer is **5**.").text == "5"

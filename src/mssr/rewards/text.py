@@ -56,13 +56,15 @@ def strip_latex_wrappers(s: str) -> str:
     return s.strip()
 
 
-_MARKDOWN = re.compile(r"\*\*|__|`+")
+# paired emphasis only: an unpaired "**" is an operator (2**3), not markdown
+_EMPHASIS = re.compile(r"\*\*(.+?)\*\*|__(.+?)__")
+_CODE = re.compile(r"`+")
 _EDGE_PUNCT = " \t\r\n.,;:!?。，；：！？\"'“”‘’*"
 
 
 def clean_span(s: str) -> str:
     """Tidy an extracted answer span: markdown emphasis, math delimiters, quotes, trailing punctuation."""
-    s = _MARKDOWN.sub("", s)
+    s = _CODE.sub("", _EMPHASIS.sub(lambda m: m.group(1) or m.group(2), s))
     s = strip_latex_wrappers(s)
     s = s.strip(_EDGE_PUNCT)
     s = strip_latex_wrappers(s)  # "$x$." -> "$x$" -> "x"
