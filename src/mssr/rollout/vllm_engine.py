@@ -1,0 +1,488 @@
+"""A `RolloutEngine` backed by vLLM, colocated with the trainer, plus `build_engine` (the trainer's factory).
+
+`VLLMRolloutEngine` holds its own copy of the policy's weights inside an in-process vLLM engine
+(``VLLM_ENABLE_V1_MULTIPROCESSING=0``, eager) and returns the same `RolloutBatch` as `HFRolloutEngine`: prompts
+are encoded by the same processor (vLLM's own prompt ids are checked against them), rows prompt by prompt,
+sampling from exactly ``softmax(logits / temperature)`` with the built-in engine's top-k / top-p, stop tokens and
+suppressed vision tokens, and the sampler's per-token log-probs (``logprobs_mode="processed_logprobs"``) in
+`rollout_logprobs`. After each update the trainer calls `sync_weights(model)`, which streams the current
+weights (plain, LoRA-merged, or FSDP2 gathered tensor by tensor) into vLLM, re-packs a tied LM head and resets
+vLLM's prefix and multimodal caches. vLLM is imported lazily: ``import mssr`` never needs it.
+See docs/rollout.md "vLLM engine".
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+import tempfile
+import time
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from mssr.rollout.batch import PromptInput, RolloutBatch
+from mssr.rollout.engine import HFRolloutEngine
+
+EngineName = Literal["hf", "vllm"]
+VIDEO_PROCESSOR_FILE = "video_preprocessor_config.json"
+# Image-processor fields a Qwen2-VL video processor shares (vLLM's Qwen2-VL processor loads one even for
+# image-only use; transformers refuses a directory without its config file).
+_VIDEO_KEYS = (
+    "patch_size",
+    "temporal_patch_size",
+    "merge_size",
+    "image_mean",
+    "image_std",
+    "do_convert_rgb",
+    "do_normalize",
+    "do_rescale",
+    "rescale_factor",
+    "do_resize",
+    "size",
+    "min_pixels",
+    "max_pixels",
+    "resample",
+)
+
+
+def vllm_available() -> tuple[bool, str]:
+    """``(True, "")`` when ``import vllm`` works here, else ``(False, why)``."""
+    try:
+        import vllm  # noqa: F401
+    except Exception as exc:  # an installed but broken vLLM raises more than ImportError
+        return False, f"{type(exc).__name__}: {exc}"
+    return True, ""
+
+
+# ------------------------------------------------------------------------------------------- weights
+def _full(t: torch.Tensor) -> torch.Tensor:
+    """A DTensor (FSDP2 shard) gathered to the full tensor (a collective: every rank must call it)."""
+    full_tensor = getattr(t, "full_tensor", None)
+    return (full_tensor() if callable(full_tensor) else t).detach()
+
+
+def iter_policy_weights(model: nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
+    """``(name, tensor)`` of the plain HF checkpoint `model` stands for, one tensor at a time.
+
+    A peft model gives its merged weights (`mssr.models.lora.merged_state_dict`: W + ΔW, adapters folded
+    away); FSDP2 parameters (DTensors) are gathered one by one, so at most one full tensor exists beyond the
+    shards. Names are the HF checkpoint's (what vLLM's loader maps), tied weights listed under every name.
+    """
+    from mssr.models.lora import base_model, is_lora, merged_state_dict
+
+    state = merged_state_dict(model) if is_lora(model) else base_model(model).state_dict()
+    for name, tensor in state.items():
+        yield name, _full(tensor)
+
+
+def write_vllm_files(path: str | Path, processor: Any | None = None) -> Path:
+    """Add what vLLM needs to load a saved policy directory: ``video_preprocessor_config.json``, derived from
+    the image processor (`processor`, else the directory's ``processor_config.json`` /
+    ``preprocessor_config.json``). Existing files are kept. Returns the file's path."""
+    path = Path(path)
+    target = path / VIDEO_PROCESSOR_FILE
+    if target.is_file():
+        return target
+    image: dict[str, Any] | None = None
+    if processor is not None and getattr(processor, "image_processor", None) is not None:
+        image = processor.image_processor.to_dict()
+    else:
+        for name in ("processor_config.json", "preprocessor_config.json"):
+            f = path / name
+            if f.is_file():
+                data = json.loads(f.read_text(encoding="utf-8"))
+                image = data.get("image_processor", data)
+                break
+    if image is None:
+        raise FileNotFoundError(f"{path}: no image processor config to derive {VIDEO_PROCESSOR_FILE} from")
+    video = {k: image[k] for k in _VIDEO_KEYS if k in image and image[k] is not None}
+    video["video_processor_type"] = "Qwen2VLVideoProcessor"
+    target.write_text(json.dumps(video, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return target
+
+
+def write_policy_dir(path: str | Path, model: nn.Module, processor: Any) -> Path:
+    """Write `model` (plain, peft → merged, FSDP2 → gathered) as a checkpoint vLLM loads: ``config.json``,
+    ``model.safetensors`` (a tied weight once), the processor's files and `write_vllm_files`'s."""
+    from safetensors.torch import save_file
+
+    from mssr.models.lora import base_model
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    _save_config(base_model(model), path)
+    processor.save_pretrained(path)
+    tensors: dict[str, torch.Tensor] = {}
+    seen: set[tuple[int, tuple[int, ...]]] = set()
+    for name, tensor in iter_policy_weights(model):
+        key = (tensor.data_ptr(), tuple(tensor.shape))
+        if key in seen:  # a tied weight (lm_head = embed_tokens): vLLM ties it again from the config
+            continue
+        seen.add(key)
+        tensors[name] = tensor.to("cpu").contiguous()
+    save_file(tensors, str(path / "model.safetensors"), metadata={"format": "pt"})
+    write_vllm_files(path, processor)
+    return path
+
+
+def _save_config(hf: nn.Module, path: Path) -> None:
+    """``config.json`` of `hf` with ``architectures`` set (vLLM picks its model class from it): the HF class
+    itself, not a wrapper subclass (FSDP2's ``FSDP<class>``)."""
+    config = copy.deepcopy(hf.config)
+    if not getattr(config, "architectures", None):
+        cls = next((c for c in type(hf).__mro__ if c.__module__.startswith("transformers.")), type(hf))
+        config.architectures = [cls.__name__]
+    config.save_pretrained(path)
+
+
+def _refresh_tied_heads(worker: Any) -> int:
+    """Worker-side: re-run the quant method's `process_weights_after_loading` on every LM head that shares
+    its weight with an input embedding. `reload_weights` processes each parameter once (under the
+    embedding's name), so on CPU a tied head would keep the GEMM weights packed from the old embedding."""
+    model = worker.model_runner.get_model()
+    modules = dict(model.named_modules())
+    embeds = {
+        id(getattr(m, "weight", None))
+        for n, m in modules.items()
+        if n.rsplit(".", 1)[-1] == "embed_tokens" and getattr(m, "weight", None) is not None
+    }
+    refreshed = 0
+    for name, module in modules.items():
+        if name.rsplit(".", 1)[-1] != "lm_head" or id(getattr(module, "weight", None)) not in embeds:
+            continue
+        method = getattr(module, "quant_method", None)
+        if method is not None and hasattr(method, "process_weights_after_loading"):
+            method.process_weights_after_loading(module)
+            refreshed += 1
+    return refreshed
+
+
+# ------------------------------------------------------------------------------------------- engine
+class VLLMRolloutEngine:
+    """`RolloutEngine` on vLLM (in-process, eager); same `generate` and `RolloutBatch` as `HFRolloutEngine`.
+
+    Args:
+        model: the trainer's policy (plain HF, peft, or FSDP2-sharded); its weights are streamed into vLLM at
+            start-up and by `sync_weights`. Only its config and current weights are read.
+        processor: the policy's processor (prompts are encoded with it; saved next to the config for vLLM).
+        suppress_token_ids: as `HFRolloutEngine` (``None`` = the vision special tokens).
+        policy_dir: the directory vLLM loads. ``None`` writes the model's current weights, config and
+            processor to a temporary directory (`write_policy_dir`; removed by `close`); a directory holding
+            a saved policy (``config.json``) is loaded as it is, after `write_vllm_files` adds what vLLM needs
+            (its weights should be the model's: the first `sync_weights` makes them so).
+        dtype: vLLM's compute dtype; ``None`` = the model's parameter dtype.
+        max_model_len: longest prompt + response; ``None`` = the model config's.
+        max_images_per_prompt: vLLM's ``limit_mm_per_prompt`` for images (videos: 0).
+        gpu_memory_utilization: fraction of GPU memory vLLM may take (weights + KV cache) when colocated on a
+            GPU; ignored on CPU, where ``cpu_kv_cache_gib`` sizes the KV cache (``VLLM_CPU_KVCACHE_SPACE``).
+        enable_sleep_mode: let `sleep` / `wake_up` free vLLM's GPU memory during the update (GPUs only).
+        seed: vLLM's engine seed.
+        llm_kwargs: more ``vllm.LLM`` arguments (override the above).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        processor: Any,
+        *,
+        suppress_token_ids: Sequence[int] | None = None,
+        policy_dir: str | Path | None = None,
+        dtype: torch.dtype | str | None = None,
+        max_model_len: int | None = None,
+        max_images_per_prompt: int = 4,
+        gpu_memory_utilization: float = 0.3,
+        cpu_kv_cache_gib: float = 1.0,
+        enable_sleep_mode: bool = False,
+        enforce_eager: bool = True,
+        seed: int = 0,
+        llm_kwargs: dict[str, Any] | None = None,
+    ):
+        from mssr.models.lora import base_model
+
+        self.model = model
+        self.processor = processor
+        # the built-in engine's encoding, EOS / pad / suppressed ids and batch assembly, so both agree exactly
+        self._hf = HFRolloutEngine(base_model(model), processor, suppress_token_ids=suppress_token_ids)
+        self.tokenizer = self._hf.tokenizer
+        self.suppress_token_ids = self._hf.suppress_token_ids
+        self.eos_token_ids = list(self._hf.eos_token_ids)
+        self.pad_token_id = self._hf.pad_token_id
+        self.last_sync_s: float | None = None
+        self._sleeping = False
+
+        config = base_model(model).config
+        text_config = getattr(config, "text_config", config)
+        self.vocab_size = int(getattr(text_config, "vocab_size", None) or len(self.tokenizer))
+        suppressed = set(self.suppress_token_ids)
+        self._allowed = [i for i in range(self.vocab_size) if i not in suppressed] if suppressed else None
+
+        self._own_dir: Path | None = None
+        if policy_dir is not None and (Path(policy_dir) / "config.json").is_file():
+            directory = Path(policy_dir)
+        else:
+            directory = (
+                Path(policy_dir) if policy_dir is not None else Path(tempfile.mkdtemp(prefix="mssr-vllm-"))
+            )
+            if policy_dir is None:
+                self._own_dir = directory
+            write_policy_dir(directory, model, processor)
+        write_vllm_files(directory, processor)
+        self.policy_dir = directory
+
+        if dtype is None:
+            dtype = next(model.parameters()).dtype
+        if isinstance(dtype, torch.dtype):
+            dtype = str(dtype).removeprefix("torch.")
+        if os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING", "0") != "0":
+            warnings.warn(
+                "VLLMRolloutEngine runs vLLM in-process (weights are streamed by reference): "
+                "setting VLLM_ENABLE_V1_MULTIPROCESSING=0",
+                stacklevel=2,
+            )
+        os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
+        # CPU only: KV cache size, and no thread pinning of the trainer's process
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", f"{cpu_kv_cache_gib:g}")
+        os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
+
+        from vllm import LLM
+
+        kwargs: dict[str, Any] = dict(
+            model=str(directory),
+            dtype=dtype,
+            enforce_eager=enforce_eager,
+            seed=seed,
+            gpu_memory_utilization=gpu_memory_utilization,
+            # sampling defaults from the checkpoint's generation_config (repetition penalty, top-k …) would
+            # change the distribution (docs/platform.md pitfall 1): vLLM's neutral defaults instead
+            generation_config="vllm",
+            logprobs_mode="processed_logprobs",  # the distribution actually sampled from
+            limit_mm_per_prompt={"image": max_images_per_prompt, "video": 0},
+            enable_sleep_mode=enable_sleep_mode,
+        )
+        if max_model_len is not None:
+            kwargs["max_model_len"] = max_model_len
+        kwargs.update(llm_kwargs or {})
+        threads = torch.get_num_threads()
+        start = time.perf_counter()
+        self.llm = LLM(**kwargs)
+        self.startup_s = time.perf_counter() - start
+        if torch.get_num_threads() != threads:  # vLLM's CPU worker may change the process-wide setting
+            torch.set_num_threads(threads)
+
+    # ------------------------------------------------------------------------------------------ weights
+    def sync_weights(self, model: nn.Module | None = None) -> float:
+        """Load `model`'s current weights (default: the model given at construction) into vLLM; returns the
+        seconds it took (the trainer logs it as ``timing_s/sync``).
+
+        The tensors are streamed one at a time through ``collective_rpc("reload_weights")`` (LoRA: merged;
+        FSDP2: gathered per tensor, so call it on every rank), then a tied LM head is re-packed and the prefix
+        and multimodal caches are reset, so no response is computed from stale weights or cached prompts.
+        """
+        start = time.perf_counter()
+        weights = iter_policy_weights(self.model if model is None else model)
+        self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": weights})
+        self.tied_heads_refreshed = sum(self.llm.collective_rpc(_refresh_tied_heads))
+        self.reset_caches()
+        self.last_sync_s = time.perf_counter() - start
+        return self.last_sync_s
+
+    def reset_caches(self) -> None:
+        """Drop vLLM's prefix (KV) cache and its multimodal / encoder caches."""
+        self.llm.reset_prefix_cache()
+        self.llm.reset_mm_cache()
+        self.llm.llm_engine.reset_encoder_cache()  # the scheduler's record too, not only the worker's outputs
+
+    def sleep(self, level: int = 1) -> None:
+        """Free vLLM's GPU memory while the trainer updates (``enable_sleep_mode=True``; a no-op on CPU)."""
+        if not self._sleeping:
+            self.llm.sleep(level=level)
+            self._sleeping = True
+
+    def wake_up(self) -> None:
+        if self._sleeping:
+            self.llm.wake_up()
+            self._sleeping = False
+
+    def close(self) -> None:
+        """Shut vLLM down and remove the temporary policy directory."""
+        llm = getattr(self, "llm", None)
+        if llm is not None:
+            engine = getattr(llm, "llm_engine", None)
+            shutdown = getattr(getattr(engine, "engine_core", None), "shutdown", None)
+            if callable(shutdown):
+                shutdown()
+            self.llm = None
+        if self._own_dir is not None:
+            shutil.rmtree(self._own_dir, ignore_errors=True)
+            self._own_dir = None
+
+    # ----------------------------------------------------------------------------------------- generate
+    def _sampling_params(
+        self,
+        *,
+        n: int,
+        greedy: bool,
+        temperature: float,
+        top_p: float,
+        top_k: int,
+        max_new_tokens: int,
+        seed: int,
+    ) -> Any:
+        from vllm import SamplingParams
+
+        return SamplingParams(
+            n=n,
+            temperature=0.0 if greedy else temperature,
+            top_p=1.0 if greedy else top_p,
+            top_k=0 if greedy else top_k,
+            min_p=0.0,
+            repetition_penalty=1.0,
+            presence_penalty=0.0,
+            frequency_penalty=0.0,
+            max_tokens=max_new_tokens,
+            min_tokens=0,
+            stop_token_ids=list(self.eos_token_ids),
+            ignore_eos=False,
+            allowed_token_ids=self._allowed,
+            logprobs=0,  # the sampled token's log-prob only
+            seed=seed,
+            detokenize=False,
+        )
+
+    def generate(
+        self,
+        prompts: Sequence[PromptInput],
+        *,
+        n: int = 1,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        top_k: int = 0,
+        max_new_tokens: int = 64,
+        greedy: bool = False,
+        batch_size: int | None = None,
+        seed: int | None = None,
+        return_logprobs: bool = True,
+    ) -> RolloutBatch:
+        """Sample `n` responses per prompt (see `RolloutEngine`); `rollout_logprobs` is always filled unless
+        ``return_logprobs=False``.
+
+        vLLM schedules the rows itself, so `batch_size` only has to be valid. `seed` seeds prompt i's requests
+        with ``seed + i*n`` (vLLM gives sample j ``+ j``); ``None`` draws the seed from torch's global RNG, so
+        ``torch.manual_seed`` makes a call reproducible as with the built-in engine. Streams differ from the
+        built-in engine's: only greedy outputs are comparable token for token.
+        """
+        hf = self._hf
+        if n < 1:
+            raise ValueError(f"n must be >= 1, got {n}")
+        if max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+        if not greedy and temperature <= 0:
+            raise ValueError(f"temperature must be > 0 when sampling (use greedy=True), got {temperature}")
+        if not 0 < top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+        if top_k < 0:
+            raise ValueError(f"top_k must be >= 0 (0 = off), got {top_k}")
+        if batch_size is not None and batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1 or None, got {batch_size}")
+        if not prompts:
+            raise ValueError("no prompts given")
+        if self.llm is None:
+            raise RuntimeError("VLLMRolloutEngine.generate after close()")
+        hf._check(prompts)
+        self.wake_up()
+
+        prompt_ids, mm_types, store = hf._encode(prompts)
+        if seed is None:
+            seed = int(torch.randint(0, 2**31 - 1, ()).item())
+        requests: list[dict[str, Any]] = []
+        params = []
+        for i, p in enumerate(prompts):
+            request: dict[str, Any] = {"prompt": p.text}
+            if p.images:
+                request["multi_modal_data"] = {"image": list(p.images)}
+            requests.append(request)
+            params.append(
+                self._sampling_params(
+                    n=n,
+                    greedy=greedy,
+                    temperature=temperature,
+                    top_p=top_p,
+                    top_k=top_k,
+                    max_new_tokens=max_new_tokens,
+                    seed=(seed + i * n) % (2**31 - 1),
+                )
+            )
+        outputs = self.llm.generate(requests, params, use_tqdm=False)
+
+        slots = [i for i in range(len(prompts)) for _ in range(n)]
+        rows: list[list[int]] = []
+        row_lps: list[list[float]] = []
+        for i, out in enumerate(outputs):
+            vllm_ids = list(out.prompt_token_ids or [])
+            if vllm_ids != prompt_ids[i].tolist():
+                raise RuntimeError(
+                    f"prompt {i} (key {prompts[i].key!r}): vLLM's prompt token ids differ from the processor's "
+                    f"({len(vllm_ids)} vs {prompt_ids[i].numel()} tokens); check the policy directory's processor"
+                )
+            completions = sorted(out.outputs, key=lambda c: c.index)
+            if len(completions) != n:
+                raise RuntimeError(f"prompt {i}: vLLM returned {len(completions)} samples, expected {n}")
+            for c in completions:
+                ids = list(c.token_ids)
+                rows.append(ids)
+                if return_logprobs:
+                    if c.logprobs is None or len(c.logprobs) != len(ids):
+                        raise RuntimeError(f"prompt {i}: vLLM returned no log-prob for some sampled tokens")
+                    row_lps.append([float(step[tok].logprob) for tok, step in zip(ids, c.logprobs)])
+
+        t = max(1, max(len(r) for r in rows))
+        response = torch.full((len(rows), t), self.pad_token_id, dtype=torch.long)
+        lps = torch.zeros((len(rows), t))
+        for r, ids in enumerate(rows):
+            response[r, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+            if return_logprobs:
+                lps[r, : len(ids)] = torch.tensor(row_lps[r])
+        return hf._assemble(
+            prompts,
+            n,
+            slots,
+            prompt_ids,
+            mm_types,
+            store,
+            [response],
+            [lps] if return_logprobs else [],
+            1.0 if greedy else temperature,
+        )
+
+
+def build_engine(
+    name: EngineName | str,
+    model: nn.Module,
+    processor: Any,
+    *,
+    suppress_token_ids: Sequence[int] | None = None,
+    **vllm_kwargs: Any,
+) -> HFRolloutEngine | VLLMRolloutEngine:
+    """The rollout engine called `name`: ``"hf"`` → `HFRolloutEngine` (shares the model's modules; nothing
+    to sync), ``"vllm"`` → `VLLMRolloutEngine` (its own weights; call `sync_weights` after each update).
+    `vllm_kwargs` go to `VLLMRolloutEngine` only (``"hf"`` refuses them)."""
+    if name == "hf":
+        if vllm_kwargs:
+            raise TypeError(f"options for the vllm engine given to the hf engine: {sorted(vllm_kwargs)}")
+        return HFRolloutEngine(model, processor, suppress_token_ids=suppress_token_ids)
+    if name == "vllm":
+        ok, why = vllm_available()
+        if not ok:
+            raise ImportError(
+                f"rollout.engine=vllm needs vLLM: pip install 'mssr[vllm]' on GPUs, or scripts/vllm_cpu_env.sh "
+                f"for a CPU test environment ({why})"
+            )
+        return VLLMRolloutEngine(model, processor, suppress_token_ids=suppress_token_ids, **vllm_kwargs)
+    raise ValueError(f"unknown rollout engine {name!r}: expected 'hf' or 'vllm'")
