@@ -236,10 +236,10 @@ def test_reward_that_always_fails_stops_the_run_with_its_traceback_logged(make_c
 @pytest.mark.parametrize(
     "override,field",
     [
-        ("algorithm.alpha=nan", "algorithm.alpha"),
+        ("algorithm.shaping_alpha=nan", "algorithm.shaping_alpha"),
         ("optim.lr=inf", "optim.lr"),
         ("optim.lr=nan", "optim.lr"),
-        ("algorithm.kappa=inf", "algorithm.kappa"),
+        ("algorithm.shaping_cap=inf", "algorithm.shaping_cap"),
         ("algorithm.clip_low=-0.1", "algorithm.clip_low"),
         ("val.every=-1", "val.every"),
         ("checkpoint.every=-5", "checkpoint.every"),
@@ -290,6 +290,22 @@ def test_user_mistakes_are_one_line_and_debug_shows_the_traceback(make_config, t
     code, err = _cli(capsys, _args(make_config(f"data.train={empty}", out=tmp_path / "e")))
     assert code == 2 and "training set is empty" in err and str(empty) in err
     _one_line(err)
+
+    # a corrupt and a missing image: one line naming the image file
+    import shutil
+
+    for case in ("corrupt", "missing"):
+        data = tmp_path / f"data-{case}"
+        shutil.copytree(make_config().data.train, data)
+        first = json.loads((data / "train.jsonl").read_text().splitlines()[0])
+        image = data / first["images"][0]
+        if case == "corrupt":
+            image.write_bytes(b"not a png at all")
+        else:
+            image.unlink()
+        code, err = _cli(capsys, _args(make_config(f"data.train={data}", out=tmp_path / f"img-{case}")))
+        assert code == 2 and image.name in err, err
+        _one_line(err)
 
     monkeypatch.setenv("MSSR_DEBUG", "1")
     with pytest.raises(Exception, match="is a file"):
