@@ -3,11 +3,17 @@
 ``load_config(TrainConfig, "configs/mssr.yaml", ["optim.lr=1e-4", "algorithm.name=grpo"])``. Unknown keys and
 ill-typed values raise :class:`ConfigError` naming the dotted key; a dataclass may define ``validate()``
 (called bottom-up) for cross-field checks.
+
+Renamed fields: a dataclass may declare ``ALIASES: ClassVar[dict[str, str]] = {"old": "new"}``. An old name is
+accepted wherever a key is read (a YAML file, an ``include:``d file, a dotted override, :func:`from_dict`), logs
+one deprecation warning naming old → new, and sets the new field; giving both names in one mapping (or one list
+of overrides) is a :class:`ConfigError`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import types
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
@@ -16,9 +22,72 @@ import yaml
 
 T = TypeVar("T")
 
+log = logging.getLogger("mssr.config")
+
 
 class ConfigError(ValueError):
     """A bad configuration; the message names the dotted key."""
+
+
+def aliases(cls: Any) -> dict[str, str]:
+    """``{old name: new name}`` of dataclass ``cls``'s renamed fields (its ``ALIASES``; empty if none)."""
+    return dict(getattr(cls, "ALIASES", None) or {}) if dataclasses.is_dataclass(cls) else {}
+
+
+def _section_type(cls: Any, name: str) -> Any:
+    """The dataclass type of field ``name`` of ``cls`` (also inside ``X | None``), or None if it is no section."""
+    if not dataclasses.is_dataclass(cls):
+        return None
+    tp = get_type_hints(cls).get(name)
+    if dataclasses.is_dataclass(tp):
+        return tp
+    if get_origin(tp) in (Union, types.UnionType):
+        found = [a for a in get_args(tp) if dataclasses.is_dataclass(a)]
+        return found[0] if len(found) == 1 else None
+    return None
+
+
+def _deprecated(old: str, new: str, where: str | None) -> None:
+    log.warning(
+        "%sdeprecated config key %s → %s (the old name still works)", where + ": " if where else "", old, new
+    )
+
+
+def _rename_aliases(
+    cls: Any, data: dict[str, Any], prefix: str = "", *, where: str | None = None, warn: bool = True
+) -> dict[str, Any]:
+    """One level of ``data`` with ``cls``'s old field names replaced by the new ones (order kept)."""
+    table = aliases(cls)
+    if not table or not any(k in table for k in data):
+        return data
+    out: dict[str, Any] = {}
+    for k, v in data.items():
+        new = table.get(k)
+        if new is None:
+            out[k] = v
+            continue
+        if new in data:
+            raise ConfigError(
+                f"{where + ': ' if where else ''}{prefix}{k} and {prefix}{new} both given; {k} is the old name of "
+                f"{new}: keep only {prefix}{new}"
+            )
+        if warn:
+            _deprecated(f"{prefix}{k}", f"{prefix}{new}", where)
+        out[new] = v
+    return out
+
+
+def canonical(cls: Any, data: Any, prefix: str = "", *, where: str | None = None, warn: bool = True) -> Any:
+    """A copy of the nested mapping ``data`` with every old (aliased) key of ``cls`` and its sections renamed to
+    the current name. Unknown keys are kept (:func:`from_dict` refuses them); both names → :class:`ConfigError`."""
+    if not isinstance(data, dict) or not dataclasses.is_dataclass(cls):
+        return data
+    data = _rename_aliases(cls, data, prefix, where=where, warn=warn)
+    out: dict[str, Any] = {}
+    for k, v in data.items():
+        sub = _section_type(cls, k) if isinstance(k, str) else None
+        out[k] = canonical(sub, v, f"{prefix}{k}.", where=where, warn=warn) if sub is not None else v
+    return out
 
 
 def _coerce(value: Any, tp: Any, key: str) -> Any:
@@ -96,9 +165,10 @@ def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
     """Build dataclass ``cls`` from a (nested) mapping, rejecting unknown keys."""
     hints = get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls) if f.init}
+    where = f"{prefix}." if prefix else ""
+    data = _rename_aliases(cls, data, where)
     unknown = sorted(set(data) - names)
     if unknown:
-        where = f"{prefix}." if prefix else ""
         raise ConfigError(
             f"unknown config key {where}{unknown[0]}; known keys here: {', '.join(sorted(names))}"
         )
@@ -117,9 +187,11 @@ def to_dict(obj: Any) -> Any:
     return obj
 
 
-def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply ``a.b.c=value`` overrides (values parsed as YAML scalars/lists) to a nested dict copy."""
+def apply_overrides(data: dict[str, Any], overrides: list[str], cls: Any = None) -> dict[str, Any]:
+    """Apply ``a.b.c=value`` overrides (values parsed as YAML scalars/lists) to a nested dict copy. With the
+    dataclass ``cls``, an old (aliased) field name in a key is replaced by the new one, with a warning."""
     out = _deep_copy(data)
+    spelled: dict[str, str] = {}  # canonical dotted key -> the first override key that set it
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"override {item!r} must look like key.path=value")
@@ -131,11 +203,33 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             raise ConfigError(f"{key}: cannot parse value {raw!r}: {e}") from None
         node = out
         parts = key.split(".")
+        if cls is not None:
+            parts = _canonical_key(cls, parts)
+            new = ".".join(parts)
+            first = spelled.setdefault(new, key)
+            if first != key and new in (first, key):  # one override used the old name, another the new
+                old = key if key != new else first
+                raise ConfigError(
+                    f"overrides {old} and {new} both given; {old} is the old name of {new}: keep only {new}"
+                )
+            if key != new:
+                _deprecated(key, new, "override")
+            key = new
         for p in parts[:-1]:
             if not isinstance(node.get(p, {}), dict):
                 raise ConfigError(f"{key}: {p} is not a section")
             node = node.setdefault(p, {})
         node[parts[-1]] = value
+    return out
+
+
+def _canonical_key(cls: Any, parts: list[str]) -> list[str]:
+    """The dotted key ``parts`` with old (aliased) field names of ``cls`` and its sections replaced."""
+    out = []
+    for p in parts:
+        p = aliases(cls).get(p, p)
+        out.append(p)
+        cls = _section_type(cls, p)
     return out
 
 
@@ -166,15 +260,16 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
     """Defaults of ``cls`` ← YAML at ``path`` (may ``include:`` a base file) ← ``overrides``; then validate."""
     data: dict[str, Any] = {}
     if path is not None:
-        data = read_yaml(Path(path))
-    data = apply_overrides(data, list(overrides or []))
+        data = read_yaml(Path(path), cls=cls)
+    data = apply_overrides(data, list(overrides or []), cls)
     obj = from_dict(cls, data)
     _validate(obj)
     return obj
 
 
-def read_yaml(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """Read a YAML mapping; a top-level ``include: other.yaml`` (relative to the file) is merged underneath."""
+def read_yaml(path: Path, _seen: tuple[Path, ...] = (), *, cls: Any = None) -> dict[str, Any]:
+    """Read a YAML mapping; a top-level ``include: other.yaml`` (relative to the file) is merged underneath.
+    With the dataclass ``cls``, each file's old (aliased) keys are renamed before merging (:func:`canonical`)."""
     if path.resolve() in _seen:
         chain = " -> ".join(str(p) for p in (*_seen, path.resolve()))
         raise ConfigError(f"{path}: include cycle ({chain})")
@@ -187,8 +282,10 @@ def read_yaml(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping")
     base = data.pop("include", None)
+    if cls is not None:
+        data = canonical(cls, data, where=str(path))
     if base:
-        data = _merge(read_yaml((path.parent / base).resolve(), (*_seen, path.resolve())), data)
+        data = _merge(read_yaml((path.parent / base).resolve(), (*_seen, path.resolve()), cls=cls), data)
     return data
 
 
@@ -203,4 +300,14 @@ def dump_yaml(obj: Any) -> str:
     return yaml.safe_dump(to_dict(obj), sort_keys=False)
 
 
-__all__ = ["ConfigError", "apply_overrides", "dump_yaml", "from_dict", "load_config", "read_yaml", "to_dict"]
+__all__ = [
+    "ConfigError",
+    "aliases",
+    "apply_overrides",
+    "canonical",
+    "dump_yaml",
+    "from_dict",
+    "load_config",
+    "read_yaml",
+    "to_dict",
+]

@@ -37,7 +37,15 @@ def test_paper_settings_match_the_method_doc():
     assert grpo.prompts_per_step // grpo.optim.mini_batch_prompts == 2
     assert mssr.optim.grad_clip == 0.5 and grpo.optim.grad_clip == 1.0
     a = mssr.algorithm
-    assert (a.alpha, a.kappa, a.kl_target, a.kl_window, a.clip_low, a.clip_high, a.dual_clip_c) == (
+    assert (
+        a.shaping_alpha,
+        a.shaping_cap,
+        a.rho_kl_target,
+        a.rho_kl_window,
+        a.clip_low,
+        a.clip_high,
+        a.dual_clip,
+    ) == (
         0.4,
         2.0,
         0.01,

@@ -13,7 +13,7 @@ def _rows(run):
 
 def test_per_prompt_rho_uses_the_stored_response_drift(make_config, tmp_path):
     # 8 training prompts, 8 per step: every prompt is revisited each step, so D(x) exists from step 2 on
-    cfg = make_config("algorithm.rho=per_prompt", "data.max_train_items=8", "steps=3", out=tmp_path / "p")
+    cfg = make_config("algorithm.rho_schedule=per_prompt", "data.max_train_items=8", "steps=3", out=tmp_path / "p")
     trainer = RLTrainer(cfg)
     trainer.train()
     rows = {r["step"]: r for r in _rows(tmp_path / "p")}
@@ -25,7 +25,7 @@ def test_per_prompt_rho_uses_the_stored_response_drift(make_config, tmp_path):
 def test_spo_initialisation_and_prioritised_sampling(make_config, tmp_path):
     cfg = make_config(
         "algorithm.tracker_init=spo",
-        "algorithm.spo_n0=2",
+        "algorithm.spo_init_rollouts=2",
         "algorithm.sampler=prioritized",
         "steps=2",
         out=tmp_path / "s",
@@ -123,7 +123,7 @@ def test_spo_drift_uses_the_policy_that_sampled_the_step(make_config, tmp_path):
 
     t = RLTrainer(
         make_config(
-            "algorithm.rho=per_prompt",
+            "algorithm.rho_schedule=per_prompt",
             "algorithm.tracker_init=none",
             "data.max_train_items=8",  # every step samples all 8 prompts: step 2 sees step 1's responses
             "optim.lr=0.05",

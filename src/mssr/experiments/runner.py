@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mssr.config import dump_yaml, read_yaml, to_dict
+from mssr.config import canonical, dump_yaml, read_yaml, to_dict
 from mssr.experiments.plan import CompareError, ComparePlan, RunSpec, config_diff
 from mssr.io import read_json, write_json_atomic
 
@@ -145,7 +145,10 @@ def init_compare_dir(plan: ComparePlan, argv: Sequence[str]) -> dict[str, Any]:
     shared = plan.shared_dict()
     if path.exists():
         meta = read_json(path, error=CompareError)
-        diff = [k for k in config_diff(meta["shared"], shared) if k != "steps"]
+        from mssr.trainer.config import TrainConfig
+
+        old = canonical(TrainConfig, meta["shared"], warn=False)  # recorded under old (aliased) names, maybe
+        diff = [k for k in config_diff(old, canonical(TrainConfig, shared, warn=False)) if k != "steps"]
         if diff:
             raise CompareError(
                 f"{plan.out} holds a comparison with another shared base (differs in: {', '.join(diff)}); "
@@ -168,7 +171,7 @@ def _check_run_config(run: RunSpec, cfg: Any, run_dir: Path) -> None:
     path = run_dir / RUN_YAML
     if not path.exists():
         return
-    old = read_yaml(path)
+    old = canonical(type(cfg), read_yaml(path), warn=False)  # a run.yaml may use old (aliased) names
     new = to_dict(cfg)
     diff = [k for k in config_diff(old, new) if k not in _RELOCATABLE]
     if diff == ["steps"] and int(new["steps"]) > int(old.get("steps", 0)):

@@ -2,13 +2,14 @@
 
 Defaults follow docs/method.md except where scaled down for a 2-core CPU; those fields say "CPU:" with the
 paper's value. ``configs/`` holds the CPU defaults per algorithm and the paper's Qwen2.5-VL settings.
+Renamed fields keep their old names as accepted aliases (``ALIASES``; a deprecation warning names old → new).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
 from mssr.algos import (
     ADVANTAGE_ESTIMATORS,
@@ -62,19 +63,19 @@ class ModelConfig:
     # dtype of the parameters and optimizer state ("master weights"). float32 keeps small updates (lr 1e-6)
     # from rounding away; bfloat16 is pure low-precision training, an explicit opt-in (warned at small lr).
     param_dtype: Literal["float32", "bfloat16", "float16"] = "float32"
-    min_pixels: int | None = None
-    max_pixels: int | None = None
-    gradient_checkpointing: bool = False
+    min_pixels: int | None = None  # image processor's lower bound on pixels per image; None: its default
+    max_pixels: int | None = None  # upper bound (images are resized into [min, max]); paper configs: 1003520
+    gradient_checkpointing: bool = False  # recompute activations in backward (less memory, ~1/3 more compute)
     freeze_vision: bool = False  # train the language model only (vision tower and merger frozen)
     lora_rank: int = 0  # > 0: train LoRA adapters (peft) instead of the full weights
     lora_alpha: float = 16.0  # LoRA scale = lora_alpha / lora_rank
-    lora_dropout: float = 0.0
+    lora_dropout: float = 0.0  # dropout on the LoRA adapters' input, in [0, 1)
     # module names adapted by LoRA (the language model's linear layers); the vision tower is excluded unless
     # lora_vision is true
     lora_target_modules: list[str] = field(
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
     )
-    lora_vision: bool = False
+    lora_vision: bool = False  # also adapt the vision tower's linear layers
 
     def validate(self) -> None:
         if self.dtype not in ("auto", *DTYPE_NAMES):
@@ -100,15 +101,15 @@ class ModelConfig:
 class DataConfig:
     train: str | None = None  # dataset directory or JSONL file; None = the built-in task
     val: str | None = None  # None: the built-in task's val split, or data.train's "val" split if present
-    train_split: str | None = "train"
-    val_split: str | None = "val"
+    train_split: str | None = "train"  # split read from a dataset directory given as data.train
+    val_split: str | None = "val"  # split read from data.val's directory (or data.train's if val is None)
     builtin: dict = field(default_factory=dict)  # extra arguments of mssr.data.builtin.ensure_dataset
     instruction: str | None = (
         "default"  # "default" = docs/method.md's instruction ("Reward and prompt"); null = none
     )
-    system_prompt: str | None = None
-    on_error: Literal["raise", "skip"] = "raise"
-    max_train_items: int | None = None
+    system_prompt: str | None = None  # replaces the chat template's default system turn; None keeps it
+    on_error: Literal["raise", "skip"] = "raise"  # bad data row: stop naming file and line, or drop it
+    max_train_items: int | None = None  # use only the first N training items; None: all
     cache_dir: str | None = None  # default: $MSSR_CACHE or ~/.cache/mssr
 
     def validate(self) -> None:
@@ -117,50 +118,67 @@ class DataConfig:
 
 @dataclass
 class AlgorithmConfig:
+    # old field names, still accepted in YAML and overrides (with a deprecation warning)
+    ALIASES: ClassVar[dict[str, str]] = {
+        "alpha": "shaping_alpha",
+        "kappa": "shaping_cap",
+        "entropy_mode": "shaping_entropy",
+        "spo_n0": "spo_init_rollouts",
+        "rho": "rho_schedule",
+        "kl_target": "rho_kl_target",
+        "kl_window": "rho_kl_window",
+        "d_half": "rho_d_half",
+        "dual_clip_c": "dual_clip",
+    }
+
     name: str = "mssr"  # a key of mssr.algos.ALGORITHMS; the fields below left null take its values
-    rollouts_per_prompt: int | None = None
-    advantage: str | None = None
-    shaping: bool | None = None
-    kl_coef: float | None = None
-    entropy_coef: float | None = None
-    crossmodal_coef: float | None = None
-    # §4 shaping
-    alpha: float = 0.4
-    kappa: float = 2.0
-    entropy_mode: Literal["sampled", "full"] = "sampled"
-    # §1 tracker
+    # the algorithm's own settings (null: the ALGORITHMS entry's value)
+    rollouts_per_prompt: int | None = None  # n, rollouts per prompt: 1 single-rollout, 8 grpo/rloo
+    advantage: str | None = None  # a key of ADVANTAGE_ESTIMATORS: single_rollout, grpo, rloo, reinforce_pp
+    shaping: bool | None = None  # entropy-based advantage shaping (§4); mssr only
+    kl_coef: float | None = None  # weight β_KL of the KL-to-reference *loss* term (§5), >= 0; 0.01 (0: off)
+    entropy_coef: float | None = None  # weight of the entropy-loss ablation term (§6), >= 0
+    crossmodal_coef: float | None = None  # weight of the cross-modal KL ablation term (§6), >= 0
+    # §4 shaping: ψ_t = min(shaping_alpha · H_t, |Â_t| / shaping_cap), Ã_t = Â_t + ψ_t
+    shaping_alpha: float = 0.4  # α (old name alpha): entropy weight of the shaping bonus, >= 0
+    shaping_cap: float = 2.0  # κ (old name kappa), >= 1: ψ_t <= |Â_t|/κ, so an advantage never flips sign
+    # H_t (old name entropy_mode): sampled = −p log p of the sampled token; full = full-vocabulary entropy
+    shaping_entropy: Literal["sampled", "full"] = "sampled"
+    # §1 tracker (per-prompt Beta baseline)
+    # initial (α, β): online = 1 rollout per prompt before step 1; spo = spo_init_rollouts each; none = (4, 4)
     tracker_init: Literal["online", "spo", "none"] = "online"
-    spo_n0: int = 8
-    reward_threshold: float = 0.5
-    # §2 ρ
-    rho: str = "kl_window"
-    rho_min: float = 0.875
-    rho_max: float = 0.96
-    kl_target: float = 0.01
-    kl_window: int = 10
-    d_half: float = 0.06
+    spo_init_rollouts: int = 8  # n_0 (old name spo_n0): rollouts per prompt of tracker_init=spo, >= 1
+    reward_threshold: float = 0.5  # a reward above this counts as a success in the tracker, in [0, 1]
+    # §2 forgetting factor ρ of the tracker
+    rho_schedule: str = "kl_window"  # old name rho: kl_window (MSSR) | per_prompt (SPO) | fixed
+    rho_min: float = 0.875  # lower bound of ρ, in [0, rho_max]; N_0 = 1/(1 − rho_min) = 8 remembered outcomes
+    rho_max: float = 0.96  # upper bound of ρ, < 1
+    # kl_window: ρ falls to rho_min when the window-mean KL(rollout ‖ reference, k3) exceeds this, > 0
+    rho_kl_target: float = 0.01  # old name kl_target (not the KL loss weight kl_coef)
+    rho_kl_window: int = 10  # old name kl_window: steps averaged by the kl_window schedule, >= 1
+    rho_d_half: float = 0.06  # D_half (old name d_half): per_prompt's ρ = 2^(−drift/D_half), clipped; > 0
     # §5 objective
-    kl_estimator: str = "k3"
-    clip_low: float = 0.2
-    clip_high: float = 0.3
-    dual_clip_c: float | None = 3.0
-    loss_agg_mode: str = "token-mean"
+    kl_estimator: str = "k3"  # estimator of the KL loss term: k1 | k2 | k3 (the ρ schedule always uses k3)
+    clip_low: float = 0.2  # PPO clip ε_low: ratio >= 1 − clip_low, in [0, 1)
+    clip_high: float = 0.3  # clip-higher ε_high: ratio <= 1 + clip_high, >= 0
+    dual_clip: float | None = 3.0  # c (old name dual_clip_c) of the dual clip for Ã < 0, > 1; null: off
+    loss_agg_mode: str = "token-mean"  # how token losses are averaged: a mssr.algos.losses.AGG_MODES entry
     # group estimators
-    grpo_eps: float = 1e-6
-    grpo_unbiased: bool = True
-    scale_by_std: bool = True
+    grpo_eps: float = 1e-6  # GRPO: added to the group std before dividing, >= 0
+    grpo_unbiased: bool = True  # GRPO: group std with ddof = 1 (false: ddof = 0)
+    scale_by_std: bool = True  # GRPO: divide by the group std (false: Dr. GRPO's mean-only centring)
     # prompt sampling
-    sampler: Literal["uniform", "prioritized"] = "uniform"
-    priority_eps: float = 0.05
+    sampler: Literal["uniform", "prioritized"] = "uniform"  # prioritized: SPO's weights √(p̂(1 − p̂)) + eps
+    priority_eps: float = 0.05  # ε of the prioritized sampler's weights, >= 0
 
     def rho_kwargs(self) -> dict[str, float]:
         """Constructor arguments of the configured ρ schedule."""
         bounds = dict(rho_min=self.rho_min, rho_max=self.rho_max)
         return {
-            "kl_window": dict(**bounds, target=self.kl_target, window=self.kl_window),
-            "per_prompt": dict(**bounds, d_half=self.d_half),
+            "kl_window": dict(**bounds, target=self.rho_kl_target, window=self.rho_kl_window),
+            "per_prompt": dict(**bounds, d_half=self.rho_d_half),
             "fixed": bounds,
-        }.get(self.rho, {})
+        }.get(self.rho_schedule, {})
 
     def estimator_kwargs(self) -> dict[str, float | bool]:
         """The advantage estimator's own settings (GRPO's ε, ddof and std scaling; the others use defaults)."""
@@ -201,9 +219,9 @@ class AlgorithmConfig:
             )
         if spec.rollouts_per_prompt < 1:
             raise ConfigError("algorithm.rollouts_per_prompt must be >= 1")
-        if self.rho not in RHO_SCHEDULES:
+        if self.rho_schedule not in RHO_SCHEDULES:
             raise ConfigError(
-                f"algorithm.rho: unknown {self.rho!r}; known: {', '.join(RHO_SCHEDULES.names())}"
+                f"algorithm.rho_schedule: unknown {self.rho_schedule!r}; known: {', '.join(RHO_SCHEDULES.names())}"
             )
         if self.kl_estimator not in KL_ESTIMATORS:
             raise ConfigError(
@@ -215,21 +233,23 @@ class AlgorithmConfig:
             )
         if not 0 <= self.rho_min <= self.rho_max < 1:
             raise ConfigError("algorithm: need 0 <= rho_min <= rho_max < 1")
-        _number("algorithm.kappa", self.kappa)
-        if self.kappa < 1:
-            raise ConfigError("algorithm.kappa must be >= 1 (shaping must never flip an advantage's sign)")
-        if self.kl_window < 1:
-            raise ConfigError("algorithm.kl_window must be >= 1")
-        _number("algorithm.alpha", self.alpha, lo=0)
+        _number("algorithm.shaping_cap", self.shaping_cap)
+        if self.shaping_cap < 1:
+            raise ConfigError(
+                "algorithm.shaping_cap must be >= 1 (shaping may never flip an advantage's sign)"
+            )
+        if self.rho_kl_window < 1:
+            raise ConfigError("algorithm.rho_kl_window must be >= 1")
+        _number("algorithm.shaping_alpha", self.shaping_alpha, lo=0)
         for k in ("kl_coef", "entropy_coef", "crossmodal_coef"):
             _number(f"algorithm.{k}", getattr(spec, k), lo=0)
-        _number("algorithm.spo_n0", self.spo_n0, lo=1)
+        _number("algorithm.spo_init_rollouts", self.spo_init_rollouts, lo=1)
         _number("algorithm.reward_threshold", self.reward_threshold, lo=0, hi=1)
-        _number("algorithm.kl_target", self.kl_target, lo=0, lo_open=True)
-        _number("algorithm.d_half", self.d_half, lo=0, lo_open=True)
+        _number("algorithm.rho_kl_target", self.rho_kl_target, lo=0, lo_open=True)
+        _number("algorithm.rho_d_half", self.rho_d_half, lo=0, lo_open=True)
         _number("algorithm.clip_low", self.clip_low, lo=0, hi=1, hi_open=True)
         _number("algorithm.clip_high", self.clip_high, lo=0)
-        _number("algorithm.dual_clip_c", self.dual_clip_c, lo=1, lo_open=True, optional=True)
+        _number("algorithm.dual_clip", self.dual_clip, lo=1, lo_open=True, optional=True)
         _number("algorithm.grpo_eps", self.grpo_eps, lo=0)
         _number("algorithm.priority_eps", self.priority_eps, lo=0)
 
@@ -237,10 +257,10 @@ class AlgorithmConfig:
 @dataclass
 class RolloutConfig:
     rollouts_per_step: int = 64  # CPU: paper 2048 (MSSR 2048 × 1, GRPO 256 × 8)
-    temperature: float = 1.0
-    top_p: float = 1.0
-    max_new_tokens: int = 64  # CPU: paper's responses are long reasoning
-    gen_batch_size: int = 64
+    temperature: float = 1.0  # sampling temperature of the rollouts, > 0
+    top_p: float = 1.0  # nucleus sampling mass, in (0, 1]; 1 = off
+    max_new_tokens: int = 64  # CPU: paper 2048 (long reasoning responses)
+    gen_batch_size: int = 64  # rows per generation call (per process); bounds the KV cache's memory
     mask_truncated: bool = False  # drop responses that hit max_new_tokens from the loss
     # use the sampler's log-probs as the old log-probs (skips one forward pass; float32 only — set false for
     # bf16 or an engine whose log-probs differ from the trainer's forward)
@@ -263,17 +283,17 @@ class RolloutConfig:
 @dataclass
 class OptimConfig:
     lr: float = 1e-4  # CPU: paper 1e-6 (full-size models)
-    weight_decay: float = 0.01
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
-    eps: float = 1e-8
+    weight_decay: float = 0.01  # AdamW decoupled weight decay, >= 0
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # AdamW (β1, β2), each in [0, 1)
+    eps: float = 1e-8  # AdamW ε, > 0
     grad_clip: float | None = None  # null: the algorithm's (0.5 single-rollout, 1.0 group)
     # Paper convention: the optimizer mini-batch is a fixed number of prompts, so single-rollout makes n times
     # more updates per step than a group method. Set updates_per_step for the equal-updates convention.
     mini_batch_prompts: int = 16  # CPU: paper 128
-    updates_per_step: int | None = None
+    updates_per_step: int | None = None  # fixed optimizer updates per step (overrides the mini-batch count)
     micro_batch_size: int = 16  # responses per forward/backward (gradient accumulation)
-    lr_schedule: Literal["constant", "cosine"] = "constant"
-    warmup_steps: int = 0
+    lr_schedule: Literal["constant", "cosine"] = "constant"  # cosine: decays to 0 over `steps`
+    warmup_steps: int = 0  # linear learning-rate warm-up, in steps
 
     def validate(self) -> None:
         _number("optim.lr", self.lr, lo=0, lo_open=True)
@@ -295,13 +315,13 @@ class OptimConfig:
 class RewardConfig:
     spec: str = "accuracy"  # accuracy | format | pkg.mod:func | path/file.py:func
     require_clean_end: bool = True  # nothing but whitespace may follow the final \boxed{}
-    timeout_s: float = 5.0
-    num_workers: int = 0
-    binarize_threshold: float | None = None
+    timeout_s: float = 5.0  # seconds one reward call may take; a late one counts as no reward
+    num_workers: int = 0  # reward worker processes; 0 = in-process thread (use > 0 for untrusted plug-ins)
+    binarize_threshold: float | None = None  # map each score to 1.0 if >= this else 0.0; None: keep scores
     # stop the run when more than this fraction of a step's samples has no usable reward (raised, timed out or
     # None) for max_excluded_steps consecutive steps (0 = never stop)
     max_excluded_frac: float = 0.5
-    max_excluded_steps: int = 5
+    max_excluded_steps: int = 5  # consecutive steps over max_excluded_frac before the run stops (0 = never)
 
     def validate(self) -> None:
         _number("reward.timeout_s", self.timeout_s, lo=0, lo_open=True)
@@ -320,12 +340,12 @@ class RewardConfig:
 @dataclass
 class ValConfig:
     every: int = 10  # steps; 0 disables periodic validation
-    max_items: int | None = None
-    batch_size: int = 64
+    max_items: int | None = None  # validate on the first N items only; None: the whole val split
+    batch_size: int = 64  # prompts per generation call during validation
     # CPU: sampled (T = rollout.temperature) pass@1; greedy decoding saturates at 1.0 on the built-in task from
     # the start. The paper's protocol (greedy) is what configs/paper use and what `mssr eval` does by default.
     greedy: bool = False
-    at_start: bool = True
+    at_start: bool = True  # also validate before the first step (step 0)
 
     def validate(self) -> None:
         _number("val.every", self.every, lo=0)
@@ -336,7 +356,7 @@ class ValConfig:
 @dataclass
 class CheckpointConfig:
     every: int = 50  # steps; 0 = only at the end
-    keep_last: int = 2
+    keep_last: int = 2  # checkpoints kept on disk (older ones are deleted), >= 1
     # auto: continue from the latest checkpoint of output_dir, refusing one whose config differs in anything
     # that changes the run's meaning (algorithm, model, data, seeds, batch shape); force: continue anyway;
     # never: start fresh (refused if output_dir already holds a run); or the path of a checkpoint directory
@@ -358,12 +378,12 @@ class CheckpointConfig:
 
 @dataclass
 class LoggingConfig:
-    tensorboard: bool = True
-    wandb: bool = False
-    wandb_project: str = "mssr"
-    progress: bool = True
-    plot: bool = True
-    collapse_warning: bool = True
+    tensorboard: bool = True  # write TensorBoard event files into the run directory
+    wandb: bool = False  # log to Weights & Biases (needs wandb installed)
+    wandb_project: str = "mssr"  # W&B project name
+    progress: bool = True  # live progress bar on the terminal
+    plot: bool = True  # write metric plots (PNG) into the run directory at the end
+    collapse_warning: bool = True  # warn when entropy or validation accuracy collapses (mssr.algos.collapse)
 
 
 @dataclass
@@ -379,24 +399,24 @@ class ParallelConfig:
 
 @dataclass
 class TrainConfig:
-    steps: int = 100
-    seed: int = 0
-    output_dir: str = "runs/default"
+    steps: int = 100  # rollout + update steps; CPU: paper 120
+    seed: int = 0  # seeds sampling, prompt order and (for presets) initial weights
+    output_dir: str = "runs/default"  # the run directory (config, metrics, checkpoints, final policy)
     device: str = "auto"  # auto | cpu | cuda
     # torch intra-op threads of this process (null: torch's default, one per core). On a small or shared CPU
     # machine 1 is often fastest for tiny models: several processes with 2 threads each oversubscribe the
     # cores and a step can run 20-40x slower (docs/benchmarks.md).
     threads: int | None = None
-    model: ModelConfig = field(default_factory=ModelConfig)
-    parallel: ParallelConfig = field(default_factory=ParallelConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig)
-    rollout: RolloutConfig = field(default_factory=RolloutConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    reward: RewardConfig = field(default_factory=RewardConfig)
-    val: ValConfig = field(default_factory=ValConfig)
-    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
-    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)  # the policy: checkpoint or preset, dtypes, LoRA
+    parallel: ParallelConfig = field(default_factory=ParallelConfig)  # DDP / FSDP2 over torchrun processes
+    data: DataConfig = field(default_factory=DataConfig)  # training and validation sets, prompt wording
+    algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig)  # the RL method and its settings
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)  # sampling: budget, temperature, length
+    optim: OptimConfig = field(default_factory=OptimConfig)  # AdamW, batch shape, lr schedule
+    reward: RewardConfig = field(default_factory=RewardConfig)  # the reward function and how it is run
+    val: ValConfig = field(default_factory=ValConfig)  # periodic validation
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)  # saving and resuming
+    logging: LoggingConfig = field(default_factory=LoggingConfig)  # TensorBoard, W&B, progress, plots
 
     def validate(self) -> None:
         if self.steps < 0:

@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from mssr.config import dump_yaml
+from mssr.config import canonical, dump_yaml
 from mssr.io import DirectoryLocked, RunLock
 from mssr.trainer.checkpoint import complete_checkpoints, remove_temporaries
 
@@ -135,10 +135,10 @@ def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
 
 def resume_config_diff(saved_yaml: Path, cfg: Any) -> list[str]:
     """``key: old -> new`` for each setting that changes the run's meaning (empty: same run). A key the saved
-    config lacks (written by an older version) is not compared."""
+    config lacks (written by an older version) is not compared; one it holds under an old (aliased) name is."""
     if not saved_yaml.is_file():
         return []
-    saved = _flat(yaml.safe_load(saved_yaml.read_text(encoding="utf-8")))
+    saved = _flat(canonical(type(cfg), yaml.safe_load(saved_yaml.read_text(encoding="utf-8")), warn=False))
     now = _flat(yaml.safe_load(dump_yaml(cfg)))
     return [
         f"{k}: {saved[k]!r} -> {v!r}"

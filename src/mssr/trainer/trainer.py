@@ -178,7 +178,7 @@ class RLTrainer:
         self.tracker = (
             BetaTracker(rho_min=a.rho_min, threshold=a.reward_threshold) if self.spec.use_tracker else None
         )
-        self.rho = build_rho_schedule(a.rho, **a.rho_kwargs()) if self.spec.use_tracker else None
+        self.rho = build_rho_schedule(a.rho_schedule, **a.rho_kwargs()) if self.spec.use_tracker else None
         # what the ρ schedule reads each step: "kl" (rollout vs reference), "divergence" (SPO's D(x)), "none"
         self.rho_needs = self.rho.needs if self.rho is not None else "none"
         self.response_store = ResponseStore() if self.rho_needs == "divergence" else None
@@ -245,7 +245,7 @@ class RLTrainer:
             kl_estimator=a.kl_estimator,
             clip_low=a.clip_low,
             clip_high=a.clip_high,
-            dual_clip_c=a.dual_clip_c,
+            dual_clip_c=a.dual_clip,
         )
         self.step = 0
         self.counters = {
@@ -404,7 +404,7 @@ class RLTrainer:
         if self.tracker is None or a.tracker_init == "none" or self.tracker_initialized:
             return {}
         t0 = time.perf_counter()
-        n = 1 if a.tracker_init == "online" else a.spo_n0
+        n = 1 if a.tracker_init == "online" else a.spo_init_rollouts
         all_idx = list(range(len(self.train_prompts)))
         pad = (-len(all_idx)) % dist.world_size()
         local = dist.shard(all_idx + all_idx[:pad])
@@ -490,7 +490,7 @@ class RLTrainer:
         """Old log-probs and the shaping entropy. With ``rollout.reuse_sampler_logprobs`` the sampler's own
         log-probs are used (they describe exactly the distribution sampled from, suppression included; a
         teacher-forced pass agrees to ~1e-6 in float32) unless the full-vocabulary entropy is needed."""
-        mode = "full" if self.spec.shaping and self.cfg.algorithm.entropy_mode == "full" else "sampled"
+        mode = "full" if self.spec.shaping and self.cfg.algorithm.shaping_entropy == "full" else "sampled"
         lp = d.batch.rollout_logprobs
         if mode == "sampled" and self.reuse_sampler_logprobs and lp is not None:
             mask = d.batch.response_mask.float()
@@ -558,7 +558,7 @@ class RLTrainer:
         b = len(d.rewards)  # this rank's rows of the global arrays
         adv = scores[dist.rank() * b : (dist.rank() + 1) * b][:, None] * d.loss_mask
         if self.spec.shaping:
-            shaped = shape_advantages(adv, d.entropy, d.loss_mask, alpha=a.alpha, kappa=a.kappa)
+            shaped = shape_advantages(adv, d.entropy, d.loss_mask, alpha=a.shaping_alpha, kappa=a.shaping_cap)
             adv = shaped.advantages
             metrics.update({f"mssr/{k}": v for k, v in shaped.metrics.items()})
         d.advantages = adv
