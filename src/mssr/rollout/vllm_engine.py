@@ -265,6 +265,9 @@ class VLLMRolloutEngine:
             logprobs_mode="processed_logprobs",  # the distribution actually sampled from
             limit_mm_per_prompt={"image": max_images_per_prompt, "video": 0},
             enable_sleep_mode=enable_sleep_mode,
+            # vLLM 0.32 on CPU: a seeded request whose prefill is chunked fails ("CPU Generator does not use
+            # offset"); whole prefills avoid it (a long prompt must then fit max_num_batched_tokens)
+            enable_chunked_prefill=False,
         )
         if max_model_len is not None:
             kwargs["max_model_len"] = max_model_len
