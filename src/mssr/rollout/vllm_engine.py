@@ -471,15 +471,19 @@ def build_engine(
     processor: Any,
     *,
     suppress_token_ids: Sequence[int] | None = None,
+    share_prompts: bool = True,
     **vllm_kwargs: Any,
 ) -> HFRolloutEngine | VLLMRolloutEngine:
     """The rollout engine called `name`: ``"hf"`` → `HFRolloutEngine` (shares the model's modules; nothing
     to sync), ``"vllm"`` → `VLLMRolloutEngine` (its own weights; call `sync_weights` after each update).
-    `vllm_kwargs` go to `VLLMRolloutEngine` only (``"hf"`` refuses them)."""
+    `share_prompts` is the built-in engine's (vLLM caches shared prompt prefixes itself); `vllm_kwargs` go to
+    `VLLMRolloutEngine` only (``"hf"`` refuses them)."""
     if name == "hf":
         if vllm_kwargs:
             raise TypeError(f"options for the vllm engine given to the hf engine: {sorted(vllm_kwargs)}")
-        return HFRolloutEngine(model, processor, suppress_token_ids=suppress_token_ids)
+        return HFRolloutEngine(
+            model, processor, suppress_token_ids=suppress_token_ids, share_prompts=share_prompts
+        )
     if name == "vllm":
         ok, why = vllm_available()
         if not ok:
