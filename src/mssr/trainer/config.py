@@ -268,6 +268,11 @@ class RolloutConfig:
     # run each distinct prompt once per group (generation prefill and teacher-forced passes) and reuse its KV
     # cache for the group's n rows (mssr.rollout.prefix); false runs every row's full sequence
     share_prompts: bool = True
+    # rollout engine: "hf" = the built-in sampling loop over the policy's own modules; "vllm" = vLLM
+    # (docs/rollout.md "vLLM engine"), with the policy's weights streamed into it after every update
+    engine: Literal["hf", "vllm"] = "hf"
+    vllm_gpu_memory_utilization: float = 0.3  # vllm: fraction of GPU memory vLLM may take beside the trainer
+    vllm_max_model_len: int | None = None  # vllm: prompt + response token budget; null = the model's own
 
     def validate(self) -> None:
         if self.rollouts_per_step < 1:
@@ -278,6 +283,9 @@ class RolloutConfig:
         _number("rollout.top_p", self.top_p, lo=0, hi=1, lo_open=True)
         _number("rollout.max_new_tokens", self.max_new_tokens, lo=1)
         _number("rollout.gen_batch_size", self.gen_batch_size, lo=1)
+        _number(
+            "rollout.vllm_gpu_memory_utilization", self.vllm_gpu_memory_utilization, lo=0, hi=1, lo_open=True
+        )
 
 
 @dataclass

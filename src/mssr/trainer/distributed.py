@@ -39,7 +39,14 @@ def init_from_env(device: torch.device) -> bool:
     if device.type == "cuda":
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     dist.init_process_group(backend=backend)
+    global _OWN_GROUP
+    _OWN_GROUP = True
     return True
+
+
+# whether this module created the default process group (an in-process vLLM engine creates one of its own,
+# which it also destroys)
+_OWN_GROUP = False
 
 
 def shard(items: list[Any]) -> list[Any]:
@@ -115,6 +122,6 @@ def barrier() -> None:
 
 def shutdown() -> None:
     """Barrier then destroy the group (clean exits under torchrun on CPU, docs/platform.md pitfall 5)."""
-    if is_distributed():
+    if is_distributed() and _OWN_GROUP:
         dist.barrier()
         dist.destroy_process_group()

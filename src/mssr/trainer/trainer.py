@@ -51,9 +51,10 @@ from mssr.models.lora import (
 )
 from mssr.rewards import build_reward, score_batch
 from mssr.rollout.concat import concat_batches
-from mssr.rollout.engine import HFRolloutEngine, default_suppress_token_ids
+from mssr.rollout.engine import default_suppress_token_ids
 from mssr.rollout.logprobs import compute_logprobs
 from mssr.rollout.prompting import records_to_prompts
+from mssr.rollout.vllm_engine import build_engine
 from mssr.trainer import distributed as dist
 from mssr.trainer.checkpoint import (
     latest_checkpoint,
@@ -184,16 +185,29 @@ class RLTrainer:
         self.response_store = ResponseStore() if self.rho_needs == "divergence" else None
         self.model = self._prepare_model(self.policy.model)
         self.suppress = tuple(default_suppress_token_ids(self.model, self.policy.processor))
-        self.engine = HFRolloutEngine(
+        r = config.rollout
+        vllm_opts = (
+            dict(max_model_len=r.vllm_max_model_len, gpu_memory_utilization=r.vllm_gpu_memory_utilization)
+            if r.engine == "vllm"
+            else {}
+        )
+        self.engine = build_engine(
+            r.engine,
             self.model,
             self.policy.processor,
             suppress_token_ids=self.suppress,
-            share_prompts=config.rollout.share_prompts,
+            share_prompts=r.share_prompts,
+            **vllm_opts,
         )
-        # the sampler's log-probs stand in for the old log-probs only in float32 (bf16 sampling and training
-        # forwards differ by ~1e-2)
+        # an engine with its own copy of the weights (vLLM) gets them after every update; the built-in engine
+        # runs the policy's own modules (gathered under FSDP)
+        self.sync_engine = getattr(self.engine, "sync_weights", None)
+        # the sampler's log-probs stand in for the old log-probs only from the built-in engine in float32 (bf16
+        # sampling and training forwards differ by ~1e-2; another engine's kernels differ too)
         self.reuse_sampler_logprobs = (
-            config.rollout.reuse_sampler_logprobs and self.strategy.compute_dtype == torch.float32
+            r.reuse_sampler_logprobs
+            and self.sync_engine is None
+            and self.strategy.compute_dtype == torch.float32
         )
 
         if train_records is None:
@@ -335,7 +349,7 @@ class RLTrainer:
         # eval mode: with gradient checkpointing, transformers turns the KV cache off in training mode
         self.model.eval()
         try:
-            with self.strategy.gathered(self.model):
+            with self.strategy.gathered(self.model) if self.sync_engine is None else contextlib.nullcontext():
                 parts = self._generate_chunks(prompts, n, step, global_offset, per)
         finally:
             self.model.train()
@@ -354,7 +368,8 @@ class RLTrainer:
                     top_k=0,
                     max_new_tokens=r.max_new_tokens,
                     seed=_step_seed(self.cfg.seed, step, 1 + global_offset + start),
-                    return_logprobs=self.reuse_sampler_logprobs,
+                    # an external engine's own log-probs are compared with the trainer's (mismatch metric)
+                    return_logprobs=self.reuse_sampler_logprobs or self.sync_engine is not None,
                 )
             )
         return parts
@@ -486,10 +501,12 @@ class RLTrainer:
         out["reward/timeouts"] = float(res.n_timeouts)
         return out
 
-    def compute_old_logprobs(self, d: StepData) -> None:
+    def compute_old_logprobs(self, d: StepData) -> dict[str, float]:
         """Old log-probs and the shaping entropy. With ``rollout.reuse_sampler_logprobs`` the sampler's own
         log-probs are used (they describe exactly the distribution sampled from, suppression included; a
-        teacher-forced pass agrees to ~1e-6 in float32) unless the full-vocabulary entropy is needed."""
+        teacher-forced pass agrees to ~1e-6 in float32) unless the full-vocabulary entropy is needed. Under an
+        external engine (vLLM) the trainer's pass is used and its distance to the engine's log-probs logged
+        (``rollout/logprob_diff_{mean,max}``: the sampler/trainer mismatch)."""
         mode = "full" if self.spec.shaping and self.cfg.algorithm.shaping_entropy == "full" else "sampled"
         lp = d.batch.rollout_logprobs
         if mode == "sampled" and self.reuse_sampler_logprobs and lp is not None:
@@ -497,7 +514,7 @@ class RLTrainer:
             d.old_logprobs = lp.cpu().float() * mask
             d.sampled_entropy = sampled_token_entropy(d.old_logprobs) * mask
             d.entropy = d.sampled_entropy
-            return
+            return {}
         with torch.no_grad(), self.strategy.gathered(self.model):
             out = compute_logprobs(
                 self.model,
@@ -509,6 +526,18 @@ class RLTrainer:
         d.old_logprobs = out.logprobs.cpu()
         d.sampled_entropy = sampled_token_entropy(d.old_logprobs) * d.batch.response_mask.float()
         d.entropy = out.entropy.cpu() if out.entropy is not None else d.sampled_entropy
+        if self.sync_engine is None or lp is None:
+            return {}
+        mask = d.batch.response_mask > 0
+        delta = (d.old_logprobs - lp.cpu().float()).abs()[mask].double()
+        stats = dist.all_reduce_sum(torch.stack([delta.sum(), torch.tensor(float(delta.numel()))]))
+        top = dist.all_reduce_max(
+            delta.max().reshape(1) if delta.numel() else torch.zeros(1, dtype=torch.float64)
+        )
+        return {
+            "rollout/logprob_diff_mean": float(stats[0] / stats[1].clamp(min=1)),
+            "rollout/logprob_diff_max": float(top[0]),
+        }
 
     def compute_ref_logprobs(self, d: StepData) -> None:
         """Log-probs under the starting policy: the frozen copy, or under LoRA the policy with its adapters
@@ -754,7 +783,7 @@ class RLTrainer:
             with timed(t, "score"):
                 metrics = self.score(d)
             with timed(t, "logprob"):
-                self.compute_old_logprobs(d)
+                metrics.update(self.compute_old_logprobs(d))
             with timed(t, "ref"):
                 self.compute_ref_logprobs(d)
                 self.compute_policy_drift(d)
@@ -762,6 +791,9 @@ class RLTrainer:
             metrics.update(self.compute_advantages(d))
             with timed(t, "update"):
                 metrics.update(self.update_policy(step, d))
+            if self.sync_engine is not None:
+                with timed(t, "sync"):  # the engine samples the next step from the updated weights
+                    self.sync_engine(self.model)
             metrics.update(self.update_tracker(d))
             metrics.update(self._step_metrics(d))
         metrics.update({f"timing_s/{k}": v for k, v in t.items()})
@@ -987,6 +1019,8 @@ class RLTrainer:
         self.collapse.load_state_dict(st["collapse"])
         torch.set_rng_state(st["rng"]["torch"])
         random.setstate(st["rng"]["python"])
+        if self.sync_engine is not None:  # the engine started from the pre-resume weights
+            self.sync_engine(self.model)
 
     def maybe_resume(self) -> Path | None:
         """Load the checkpoint ``checkpoint.resume`` names (auto/force: the latest of this run). Refused with a
