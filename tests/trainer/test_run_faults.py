@@ -1,4 +1,4 @@
-"""Faults around a run (issue 14; docs/training.md "Faults"): every one ends with an exit code, one line, and no
+"""Faults around a run (docs/training.md "Faults"): every one ends with an exit code, one line, and no
 completed step's data lost (metrics lines, checkpoints, weights).
 
 Runs are in-process through the CLI (``mssr.cli.main.main``) except where a real signal to a process (group)
