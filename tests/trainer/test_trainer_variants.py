@@ -31,15 +31,38 @@ def test_spo_initialisation_and_prioritised_sampling(make_config, tmp_path):
         out=tmp_path / "s",
     )
     trainer = RLTrainer(cfg)
+    # record every initialisation rollout's reward, to count each prompt's successes independently
+    seen: dict[str, list[float]] = {}
+    real_generate, real_score = trainer._generate, trainer._score
+    last = {}
+
+    def generate(*args, **kwargs):
+        last["batch"] = real_generate(*args, **kwargs)
+        return last["batch"]
+
+    def score(responses, records):
+        rewards, valid, res = real_score(responses, records)
+        for key, r, v in zip(last["batch"].keys, rewards.tolist(), valid.tolist(), strict=True):
+            if v:
+                seen.setdefault(key, []).append(r)
+        return rewards, valid, res
+
+    trainer._generate, trainer._score = generate, score
     trainer.initialize_tracker()
+    trainer._generate, trainer._score = real_generate, real_score
     n = len(trainer.train_prompts)
     assert trainer.counters["init_rollouts"] == 2 * n and len(trainer.tracker) == n
-    # SPO: α0 = N0 (s + 0.5)/(n0 + 1), β0 = N0 (n0 − s + 0.5)/(n0 + 1) with s ∈ {0, 1, 2}, N0 = 8
-    for key in trainer.tracker._alpha:
+    assert sorted(seen) == sorted(p.key for p in trainer.train_prompts)
+    # SPO: α0 = N0 (s + 0.5)/(n0 + 1), β0 = N0 (n0 − s + 0.5)/(n0 + 1), s = successes of the n0 = 2 rollouts,
+    # N0 = 8 (reward threshold 0.5)
+    counts = set()
+    for key, rewards in seen.items():
+        assert len(rewards) == 2
+        s = sum(r > 0.5 for r in rewards)
+        counts.add(s)
         a, b = trainer.tracker.params(key)
-        s = round(a * 3 / 8 - 0.5)
-        assert s in (0, 1, 2)
         assert abs(a - 8 * (s + 0.5) / 3) < 1e-12 and abs(b - 8 * (2 - s + 0.5) / 3) < 1e-12
+    assert len(counts) > 1  # the data gives prompts with different success counts: the check discriminates
     summary = trainer.train()  # continues without initialising twice
     assert summary["init_rollouts"] == 2 * n and summary["steps"] == 2
     assert trainer.sampler.mode == "prioritized"
