@@ -169,7 +169,8 @@ class DirectoryLocked(RuntimeError):
     """The directory belongs to another live process (the message names it)."""
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Is process ``pid`` alive on this host (one owned by another user counts as alive)?"""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -240,7 +241,7 @@ class RunLock:
                 continue
             h = self.holder()
             theirs = bool(h) and h.get("pid") != os.getpid()
-            if theirs and not flocked and (h.get("host") != host or _pid_alive(int(h.get("pid") or 0))):
+            if theirs and not flocked and (h.get("host") != host or pid_alive(int(h.get("pid") or 0))):
                 os.close(fd)
                 raise DirectoryLocked(f"{self.directory} is in use by {self.describe(h)}")
             self.stale = h if h and h.get("pid") != os.getpid() else None

@@ -29,7 +29,7 @@ from typing import Any
 
 from mssr.config import canonical, dump_yaml, read_yaml, to_dict
 from mssr.experiments.plan import CompareError, ComparePlan, RunSpec, config_diff
-from mssr.io import read_json, write_json_atomic
+from mssr.io import pid_alive, read_json, write_json_atomic
 
 MANIFEST = "manifest.json"
 COMPARE_JSON = "compare.json"
@@ -100,7 +100,7 @@ class CompareLock:
                 pid = int(self.path.read_text().strip() or 0)
             except ValueError:
                 pid = 0
-            if pid and pid != os.getpid() and _alive(pid):
+            if pid and pid != os.getpid() and pid_alive(pid):
                 raise CompareError(
                     f"{self.path.parent} is in use by mssr compare (pid {pid}); wait for it or stop it first"
                 )
@@ -110,16 +110,6 @@ class CompareLock:
     def __exit__(self, *exc: object) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 # ------------------------------------------------------------------------------------------- the directory
@@ -263,7 +253,7 @@ def _wait_for_other_builder(final: Path, log: Callable[[str], None], timeout_s: 
         for tmp in final.parent.glob(f".tmp-{final.name}-*"):
             with contextlib.suppress(ValueError):
                 pid = int(tmp.name.rsplit("-", 1)[1])
-                if pid != os.getpid() and _alive(pid):
+                if pid != os.getpid() and pid_alive(pid):
                     pids.append(pid)
         if not pids:
             return
@@ -324,7 +314,7 @@ def run_compare(
             rec = records.get(run.id) or RunRecord(
                 run.id, run.arm, run.algorithm, run.variant, run.seed, run.rel_dir, cfg.steps
             )
-            if rec.status == "running" and rec.pid and _alive(rec.pid):
+            if rec.status == "running" and rec.pid and pid_alive(rec.pid):
                 raise CompareError(
                     f"run {run.id} is still being trained by process {rec.pid} (left by an earlier mssr "
                     "compare that was killed); stop it or wait for it first"
