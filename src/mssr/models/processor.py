@@ -23,6 +23,15 @@ class _ImageOnlyMixin:
 
     family_processor_class: str = ""
 
+    def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
+        super().__init__(
+            image_processor=image_processor,
+            tokenizer=tokenizer,
+            video_processor=None,
+            chat_template=chat_template,
+            **kwargs,
+        )
+
     def save_pretrained(self, save_directory, push_to_hub: bool = False, **kwargs):
         files = super().save_pretrained(save_directory, push_to_hub=push_to_hub, **kwargs)
         # Record the family's processor class, so that stock loaders (AutoProcessor with torchvision, vLLM)
@@ -42,29 +51,11 @@ class Qwen2VLImageOnlyProcessor(_ImageOnlyMixin, Qwen2VLProcessor):
 
     family_processor_class = "Qwen2VLProcessor"
 
-    def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
-        super().__init__(
-            image_processor=image_processor,
-            tokenizer=tokenizer,
-            video_processor=None,
-            chat_template=chat_template,
-            **kwargs,
-        )
-
 
 class Qwen2_5_VLImageOnlyProcessor(_ImageOnlyMixin, Qwen2_5_VLProcessor):
     """``Qwen2_5_VLProcessor`` for images and text only (no torchvision needed)."""
 
     family_processor_class = "Qwen2_5_VLProcessor"
-
-    def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
-        super().__init__(
-            image_processor=image_processor,
-            tokenizer=tokenizer,
-            video_processor=None,
-            chat_template=chat_template,
-            **kwargs,
-        )
 
 
 PROCESSOR_CLASSES: dict[str, type] = {
