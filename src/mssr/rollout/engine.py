@@ -59,6 +59,34 @@ class RolloutEngine(Protocol):
     ) -> RolloutBatch: ...
 
 
+def check_generate_args(
+    prompts: Sequence[PromptInput],
+    *,
+    n: int,
+    temperature: float,
+    top_p: float,
+    top_k: int,
+    max_new_tokens: int,
+    greedy: bool,
+    batch_size: int | None,
+) -> None:
+    """Raise ``ValueError`` for arguments of `RolloutEngine.generate` that no engine accepts."""
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    if max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    if not greedy and temperature <= 0:
+        raise ValueError(f"temperature must be > 0 when sampling (use greedy=True), got {temperature}")
+    if not 0 < top_p <= 1:
+        raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+    if top_k < 0:
+        raise ValueError(f"top_k must be >= 0 (0 = off), got {top_k}")
+    if batch_size is not None and batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1 or None, got {batch_size}")
+    if not prompts:
+        raise ValueError("no prompts given")
+
+
 def default_suppress_token_ids(model: nn.Module, processor: Any) -> tuple[int, ...]:
     """Vision special tokens a policy must never sample (docs/platform.md pitfall 2), from config and tokenizer."""
     tokenizer = getattr(processor, "tokenizer", processor)
@@ -291,20 +319,16 @@ class HFRolloutEngine:
             return_logprobs: also fill `rollout_logprobs` from the sampler's processed scores (the exact
                 distribution sampled from, top-k/top-p included).
         """
-        if n < 1:
-            raise ValueError(f"n must be >= 1, got {n}")
-        if max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
-        if not greedy and temperature <= 0:
-            raise ValueError(f"temperature must be > 0 when sampling (use greedy=True), got {temperature}")
-        if not 0 < top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1], got {top_p}")
-        if top_k < 0:
-            raise ValueError(f"top_k must be >= 0 (0 = off), got {top_k}")
-        if batch_size is not None and batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1 or None, got {batch_size}")
-        if not prompts:
-            raise ValueError("no prompts given")
+        check_generate_args(
+            prompts,
+            n=n,
+            temperature=temperature,
+            top_p=top_p,
+            top_k=top_k,
+            max_new_tokens=max_new_tokens,
+            greedy=greedy,
+            batch_size=batch_size,
+        )
         self._check(prompts)
 
         prompt_ids, mm_types, store = self._encode(prompts)

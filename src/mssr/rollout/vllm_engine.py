@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from mssr.rollout.batch import PromptInput, RolloutBatch
-from mssr.rollout.engine import HFRolloutEngine
+from mssr.rollout.engine import HFRolloutEngine, check_generate_args
 
 EngineName = Literal["hf", "vllm"]
 VIDEO_PROCESSOR_FILE = "video_preprocessor_config.json"
@@ -382,20 +382,16 @@ class VLLMRolloutEngine:
         built-in engine's: only greedy outputs are comparable token for token.
         """
         hf = self._hf
-        if n < 1:
-            raise ValueError(f"n must be >= 1, got {n}")
-        if max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
-        if not greedy and temperature <= 0:
-            raise ValueError(f"temperature must be > 0 when sampling (use greedy=True), got {temperature}")
-        if not 0 < top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1], got {top_p}")
-        if top_k < 0:
-            raise ValueError(f"top_k must be >= 0 (0 = off), got {top_k}")
-        if batch_size is not None and batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1 or None, got {batch_size}")
-        if not prompts:
-            raise ValueError("no prompts given")
+        check_generate_args(
+            prompts,
+            n=n,
+            temperature=temperature,
+            top_p=top_p,
+            top_k=top_k,
+            max_new_tokens=max_new_tokens,
+            greedy=greedy,
+            batch_size=batch_size,
+        )
         if self.llm is None:
             raise RuntimeError("VLLMRolloutEngine.generate after close()")
         hf._check(prompts)
