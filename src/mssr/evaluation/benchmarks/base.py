@@ -101,7 +101,7 @@ class BenchmarkData:
 
 
 class Benchmark:
-    """An adapter: subclasses set the class attributes and implement :meth:`parse`.
+    """An adapter: subclasses set the class attributes and implement :meth:`parse_row` (or :meth:`parse`).
 
     Attributes:
         name: registry key (``--benchmarks`` name).
@@ -224,6 +224,21 @@ class Benchmark:
     def parse(
         self, rows: list[Row], file: Path, image_root: Path, skipped: list[str], **options: Any
     ) -> list[BenchItem]:
+        """The items of ``rows`` (read from ``file``): :meth:`parse_row` on each row in order, leaving out the
+        rows it returns ``None`` for. An adapter implements :meth:`parse_row`, or overrides this where a row
+        is not read on its own."""
+        items = []
+        for index, row in enumerate(rows):
+            item = self.parse_row(row, index, file, image_root, skipped, **options)
+            if item is not None:
+                items.append(item)
+        return items
+
+    def parse_row(
+        self, row: Row, index: int, file: Path, image_root: Path, skipped: list[str], **options: Any
+    ) -> BenchItem | None:
+        """One row's item (``index``: its place in ``rows``), or ``None`` for a row left out, after appending
+        the reason to ``skipped``; a malformed row raises :class:`BenchmarkDataError`."""
         raise NotImplementedError
 
     # -- regrading published responses (mssr grade)

@@ -40,38 +40,31 @@ class LogicVista(Benchmark):
 
     images_subdir = "images"
 
-    def parse(
-        self, rows: list[Row], file: Path, image_root: Path, skipped: list[str], **options: Any
-    ) -> list[BenchItem]:
-        items = []
-        for row in rows:
-            d = row.data
-            require(row, file, ("question", "answer"))
-            item_id = row.key or text_of(d.get("id")) or row.where
-            answer = text_of(d["answer"])
-            if not answer:
-                skipped.append(f"{file}: {row.where}: item {item_id}: empty gold answer")
-                continue
-            label = f"{file}: {row.where} (item {item_id})"
-            ref = first_image(d, ("image", "imagename"), image_root, label)
-            skill = d.get("skill") or []
-            extra = {
-                "benchmark": self.name,
-                "category": skill[0] if isinstance(skill, list) and skill else text_of(skill) or None,
-                "capability": d.get("broad_capability"),
-            }
-            question = text_of(d["question"])
-            letter = letter_answer(answer)
-            if letter is not None:
-                items.append(choice_item(item_id, question, letter, [ref], extra, None))
-            elif is_letter_set(answer):
-                letters = ", ".join(letters_of(answer))
-                items.append(
-                    BenchItem(
-                        item_id, question, letters, "text", [ref], None, {**extra, "grading": "letters"}
-                    )
-                )
-            else:
-                vt = "integer" if answer.lstrip("-").isdigit() else None
-                items.append(free_item(item_id, question, answer, [ref], extra, verify_type=vt))
-        return items
+    def parse_row(
+        self, row: Row, index: int, file: Path, image_root: Path, skipped: list[str], **options: Any
+    ) -> BenchItem | None:
+        d = row.data
+        require(row, file, ("question", "answer"))
+        item_id = row.key or text_of(d.get("id")) or row.where
+        answer = text_of(d["answer"])
+        if not answer:
+            skipped.append(f"{file}: {row.where}: item {item_id}: empty gold answer")
+            return None
+        label = f"{file}: {row.where} (item {item_id})"
+        ref = first_image(d, ("image", "imagename"), image_root, label)
+        skill = d.get("skill") or []
+        extra = {
+            "benchmark": self.name,
+            "category": skill[0] if isinstance(skill, list) and skill else text_of(skill) or None,
+            "capability": d.get("broad_capability"),
+        }
+        question = text_of(d["question"])
+        letter = letter_answer(answer)
+        if letter is not None:
+            return choice_item(item_id, question, letter, [ref], extra, None)
+        elif is_letter_set(answer):
+            letters = ", ".join(letters_of(answer))
+            return BenchItem(item_id, question, letters, "text", [ref], None, {**extra, "grading": "letters"})
+        else:
+            vt = "integer" if answer.lstrip("-").isdigit() else None
+            return free_item(item_id, question, answer, [ref], extra, verify_type=vt)

@@ -44,40 +44,35 @@ class MathVerse(Benchmark):
 
     images_subdir = "images"
 
-    def parse(
-        self, rows: list[Row], file: Path, image_root: Path, skipped: list[str], **options: Any
-    ) -> list[BenchItem]:
-        items = []
-        for row in rows:
-            d = row.data
-            require(row, file, KEYS)
-            item_id = text_of(d["sample_index"])
-            if not item_id:
-                raise BenchmarkDataError(f"{file}: {row.where}: empty 'sample_index'")
-            question, answer = text_of(d["question"]), text_of(d["answer"])
-            if not answer:
-                skipped.append(f"{file}: {row.where}: item {item_id}: empty gold answer")
-                continue
-            ref = image_ref(d.get("image"), image_root, f"{file}: {row.where} (item {item_id})")
-            meta = d.get("metadata") if isinstance(d.get("metadata"), dict) else {}
-            version = text_of(d["problem_version"])
-            extra = {
-                "benchmark": self.name,
-                "category": version,
-                "problem_index": text_of(d.get("problem_index")),
-                "subject": meta.get("subject"),
-                "subfield": meta.get("subfield"),
-            }
-            qtype = text_of(d["question_type"])
-            refs = [ref] if ref is not None else []
-            if qtype == "multi-choice":
-                items.append(
-                    option_item(item_id, question, answer, refs, extra, options_from_question(question))
-                )
-            elif qtype == "free-form":
-                items.append(free_item(item_id, question, answer, refs, extra))
-            else:
-                raise BenchmarkDataError(
-                    f"{file}: {row.where}: item {item_id}: question_type {qtype!r} is not 'multi-choice' or 'free-form'"
-                )
-        return items
+    def parse_row(
+        self, row: Row, index: int, file: Path, image_root: Path, skipped: list[str], **options: Any
+    ) -> BenchItem | None:
+        d = row.data
+        require(row, file, KEYS)
+        item_id = text_of(d["sample_index"])
+        if not item_id:
+            raise BenchmarkDataError(f"{file}: {row.where}: empty 'sample_index'")
+        question, answer = text_of(d["question"]), text_of(d["answer"])
+        if not answer:
+            skipped.append(f"{file}: {row.where}: item {item_id}: empty gold answer")
+            return None
+        ref = image_ref(d.get("image"), image_root, f"{file}: {row.where} (item {item_id})")
+        meta = d.get("metadata") if isinstance(d.get("metadata"), dict) else {}
+        version = text_of(d["problem_version"])
+        extra = {
+            "benchmark": self.name,
+            "category": version,
+            "problem_index": text_of(d.get("problem_index")),
+            "subject": meta.get("subject"),
+            "subfield": meta.get("subfield"),
+        }
+        qtype = text_of(d["question_type"])
+        refs = [ref] if ref is not None else []
+        if qtype == "multi-choice":
+            return option_item(item_id, question, answer, refs, extra, options_from_question(question))
+        elif qtype == "free-form":
+            return free_item(item_id, question, answer, refs, extra)
+        else:
+            raise BenchmarkDataError(
+                f"{file}: {row.where}: item {item_id}: question_type {qtype!r} is not 'multi-choice' or 'free-form'"
+            )

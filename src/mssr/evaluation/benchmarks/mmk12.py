@@ -37,25 +37,20 @@ class MMK12(Benchmark):
     )
     obtain = "huggingface.co/datasets/FanqingM/MMK12 (split test, parquet with embedded images)"
 
-    def parse(
-        self, rows: list[Row], file: Path, image_root: Path, skipped: list[str], **options: Any
-    ) -> list[BenchItem]:
-        items = []
-        for i, row in enumerate(rows):
-            d = row.data
-            require(row, file, ("question", "answer"))
-            item_id = text_of(d.get("id")) or f"{file.stem}-{i}"
-            label = f"{file}: {row.where} (item {item_id})"
-            images = d.get("images") if isinstance(d.get("images"), list) else [d.get("image")]
-            refs = [
-                r for k, img in enumerate(images) if (r := image_ref(img, image_root, f"{label} image {k}"))
-            ]
-            if not refs:
-                raise BenchmarkDataError(f"{label}: no image ('image' or 'images')")
-            question, answer = text_of(d["question"]), text_of(d["answer"])
-            if not answer:
-                skipped.append(f"{label}: empty gold answer")
-                continue
-            extra = {"benchmark": self.name, "category": text_of(d.get("subject")) or None}
-            items.append(option_item(item_id, question, answer, refs, extra, options_from_question(question)))
-        return items
+    def parse_row(
+        self, row: Row, index: int, file: Path, image_root: Path, skipped: list[str], **options: Any
+    ) -> BenchItem | None:
+        d = row.data
+        require(row, file, ("question", "answer"))
+        item_id = text_of(d.get("id")) or f"{file.stem}-{index}"
+        label = f"{file}: {row.where} (item {item_id})"
+        images = d.get("images") if isinstance(d.get("images"), list) else [d.get("image")]
+        refs = [r for k, img in enumerate(images) if (r := image_ref(img, image_root, f"{label} image {k}"))]
+        if not refs:
+            raise BenchmarkDataError(f"{label}: no image ('image' or 'images')")
+        question, answer = text_of(d["question"]), text_of(d["answer"])
+        if not answer:
+            skipped.append(f"{label}: empty gold answer")
+            return None
+        extra = {"benchmark": self.name, "category": text_of(d.get("subject")) or None}
+        return option_item(item_id, question, answer, refs, extra, options_from_question(question))

@@ -37,39 +37,36 @@ class R1OnevisionBench(Benchmark):
     files = ("r1-onevision.tsv", "*.tsv", "r1_onevision_bench.json", "*.jsonl", "*.json", "*.parquet")
     obtain = "huggingface.co/datasets/Fancy-MLLM/R1-Onevision-Bench (r1-onevision.tsv, images as base64)"
 
-    def parse(
-        self, rows: list[Row], file: Path, image_root: Path, skipped: list[str], **options: Any
-    ) -> list[BenchItem]:
+    def parse_row(
+        self, row: Row, index: int, file: Path, image_root: Path, skipped: list[str], **options: Any
+    ) -> BenchItem | None:
         tsv = file.suffix.lower() in (".tsv", ".csv")
-        items = []
-        for i, row in enumerate(rows):
-            d = row.data
-            require(row, file, ("question", "answer"))
-            item_id = text_of(d.get("index")) or text_of(d.get("id")) or f"{file.stem}-{i}"
-            label = f"{file}: {row.where} (item {item_id})"
-            ref = first_image(
-                d, ("image", "image_path"), image_root, label, base64_keys=("image",) if tsv else ()
-            )
-            question, answer = text_of(d["question"]), text_of(d["answer"])
-            if not answer:
-                skipped.append(f"{label}: empty gold answer")
-                continue
-            hint = text_of(d.get("hint"))
-            if hint:
-                question = f"Hint: {hint}\nQuestion: {question}"
-            columns = []
-            for letter in CHOICE_LETTERS:
-                value = text_of(d.get(letter))
-                if not value:
-                    break
-                columns.append(value)
-            options = columns if len(columns) >= 2 else options_from_question(question)
-            if len(columns) >= 2 and options_from_question(question) is None:
-                question = f"{question}\n{format_choices(columns)}"
-            extra = {
-                "benchmark": self.name,
-                "category": text_of(d.get("category")) or None,
-                "level": text_of(d.get("level")) or None,
-            }
-            items.append(option_item(item_id, question, answer, [ref], extra, options))
-        return items
+        d = row.data
+        require(row, file, ("question", "answer"))
+        item_id = text_of(d.get("index")) or text_of(d.get("id")) or f"{file.stem}-{index}"
+        label = f"{file}: {row.where} (item {item_id})"
+        ref = first_image(
+            d, ("image", "image_path"), image_root, label, base64_keys=("image",) if tsv else ()
+        )
+        question, answer = text_of(d["question"]), text_of(d["answer"])
+        if not answer:
+            skipped.append(f"{label}: empty gold answer")
+            return None
+        hint = text_of(d.get("hint"))
+        if hint:
+            question = f"Hint: {hint}\nQuestion: {question}"
+        columns = []
+        for letter in CHOICE_LETTERS:
+            value = text_of(d.get(letter))
+            if not value:
+                break
+            columns.append(value)
+        options = columns if len(columns) >= 2 else options_from_question(question)
+        if len(columns) >= 2 and options_from_question(question) is None:
+            question = f"{question}\n{format_choices(columns)}"
+        extra = {
+            "benchmark": self.name,
+            "category": text_of(d.get("category")) or None,
+            "level": text_of(d.get("level")) or None,
+        }
+        return option_item(item_id, question, answer, [ref], extra, options)

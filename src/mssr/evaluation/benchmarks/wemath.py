@@ -57,29 +57,26 @@ class WeMath(Benchmark):
     )
     obtain = "github.com/We-Math/We-Math (data/testmini.json + image folders) or huggingface.co/datasets/We-Math/We-Math"
 
-    def parse(
-        self, rows: list[Row], file: Path, image_root: Path, skipped: list[str], **options: Any
-    ) -> list[BenchItem]:
-        items = []
-        for row in rows:
-            d = row.data
-            require(row, file, ("ID", "question", "option", "answer"))
-            item_id = text_of(d["ID"])
-            label = f"{file}: {row.where} (ID {item_id})"
-            ref = first_image(d, ("image", "image_path"), image_root, label)
-            letter = letter_answer(text_of(d["answer"]))
-            if letter is None:
-                raise BenchmarkDataError(f"{label}: answer {d['answer']!r} is not an option letter")
-            option = text_of(d["option"])
-            choices = parse_options(option)
-            if choices is not None and ord(letter) - 65 >= len(choices):
-                choices = None
-            listing = format_choices(choices) if choices is not None else f"Options: {option}"
-            question = f"{text_of(d['question'])}\n{listing}"
-            extra = {
-                "benchmark": self.name,
-                "category": text_of(d.get("knowledge concept")) or None,
-                "key": text_of(d.get("key")) or None,
-            }
-            items.append(choice_item(item_id, question, letter, [ref], extra, choices))
-        return items
+    def parse_row(
+        self, row: Row, index: int, file: Path, image_root: Path, skipped: list[str], **options: Any
+    ) -> BenchItem | None:
+        d = row.data
+        require(row, file, ("ID", "question", "option", "answer"))
+        item_id = text_of(d["ID"])
+        label = f"{file}: {row.where} (ID {item_id})"
+        ref = first_image(d, ("image", "image_path"), image_root, label)
+        letter = letter_answer(text_of(d["answer"]))
+        if letter is None:
+            raise BenchmarkDataError(f"{label}: answer {d['answer']!r} is not an option letter")
+        option = text_of(d["option"])
+        choices = parse_options(option)
+        if choices is not None and ord(letter) - 65 >= len(choices):
+            choices = None
+        listing = format_choices(choices) if choices is not None else f"Options: {option}"
+        question = f"{text_of(d['question'])}\n{listing}"
+        extra = {
+            "benchmark": self.name,
+            "category": text_of(d.get("knowledge concept")) or None,
+            "key": text_of(d.get("key")) or None,
+        }
+        return choice_item(item_id, question, letter, [ref], extra, choices)
