@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 
 import torch
 from safetensors.torch import load_file
@@ -12,8 +10,10 @@ from safetensors.torch import load_file
 from mssr.trainer.checkpoint import load_state
 from mssr.trainer.trainer import RLTrainer
 
+from .launch import config_args, torchrun_cmd, worker_env
 
-def test_two_process_torchrun_matches_one_process(make_config, tmp_path, tiny_policy_dir, tiny_data_dir):
+
+def test_two_process_torchrun_matches_one_process(make_config, tmp_path):
     common = [
         "steps=3",
         "algorithm.name=mssr",
@@ -24,39 +24,8 @@ def test_two_process_torchrun_matches_one_process(make_config, tmp_path, tiny_po
     ]
     one, two = tmp_path / "one", tmp_path / "two"
     RLTrainer(make_config(*common, out=one)).train()
-    cfg_args = [
-        f"model.path={tiny_policy_dir}",
-        f"data.train={tiny_data_dir}",
-        f"output_dir={two}",
-        "reward.spec=" + make_config().reward.spec,
-        "device=cpu",
-        "rollout.max_new_tokens=8",
-        "optim.lr=1e-3",
-        "val.every=0",
-        "val.at_start=false",
-        "checkpoint.every=0",
-        "logging.progress=false",
-        "logging.tensorboard=false",
-        "logging.plot=false",
-        *common,
-    ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1"}
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--master_addr",
-        "127.0.0.1",
-        "--master_port",
-        str(29500 + os.getpid() % 1000),
-        "-m",
-        "mssr",
-        "train",
-        *cfg_args,
-    ]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    cmd = torchrun_cmd(config_args(make_config(*common, out=two)))
+    proc = subprocess.run(cmd, env=worker_env(), capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert '"world_size": 2' in proc.stdout, proc.stdout[-2000:]
     w1 = load_file(str(one / "checkpoints/step_000003/policy/model.safetensors"))

@@ -10,7 +10,6 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -22,6 +21,8 @@ from mssr.config import ConfigError
 from mssr.trainer.checkpoint import complete_checkpoints, load_state
 from mssr.trainer.parallel import Replicated, resolve_compute_dtype
 from mssr.trainer.trainer import RLTrainer
+
+from .launch import config_args, torchrun_cmd, worker_env
 
 COMMON = [
     "algorithm.name=mssr",
@@ -109,47 +110,8 @@ def test_auto_dtype_follows_the_measured_presets():
 
 
 # ------------------------------------------------------------------------------------------------ FSDP2
-def _torchrun_cmd(args: list[str]) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--master_addr",
-        "127.0.0.1",
-        "--master_port",
-        str(29500 + (os.getpid() + int(time.time())) % 2000),
-        "-m",
-        "mssr",
-        "train",
-        *args,
-    ]
-
-
-def _cli_args(make_config, out: Path, *extra: str) -> list[str]:
-    cfg = make_config()
-    return [
-        f"model.path={cfg.model.path}",
-        f"data.train={cfg.data.train}",
-        f"output_dir={out}",
-        f"reward.spec={cfg.reward.spec}",
-        "device=cpu",
-        "rollout.max_new_tokens=8",
-        "optim.lr=1e-3",
-        "val.every=0",
-        "val.at_start=false",
-        "logging.progress=false",
-        "logging.tensorboard=false",
-        "logging.plot=false",
-        *COMMON,
-        *extra,
-    ]
-
-
 def _run(cmd: list[str], timeout: int = 900) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1"}
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(cmd, env=worker_env(), capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     return proc
 
@@ -165,13 +127,11 @@ def test_fsdp_two_processes_match_one_and_resume_after_kill(make_config, tmp_pat
     one, two = tmp_path / "one", tmp_path / "two"
     RLTrainer(make_config("steps=3", *COMMON, out=one)).train()
 
-    args = _cli_args(
-        make_config, two, "parallel.strategy=fsdp", "checkpoint.every=1", "checkpoint.keep_last=5"
-    )
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1"}
+    fsdp = ("parallel.strategy=fsdp", "checkpoint.every=1", "checkpoint.keep_last=5")
+    args = config_args(make_config("steps=3", *COMMON, *fsdp, out=two))
     proc = subprocess.Popen(
-        _torchrun_cmd([*args, "steps=3"]),
-        env=env,
+        torchrun_cmd(args),
+        env=worker_env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -192,7 +152,7 @@ def test_fsdp_two_processes_match_one_and_resume_after_kill(make_config, tmp_pat
     assert sorted(p.name for p in sharded.glob("*.distcp")) == ["__0_0.distcp", "__1_0.distcp"]
     assert "optimizer" not in load_state(ckpts / "step_000002" / "trainer_state.pt")  # it is in sharded/
 
-    out = _run(_torchrun_cmd([*args, "steps=3"]))
+    out = _run(torchrun_cmd(args))
     assert '"world_size": 2' in out.stdout, out.stdout[-2000:]
     w1, w2 = _weights(one, 3), _weights(two, 3)
     assert set(w1) == set(w2)  # a tied lm_head is saved once, as by the unsharded model
@@ -222,9 +182,8 @@ def test_fsdp_with_bf16_compute_and_uneven_micro_batches(make_config, tmp_path):
     of 3 rows over 4-row mini-batches split unevenly across ranks, so a rank runs zero-weighted padding
     micro-batches to keep the collectives in step."""
     run = tmp_path / "bf16"
-    args = _cli_args(
-        make_config,
-        run,
+    cfg = make_config(
+        *COMMON,
         "parallel.strategy=fsdp",
         "model.dtype=bfloat16",
         "optim.micro_batch_size=1",
@@ -233,8 +192,9 @@ def test_fsdp_with_bf16_compute_and_uneven_micro_batches(make_config, tmp_path):
         "model.gradient_checkpointing=true",
         "checkpoint.every=0",
         "steps=2",
+        out=run,
     )
-    _run(_torchrun_cmd(args))
+    _run(torchrun_cmd(config_args(cfg)))
     w = _weights(run, 2)
     assert all(t.dtype == torch.float32 and torch.isfinite(t).all() for t in w.values())
     rows = [line for line in (run / "metrics.jsonl").read_text().splitlines() if '"actor/kl_loss"' in line]

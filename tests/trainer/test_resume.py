@@ -16,6 +16,8 @@ from safetensors.torch import load_file
 from mssr.trainer.checkpoint import complete_checkpoints, latest_checkpoint
 from mssr.trainer.trainer import RLTrainer
 
+from .launch import config_args
+
 VOLATILE = ("timing_s/", "perf/", "init/time_s")
 
 
@@ -77,16 +79,7 @@ def test_resume_after_kill_minus_nine_during_checkpoint_write(make_config, tmp_p
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     RLTrainer(make_config("steps=6", "checkpoint.every=1", "checkpoint.keep_last=10", out=straight)).train()
     cfg = make_config("steps=6", "checkpoint.every=1", "checkpoint.keep_last=10", out=killed)
-    from mssr.config import to_dict
-
-    def flat(d, prefix=""):
-        for k, v in d.items():
-            if isinstance(v, dict) and k != "builtin":
-                yield from flat(v, f"{prefix}{k}.")
-            elif not isinstance(v, (dict, list)) and v is not None:
-                yield f"{prefix}{k}={v}"
-
-    args = [a for a in flat(to_dict(cfg))]
+    args = config_args(cfg)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
         [sys.executable, "-c", KILL_SCRIPT, "4", *args], env=env, capture_output=True, text=True, timeout=600

@@ -19,25 +19,13 @@ import pytest
 
 import mssr.trainer.trainer as T
 from mssr.cli.main import main
-from mssr.config import to_dict
 from mssr.io import LOCK_NAME, RunLock
 from mssr.trainer.checkpoint import complete_checkpoints, latest_checkpoint
 
 from .conftest import HERE
+from .launch import config_args, torchrun_cmd, worker_env
 
-
-def _args(cfg) -> list[str]:
-    """The dotted overrides that rebuild ``cfg`` (scalars; lists and the builtin mapping keep defaults)."""
-
-    def flat(d, prefix=""):
-        for k, v in d.items():
-            if isinstance(v, dict):
-                if k != "builtin":
-                    yield from flat(v, f"{prefix}{k}.")
-            elif not isinstance(v, list) and v is not None:
-                yield f"{prefix}{k}={v}"
-
-    return list(flat(to_dict(cfg)))
+_args = config_args  # the dotted overrides that rebuild a config
 
 
 def _steps(run: Path) -> list[int]:
@@ -163,18 +151,8 @@ def test_a_signal_to_one_rank_stops_every_rank_after_the_same_step(make_config, 
         f"reward.spec={HERE / 'plugin_rewards.py'}:sigterm_on_rank1",
         out=out,
     )
-    port = str(29500 + (os.getpid() + int(time.time())) % 2000)
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--master_addr",
-        "127.0.0.1",
-    ]
-    cmd += ["--master_port", port, "-m", "mssr", "train", *_args(cfg)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MSSR_TEST_SIGNAL_FLAG": str(tmp_path / "signalled")}
+    cmd = torchrun_cmd(_args(cfg))
+    env = worker_env(MSSR_TEST_SIGNAL_FLAG=str(tmp_path / "signalled"))
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode != 0 and (tmp_path / "signalled").exists()
     assert "mssr train: interrupted by SIGTERM after step 1/3" in proc.stderr, proc.stderr[-3000:]

@@ -13,7 +13,9 @@ def _rows(run):
 
 def test_per_prompt_rho_uses_the_stored_response_drift(make_config, tmp_path):
     # 8 training prompts, 8 per step: every prompt is revisited each step, so D(x) exists from step 2 on
-    cfg = make_config("algorithm.rho_schedule=per_prompt", "data.max_train_items=8", "steps=3", out=tmp_path / "p")
+    cfg = make_config(
+        "algorithm.rho_schedule=per_prompt", "data.max_train_items=8", "steps=3", out=tmp_path / "p"
+    )
     trainer = RLTrainer(cfg)
     trainer.train()
     rows = {r["step"]: r for r in _rows(tmp_path / "p")}

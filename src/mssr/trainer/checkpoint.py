@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -22,13 +21,6 @@ from mssr.io import fsync_dir, fsync_tree
 
 STEP_DIR = re.compile(r"^step_(\d{6,})$")
 MARKER = "COMPLETE"
-
-
-def save_checkpoint(ckpt_root: Path, step: int, write: Callable[[Path], None], *, keep_last: int = 2) -> Path:
-    """Call ``write(tmp_dir)`` to fill a temporary directory, then atomically publish it as ``step_<step>``."""
-    tmp = prepare_checkpoint(ckpt_root, step)
-    write(tmp)
-    return publish_checkpoint(ckpt_root, step, tmp, keep_last=keep_last)
 
 
 def prepare_checkpoint(ckpt_root: Path, step: int) -> Path:

@@ -43,6 +43,8 @@ from mssr.config import ConfigError, dump_yaml, to_dict
 from mssr.evaluation.evaluator import evaluate
 from mssr.models.lora import (
     adapter_state_dict,
+    adapters_disabled,
+    apply_lora,
     freeze_vision,
     is_lora,
     load_adapter_state_dict,
@@ -302,8 +304,6 @@ class RLTrainer:
         needs_ref = self.spec.kl_coef > 0 or self.rho_needs == "kl"
         self.ref_model = None
         if m.lora_rank:
-            from mssr.models.lora import apply_lora
-
             model = apply_lora(
                 model,
                 rank=m.lora_rank,
@@ -544,8 +544,6 @@ class RLTrainer:
         disabled (no second copy of the weights)."""
         if not self.needs_ref:
             return
-        from mssr.models.lora import adapters_disabled
-
         model = self.ref_model if self.ref_model is not None else self.model
         with torch.no_grad(), self.strategy.gathered(model), adapters_disabled(model):
             d.ref_logprobs = compute_logprobs(
