@@ -93,3 +93,28 @@ def test_missing_inputs_of_a_weighted_term_are_refused():
             torch.ones(1, 2),
             ObjectiveWeights(crossmodal_coef=1),
         )
+
+
+def test_truncated_is_weights_match_the_hand_values():
+    from mssr.algos.objective import truncated_is_weights
+
+    old = torch.tensor([[-1.0, -2.0, -0.5, -3.0]])
+    sampler = torch.tensor([[-1.5, -0.5, -2.0, -1.0]])
+    mask = torch.tensor([[1.0, 1.0, 1.0, 0.0]])
+    w = truncated_is_weights(old, sampler, mask, cap=2.0)
+    # exp(0.5) = 1.6487 kept; exp(-1.5) = 0.2231 kept (no lower truncation); exp(1.5) = 4.48 → 2; masked → 0
+    assert w.tolist()[0] == pytest.approx([math.exp(0.5), math.exp(-1.5), 2.0, 0.0], abs=1e-6)
+    with pytest.raises(ValueError, match="cap"):
+        truncated_is_weights(old, sampler, mask, cap=0.5)
+
+
+def test_importance_weights_scale_each_tokens_policy_term():
+    """Per token: w_t · PPO term (hand), the KL term unweighted (verl applies TIS to the pg loss only)."""
+    w = [1.6487, 0.5]
+    pg = []
+    for lp, old, a, wt in zip(LP, OLD, ADV, w):
+        r = math.exp(lp - old)
+        clipped = max(-a * r, -a * min(max(r, 0.8), 1.3))
+        pg.append(wt * (min(clipped, -a * 3.0) if a < 0 else clipped))
+    out, _, _ = _run(ObjectiveWeights(kl_coef=0.5), is_weights=torch.tensor([w]))
+    assert float(out.loss) == pytest.approx(sum(pg) / 2 + 0.5 * _hand_terms()["kl"], abs=1e-6)

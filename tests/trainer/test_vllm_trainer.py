@@ -33,3 +33,22 @@ def test_vllm_engine_trains_syncs_and_resumes(make_config, tmp_path):
         # differs by ~1e-1 at the next step)
         assert r["rollout/logprob_diff_max"] < 1e-5, r
         assert r["timing_s/sync"] > 0
+
+
+def test_vllm_logprobs_as_old_logprobs_and_truncated_is(make_config, tmp_path):
+    """``rollout.old_logprobs=sampler`` trains on vLLM's log-probs (no teacher-forced pass, so no mismatch metric);
+    ``rollout.tis_cap`` keeps the trainer's and weights tokens by min(π_trainer/π_vLLM, C) — 1 within the fp32
+    mismatch here (the weights' effect is checked with a known offset in tests/trainer/test_old_logprobs.py)."""
+    common = ("rollout.engine=vllm", "steps=2")
+    one_update = (
+        "optim.mini_batch_prompts=8"  # all 8 rows in one update: the PPO ratio is 1 up to the mismatch
+    )
+    RLTrainer(make_config(*common, one_update, "rollout.old_logprobs=sampler", out=tmp_path / "s")).train()
+    for r in [r for r in _rows(tmp_path / "s") if r["step"] > 0]:
+        assert "rollout/logprob_diff_max" not in r and r["timing_s/sync"] > 0
+        assert abs(r["actor/ppo_kl"]) < 1e-5, r  # ℓ_old = vLLM's ℓ, which equals the trainer's to ~1e-6
+    RLTrainer(make_config(*common, "rollout.tis_cap=2", out=tmp_path / "t")).train()
+    for r in [r for r in _rows(tmp_path / "t") if r["step"] > 0]:
+        assert r["rollout/tis_weight_mean"] == pytest.approx(1.0, abs=1e-5), r
+        assert r["rollout/tis_capped_frac"] == 0.0
+        assert r["rollout/logprob_diff_max"] < 1e-5

@@ -6,6 +6,11 @@ with every term aggregated by the same mode and global normalisers (docs/method.
 registered policy loss (:data:`mssr.algos.losses.POLICY_LOSSES`, PPO clip-higher + dual clip by default),
 ``KL`` a registered per-token estimator (k3 by default), ``H̃`` the sampled-token entropy, and the cross-modal
 term computed through both forwards. A term whose weight is 0 is not computed (its inputs may be ``None``).
+
+With a rollout engine whose probabilities differ from the trainer's (vLLM, bf16 kernels), the policy-gradient
+term can carry truncated importance weights ``w_t = min(π_old(o_t)/π_sampler(o_t), C)`` (Yao et al. 2025, "Your
+efficient RL framework secretly brings you off-policy RL training"; verl's ``tis_imp_ratio_cap``): the tokens were
+drawn from π_sampler, the ratio is taken against π_old, and ``w_t`` re-weights the sample towards π_old.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ def rl_objective(
     global_tokens: float | torch.Tensor | None = None,
     global_seqs: float | torch.Tensor | None = None,
     horizon: float | None = None,
+    is_weights: torch.Tensor | None = None,
 ) -> LossOutput:
     """The micro-batch loss and its terms.
 
@@ -57,6 +63,9 @@ def rl_objective(
         logprob_text: ``[B, T]`` ℓ_t with the images removed (with gradient); needed when
             ``weights.crossmodal_coef > 0``.
         agg_mode, global_tokens, global_seqs, horizon: loss aggregation (:func:`mssr.algos.losses.agg_loss`).
+        is_weights: ``[B, T]`` non-negative per-token importance weights (:func:`truncated_is_weights`) of the
+            policy-gradient term only; they multiply the advantages, which for ``ppo_clip`` (positively
+            homogeneous in Â, dual clip included) equals weighting its per-token loss. ``None``: all 1.
 
     Returns:
         ``LossOutput`` whose metrics are ``actor/pg_loss``, ``actor/kl_loss``, ``actor/entropy_loss``,
@@ -65,6 +74,8 @@ def rl_objective(
     """
     norm = dict(agg_mode=agg_mode, global_tokens=global_tokens, global_seqs=global_seqs, horizon=horizon)
     w = weights
+    if is_weights is not None:
+        advantages = advantages * is_weights.detach()
     pg = policy_loss(
         w.policy_loss,
         logprob,
@@ -95,3 +106,18 @@ def rl_objective(
         loss = loss + w.crossmodal_coef * cm
         metrics["actor/crossmodal_kl"] = float(cm.detach())
     return LossOutput(loss, metrics)
+
+
+def truncated_is_weights(
+    old_logprob: torch.Tensor, sampler_logprob: torch.Tensor, response_mask: torch.Tensor, cap: float
+) -> torch.Tensor:
+    """Truncated importance weights ``w_t = min(exp(ℓ_old − ℓ_sampler), C)``, 0 off the mask (no gradient).
+
+    ``ℓ_old`` is the trainer's log-prob of the sampled token before the update, ``ℓ_sampler`` the sampling
+    engine's; ``C = cap`` ≥ 1 bounds the variance (Yao et al. 2025 use C = 2). The exponent is clamped to ±20
+    like the PPO ratio's.
+    """
+    if cap < 1:
+        raise ValueError(f"cap must be >= 1, got {cap}")
+    log_w = torch.clamp(old_logprob.detach() - sampler_logprob.detach(), -20.0, 20.0)
+    return torch.clamp(torch.exp(log_w), max=cap) * response_mask.to(old_logprob.dtype)

@@ -8,6 +8,7 @@ Renamed fields keep their old names as accepted aliases (``ALIASES``; a deprecat
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
@@ -262,9 +263,16 @@ class RolloutConfig:
     max_new_tokens: int = 64  # CPU: paper 2048 (long reasoning responses)
     gen_batch_size: int = 64  # rows per generation call (per process); bounds the KV cache's memory
     mask_truncated: bool = False  # drop responses that hit max_new_tokens from the loss
-    # use the sampler's log-probs as the old log-probs (skips one forward pass; float32 only — set false for
-    # bf16 or an engine whose log-probs differ from the trainer's forward)
-    reuse_sampler_logprobs: bool = True
+    # where the PPO ratio's old log-probs come from (docs/rollout.md "Old log-probs"): "auto" = the sampler's
+    # own where they equal the trainer's forward (built-in engine, float32, sampled entropy: skips one pass),
+    # else the trainer's teacher-forced pass; "trainer" = always that pass; "sampler" = always the sampler's
+    # (vLLM's under rollout.engine=vllm), so the ratio is taken against the distribution actually sampled
+    old_logprobs: Literal["auto", "trainer", "sampler"] = "auto"
+    # truncated importance sampling (Yao et al. 2025): with the trainer's old log-probs, weight each token's
+    # policy-gradient term by min(π_old/π_sampler, tis_cap), correcting for the sampler/trainer mismatch;
+    # null = off (2.0 is the published choice)
+    tis_cap: float | None = None
+    reuse_sampler_logprobs: bool | None = None  # deprecated: false = old_logprobs: trainer, true = auto
     # run each distinct prompt once per group (generation prefill and teacher-forced passes) and reuse its KV
     # cache for the group's n rows (mssr.rollout.prefix); false runs every row's full sequence
     share_prompts: bool = True
@@ -274,9 +282,31 @@ class RolloutConfig:
     vllm_gpu_memory_utilization: float = 0.3  # vllm: fraction of GPU memory vLLM may take beside the trainer
     vllm_max_model_len: int | None = None  # vllm: prompt + response token budget; null = the model's own
 
+    def __post_init__(self) -> None:
+        if self.reuse_sampler_logprobs is not None:
+            mapped = "auto" if self.reuse_sampler_logprobs else "trainer"
+            warnings.warn(
+                f"rollout.reuse_sampler_logprobs is deprecated: use rollout.old_logprobs={mapped}",
+                DeprecationWarning,
+                stacklevel=3,
+            )
+            if self.old_logprobs == "auto":
+                self.old_logprobs = mapped
+            self.reuse_sampler_logprobs = None
+
     def validate(self) -> None:
         if self.rollouts_per_step < 1:
             raise ConfigError("rollout.rollouts_per_step must be >= 1")
+        if self.old_logprobs not in ("auto", "trainer", "sampler"):
+            raise ConfigError(
+                f"rollout.old_logprobs must be auto, trainer or sampler, got {self.old_logprobs!r}"
+            )
+        _number("rollout.tis_cap", self.tis_cap, lo=1, optional=True)
+        if self.tis_cap is not None and self.old_logprobs == "sampler":
+            raise ConfigError(
+                "rollout.tis_cap corrects the trainer's old log-probs towards the sampler's; with "
+                "rollout.old_logprobs=sampler the ratio is already taken against the sampler (unset one of them)"
+            )
         _number("rollout.temperature", self.temperature)
         if self.temperature <= 0:
             raise ConfigError("rollout.temperature must be > 0 (greedy decoding is for evaluation)")

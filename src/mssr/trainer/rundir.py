@@ -39,10 +39,10 @@ MAY_CHANGE = (
     "reward.max_excluded_frac",
     "reward.max_excluded_steps",
     "data.cache_dir",
+    "data.on_error",  # a run that loaded under "raise" had no bad rows, so "skip" reads the same records
     "model.gradient_checkpointing",
     "optim.micro_batch_size",
     "rollout.share_prompts",
-    "rollout.reuse_sampler_logprobs",
 )
 
 EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}

@@ -38,7 +38,7 @@ from mssr.algos import (
     spo_priority_weights,
 )
 from mssr.algos.collapse import CollapseDetector
-from mssr.algos.objective import ObjectiveWeights, rl_objective
+from mssr.algos.objective import ObjectiveWeights, rl_objective, truncated_is_weights
 from mssr.config import ConfigError, dump_yaml, to_dict
 from mssr.evaluation.evaluator import evaluate
 from mssr.models.lora import (
@@ -129,6 +129,7 @@ class StepData:
     drift: torch.Tensor | None = None  # [N] SPO's D(x) per gathered row (per_prompt ρ), NaN if unseen
     gathered: Gathered | None = None
     advantages: torch.Tensor | None = None
+    is_weights: torch.Tensor | None = None  # [B, T] truncated importance weights (rollout.tis_cap), else None
 
 
 @contextlib.contextmanager
@@ -204,12 +205,15 @@ class RLTrainer:
         # an engine with its own copy of the weights (vLLM) gets them after every update; the built-in engine
         # runs the policy's own modules (gathered under FSDP)
         self.sync_engine = getattr(self.engine, "sync_weights", None)
-        # the sampler's log-probs stand in for the old log-probs only from the built-in engine in float32 (bf16
-        # sampling and training forwards differ by ~1e-2; another engine's kernels differ too)
-        self.reuse_sampler_logprobs = (
-            r.reuse_sampler_logprobs
-            and self.sync_engine is None
-            and self.strategy.compute_dtype == torch.float32
+        # the old log-probs: the sampler's ("auto": only where they are the training forward's — the built-in
+        # engine in float32; bf16 sampling and training forwards differ by ~1e-2, another engine's kernels too)
+        # or the trainer's own pass. The sampler's are requested whenever they are used or compared with.
+        exact = self.sync_engine is None and self.strategy.compute_dtype == torch.float32
+        self.old_from_sampler = r.old_logprobs == "sampler" or (
+            r.old_logprobs == "auto" and exact and r.tis_cap is None
+        )
+        self.want_sampler_logprobs = (
+            self.old_from_sampler or self.sync_engine is not None or r.tis_cap is not None
         )
 
         if train_records is None:
@@ -368,8 +372,7 @@ class RLTrainer:
                     top_k=0,
                     max_new_tokens=r.max_new_tokens,
                     seed=_step_seed(self.cfg.seed, step, 1 + global_offset + start),
-                    # an external engine's own log-probs are compared with the trainer's (mismatch metric)
-                    return_logprobs=self.reuse_sampler_logprobs or self.sync_engine is not None,
+                    return_logprobs=self.want_sampler_logprobs,
                 )
             )
         return parts
@@ -502,42 +505,63 @@ class RLTrainer:
         return out
 
     def compute_old_logprobs(self, d: StepData) -> dict[str, float]:
-        """Old log-probs and the shaping entropy. With ``rollout.reuse_sampler_logprobs`` the sampler's own
-        log-probs are used (they describe exactly the distribution sampled from, suppression included; a
-        teacher-forced pass agrees to ~1e-6 in float32) unless the full-vocabulary entropy is needed. Under an
-        external engine (vLLM) the trainer's pass is used and its distance to the engine's log-probs logged
-        (``rollout/logprob_diff_{mean,max}``: the sampler/trainer mismatch)."""
+        """Old log-probs, the shaping entropy and the sampler/trainer comparison (docs/rollout.md "Old
+        log-probs"). From the sampler (``self.old_from_sampler``) no forward pass is run unless the full-vocabulary
+        entropy is needed; otherwise the trainer's teacher-forced pass gives them. Where both exist the mismatch
+        is logged (``rollout/logprob_diff_{mean,max}``), and with ``rollout.tis_cap`` the truncated
+        importance weights min(π_old/π_sampler, C) are kept for the loss (``rollout/tis_*``)."""
         mode = "full" if self.spec.shaping and self.cfg.algorithm.shaping_entropy == "full" else "sampled"
+        mask = d.batch.response_mask.float()
         lp = d.batch.rollout_logprobs
-        if mode == "sampled" and self.reuse_sampler_logprobs and lp is not None:
-            mask = d.batch.response_mask.float()
-            d.old_logprobs = lp.cpu().float() * mask
-            d.sampled_entropy = sampled_token_entropy(d.old_logprobs) * mask
-            d.entropy = d.sampled_entropy
+        if self.old_from_sampler and lp is None:
+            raise RuntimeError("rollout.old_logprobs=sampler: the engine returned no log-probs")
+        sampler = lp.cpu().float() * mask if lp is not None else None
+        trainer, full = None, None
+        if not (self.old_from_sampler and mode == "sampled"):
+            with torch.no_grad(), self.strategy.gathered(self.model):
+                out = compute_logprobs(
+                    self.model,
+                    d.batch,
+                    micro_batch_size=self.cfg.optim.micro_batch_size,
+                    entropy=mode,
+                    share_prompts=self.cfg.rollout.share_prompts,
+                )
+            trainer, full = out.logprobs.cpu().float(), out.entropy
+        d.old_logprobs = sampler if self.old_from_sampler else trainer
+        d.sampled_entropy = sampled_token_entropy(d.old_logprobs) * mask
+        d.entropy = full.cpu() if full is not None else d.sampled_entropy
+        if (
+            sampler is None
+            or trainer is None
+            or (self.sync_engine is None and self.cfg.rollout.tis_cap is None)
+        ):
             return {}
-        with torch.no_grad(), self.strategy.gathered(self.model):
-            out = compute_logprobs(
-                self.model,
-                d.batch,
-                micro_batch_size=self.cfg.optim.micro_batch_size,
-                entropy=mode,
-                share_prompts=self.cfg.rollout.share_prompts,
-            )
-        d.old_logprobs = out.logprobs.cpu()
-        d.sampled_entropy = sampled_token_entropy(d.old_logprobs) * d.batch.response_mask.float()
-        d.entropy = out.entropy.cpu() if out.entropy is not None else d.sampled_entropy
-        if self.sync_engine is None or lp is None:
-            return {}
-        mask = d.batch.response_mask > 0
-        delta = (d.old_logprobs - lp.cpu().float()).abs()[mask].double()
-        stats = dist.all_reduce_sum(torch.stack([delta.sum(), torch.tensor(float(delta.numel()))]))
-        top = dist.all_reduce_max(
-            delta.max().reshape(1) if delta.numel() else torch.zeros(1, dtype=torch.float64)
-        )
-        return {
-            "rollout/logprob_diff_mean": float(stats[0] / stats[1].clamp(min=1)),
+        sel = d.batch.response_mask > 0
+        delta = (trainer - sampler)[sel].double()  # log(π_trainer / π_sampler) per response token
+        stats = [delta.abs().sum(), torch.tensor(float(delta.numel()), dtype=torch.float64)]
+        top = [delta.abs().max() if delta.numel() else torch.zeros((), dtype=torch.float64)]
+        cap = self.cfg.rollout.tis_cap
+        if cap is not None:
+            d.is_weights = truncated_is_weights(trainer, sampler, mask, cap)
+            w = d.is_weights[sel].double()
+            stats += [w.sum(), (delta > math.log(cap)).double().sum()]
+            top += [w.max() if w.numel() else torch.zeros((), dtype=torch.float64)]
+        stats = dist.all_reduce_sum(torch.stack(stats))
+        top = dist.all_reduce_max(torch.stack(top))
+        n = stats[1].clamp(min=1)
+        out_metrics = {
+            "rollout/logprob_diff_mean": float(stats[0] / n),
             "rollout/logprob_diff_max": float(top[0]),
         }
+        if cap is not None:
+            out_metrics.update(
+                {
+                    "rollout/tis_weight_mean": float(stats[2] / n),
+                    "rollout/tis_weight_max": float(top[1]),
+                    "rollout/tis_capped_frac": float(stats[3] / n),
+                }
+            )
+        return out_metrics
 
     def compute_ref_logprobs(self, d: StepData) -> None:
         """Log-probs under the starting policy: the frozen copy, or under LoRA the policy with its adapters
@@ -765,6 +789,7 @@ class RLTrainer:
             m,
             self.objective_weights,
             ref_logprob=d.ref_logprobs[micro].to(self.device) if self.spec.kl_coef > 0 else None,
+            is_weights=d.is_weights[micro].to(self.device) if d.is_weights is not None else None,
             logprob_text=lp_text,
             agg_mode=a.loss_agg_mode,
             horizon=float(self.cfg.rollout.max_new_tokens),
