@@ -20,7 +20,8 @@ import binascii
 import io
 import json
 import logging
-from collections.abc import Iterator, Sequence
+import re
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,14 +37,47 @@ SPLIT_ALIASES = {"val": ("val", "validation", "valid"), "validation": ("validati
 
 @dataclass(frozen=True)
 class Columns:
-    """Which row keys hold what; each entry is tried in order and the first key present wins."""
+    """Which row keys hold what; each entry is tried in order and the first key present wins.
+
+    The defaults recognise EasyR1's (``problem`` / ``answer`` / ``images``) and TRL's (``prompt`` /
+    ``solution`` / ``image``) column names; :meth:`with_keys` names one key per role instead.
+    """
 
     question: Sequence[str] = ("problem", "question", "prompt", "query")
     images: Sequence[str] = ("images", "image")
-    answer: Sequence[str] = ("answer", "ground_truth")
+    answer: Sequence[str] = ("answer", "ground_truth", "solution")
     choices: Sequence[str] = ("choices", "options")
     answer_type: Sequence[str] = ("answer_type",)
     id: Sequence[str] = ("id", "pid", "question_id")
+
+    ROLES = ("question", "answer", "images", "choices", "answer_type", "id")
+
+    @classmethod
+    def with_keys(
+        cls,
+        *,
+        prompt_key: str | None = None,
+        answer_key: str | None = None,
+        image_key: str | None = None,
+        choices_key: str | None = None,
+    ) -> Columns:
+        """Defaults, except that each key given (``data.prompt_key`` etc.) is the only one tried for its role."""
+        kw = {
+            role: (key,)
+            for role, key in (
+                ("question", prompt_key),
+                ("answer", answer_key),
+                ("images", image_key),
+                ("choices", choices_key),
+            )
+            if key
+        }
+        return cls(**kw)
+
+    def detect(self, column_names: Sequence[str]) -> dict[str, str | None]:
+        """role -> the column that fills it (the first of the role's keys present), or None."""
+        names = set(column_names)
+        return {role: next((k for k in getattr(self, role) if k in names), None) for role in self.ROLES}
 
 
 def load_records(
@@ -60,19 +94,57 @@ def load_records(
     ``on_error="skip"`` drops bad rows, logs how many, and lists them in the result's ``.skipped``.
     ``image_root`` resolves relative image paths (default: the data file's directory).
     """
+    check_on_error(on_error)
+    path = resolve_split_file(path_or_dir, split)
+    root = Path(image_root) if image_root is not None else path.parent
+    skipped: list[str] = []
+    return collect_records(
+        iter_file_rows(path, on_error, skipped),
+        columns=columns,
+        image_root=root,
+        id_prefix=path.stem,
+        on_error=on_error,
+        label=str(path),
+        skipped=skipped,
+    )
+
+
+def check_on_error(on_error: str) -> None:
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
-    path = resolve_split_file(path_or_dir, split)
+
+
+def collect_records(
+    rows: Iterable[tuple[tuple[str, str], Any]],
+    *,
+    columns: Columns | None,
+    image_root: Path,
+    id_prefix: str,
+    on_error: str,
+    label: str,
+    skipped: list[str] | None = None,
+    limit: int | None = None,
+) -> RecordList:
+    """Parse ``(where, row)`` pairs into a :class:`RecordList` (bad rows raise or are counted in ``.skipped``;
+    ``limit`` stops after that many good records)."""
     cols = columns or Columns()
-    root = Path(image_root) if image_root is not None else path.parent
     records: list[Record] = []
-    skipped: list[str] = []
+    skipped = skipped if skipped is not None else []
     seen_ids: set[str] = set()
-    for where, row in _iter_rows(path, on_error, skipped):
+    for where, row in rows:
+        if limit is not None and len(records) >= limit:
+            break
         try:
-            rec = parse_row(
-                row, where=where, cols=cols, image_root=root, default_id=f"{path.stem}-{where[1].split()[-1]}"
-            )
+            if isinstance(row, Record):
+                rec = row
+            else:
+                rec = parse_row(
+                    row,
+                    where=where,
+                    cols=cols,
+                    image_root=image_root,
+                    default_id=f"{id_prefix}-{where[1].split()[-1]}",
+                )
             if rec.id in seen_ids:
                 raise DataError(f"{where[0]}: {where[1]}: duplicate id {rec.id!r}")
             seen_ids.add(rec.id)
@@ -84,8 +156,8 @@ def load_records(
         records.append(rec)
     if skipped:
         log.warning(
-            "%s: skipped %d bad row(s) of %d; first: %s",
-            path,
+            "%s: skipped %d bad row(s) of %d; first: %s (`mssr data inspect` lists them all)",
+            label,
             len(skipped),
             len(skipped) + len(records),
             skipped[0],
@@ -142,7 +214,7 @@ def resolve_split_file(path_or_dir: str | Path, split: str | None) -> Path:
 
 
 # ---- rows ---------------------------------------------------------------------------------------------------
-def _iter_rows(path: Path, on_error: str, skipped: list[str]) -> Iterator[tuple[tuple[str, str], Any]]:
+def iter_file_rows(path: Path, on_error: str, skipped: list[str]) -> Iterator[tuple[tuple[str, str], Any]]:
     """(file, "line N" / "row N") and the raw row, for each row of the file."""
     if path.suffix == ".jsonl":
         with path.open("r", encoding="utf-8") as fh:
@@ -220,6 +292,12 @@ def parse_row(
     if isinstance(answer, bool) or not isinstance(answer, str | int | float):
         raise fail(f"answer must be a string or a number, got {type(answer).__name__}")
     answer = str(answer).strip()
+    answer_raw = None
+    short = final_answer(answer)
+    if short is not None and short != answer:  # a worked solution (TRL's `solution`): keep its final answer
+        answer_raw, answer = answer, short
+    if not answer:
+        raise fail(f"row has an empty final answer in {akey!r}")
 
     ikey, raw_images = _first(row, cols.images)
     if ikey is not None:
@@ -280,6 +358,8 @@ def parse_row(
     extra = {k: v for k, v in row.items() if k not in used}
     if extra_answer_text is not None:
         extra["answer_text"] = extra_answer_text
+    if answer_raw is not None:
+        extra["answer_raw"] = answer_raw
     return Record(
         id=rid,
         question=question,
@@ -314,6 +394,25 @@ def _prompt_text(value: Any, fail) -> str:
     raise fail(f"question must be a string or a list of chat messages, got {type(value).__name__}")
 
 
+_ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.S | re.I)
+
+
+def final_answer(text: str) -> str | None:
+    """The content of the last ``\\boxed{...}`` (braces balanced), else of the last ``<answer>...</answer>``,
+    else None: how a worked solution column (TRL's ``solution``) states its answer."""
+    start = text.rfind("\\boxed{")
+    if start >= 0:
+        i, depth = start + len("\\boxed{"), 1
+        for j in range(i, len(text)):
+            depth += {"{": 1, "}": -1}.get(text[j], 0)
+            if depth == 0:
+                return text[i:j].strip()
+    tags = _ANSWER_TAG.findall(text)
+    if tags:
+        return tags[-1].strip()
+    return None
+
+
 def _infer_type(answer: str) -> str:
     try:
         int(answer)
@@ -331,6 +430,17 @@ def _load_image(value: Any, root: Path, fail, k: int) -> Image.Image:
     label = f"image {k}"
     data: bytes | None = None
     path: Path | None = None
+    if isinstance(value, Image.Image):  # a decoded datasets Image feature, or a PIL image passed in memory
+        try:
+            value.load()
+            return value.convert("RGB")
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise fail(f"{label}: corrupt or unreadable image ({exc})") from exc
+    if type(value).__module__ == "numpy" and getattr(value, "ndim", 0) in (2, 3):
+        try:
+            return Image.fromarray(value).convert("RGB")
+        except (TypeError, ValueError) as exc:
+            raise fail(f"{label}: array is not an image ({exc})") from exc
     if isinstance(value, dict):  # HF datasets Image feature / EasyR1 parquet: {"bytes": ..., "path": ...}
         if value.get("bytes") is not None:
             raw = value["bytes"]
@@ -353,13 +463,19 @@ def _load_image(value: Any, root: Path, fail, k: int) -> Image.Image:
             if not path.is_file():
                 raise fail(f"{label}: missing image file")
         else:
-            raise fail(f"{label}: expected a path, bytes or a data URI, got {type(value).__name__}")
+            raise fail(
+                f"{label}: expected a path, bytes, a {{'bytes', 'path'}} dict, a PIL image or a data URI, "
+                f"got {type(value).__name__}"
+            )
     try:
         with Image.open(io.BytesIO(data) if data is not None else path) as im:
             im.load()
             return im.convert("RGB")
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise fail(f"{label}: corrupt or unreadable image ({exc})") from exc
+        why = (
+            re.sub(r"<_io\.BytesIO object at 0x[0-9a-f]+>", f"<{len(data)} bytes>", str(exc)) if data else exc
+        )
+        raise fail(f"{label}: corrupt or unreadable image ({why})") from exc
 
 
 def _b64(value: str, fail, label: str) -> bytes:
