@@ -1,15 +1,21 @@
-"""`mssr data`: write the built-in task's train/val/test splits and print what they hold."""
+"""`mssr data`: write the built-in task's train/val/test splits and print what they hold;
+`mssr data inspect PATH_OR_ID`: what a dataset holds as mssr reads it (columns, mapping, counts, a sample, image
+sizes, and the rows that would be rejected and why)."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
 from mssr.io import cache_root
 
-HELP = "Generate the built-in visual-reasoning dataset (train/val/test) and print a summary."
+HELP = (
+    "Generate the built-in visual-reasoning dataset (train/val/test) and print a summary; "
+    "`mssr data inspect PATH_OR_ID` shows what a dataset holds"
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,6 +47,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--mc-fraction", type=float, default=DEFAULTS["mc_fraction"], help="fraction of multiple-choice items"
     )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    sub = parser.add_subparsers(dest="data_command", metavar="inspect")
+    sub.required = False
+    ins = sub.add_parser(
+        "inspect",
+        help="columns and their mapping, counts, a sample row, image sizes, and the rows rejected and why",
+        description="Read a dataset as `mssr train` would (data.train=PATH_OR_ID) and print what it holds.",
+    )
+    ins.add_argument(
+        "source",
+        help="a dataset directory or file, a save_to_disk directory, or a Hugging Face id owner/name@split",
+    )
+    ins.add_argument("--split", default=None, help="the split to read (default: @split, else every split)")
+    ins.add_argument("--prompt-key", default=None, help="column of the prompt text (data.prompt_key)")
+    ins.add_argument("--answer-key", default=None, help="column of the answer (data.answer_key)")
+    ins.add_argument("--image-key", default=None, help="column of the image(s) (data.image_key)")
+    ins.add_argument("--choices-key", default=None, help="column of the options (data.choices_key)")
+    ins.add_argument("--limit", type=int, default=None, help="read only the first N rows of each split")
+    ins.add_argument("--show", type=int, default=20, help="rejected rows listed (default 20)")
+    ins.add_argument("--json", action="store_true", help="print the reports as JSON")
 
 
 def _difficulty(text: str):
@@ -53,7 +78,31 @@ def _difficulty(text: str):
     return out
 
 
+def inspect(args: argparse.Namespace) -> int:
+    from mssr.data import Columns, DataError
+    from mssr.data.inspection import format_report, inspect_dataset
+
+    cols = Columns.with_keys(
+        prompt_key=args.prompt_key,
+        answer_key=args.answer_key,
+        image_key=args.image_key,
+        choices_key=args.choices_key,
+    )
+    try:
+        reports = inspect_dataset(args.source, args.split, columns=cols, limit=args.limit)
+    except DataError as exc:
+        print(f"mssr data inspect: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(reports, indent=1, default=str))
+    else:
+        print("\n\n".join(format_report(r, show=args.show) for r in reports))
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "data_command", None) == "inspect":
+        return inspect(args)
     from mssr.data import load_records
     from mssr.data.builtin import SPLITS, ensure_dataset, generate_dataset, summarize
 

@@ -124,9 +124,10 @@ def collect_records(
     label: str,
     skipped: list[str] | None = None,
     limit: int | None = None,
+    quiet: bool = False,
 ) -> RecordList:
     """Parse ``(where, row)`` pairs into a :class:`RecordList` (bad rows raise or are counted in ``.skipped``;
-    ``limit`` stops after that many good records)."""
+    ``limit`` stops after that many good records; ``quiet``: no warning about skipped rows)."""
     cols = columns or Columns()
     records: list[Record] = []
     skipped = skipped if skipped is not None else []
@@ -154,7 +155,7 @@ def collect_records(
             skipped.append(str(exc))
             continue
         records.append(rec)
-    if skipped:
+    if skipped and not quiet:
         log.warning(
             "%s: skipped %d bad row(s) of %d; first: %s (`mssr data inspect` lists them all)",
             label,
