@@ -18,7 +18,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--problems", required=True, type=Path, help="problems file or its directory (e.g. testmini.json)"
     )
-    parser.add_argument("--responses", required=True, type=Path, help="responses file (e.g. output.json)")
+    parser.add_argument(
+        "--responses",
+        required=True,
+        type=Path,
+        nargs="+",
+        help="responses file(s) (e.g. output.json); several are graded one after the other",
+    )
+    parser.add_argument(
+        "--synthetic",
+        action="store_true",
+        help="also grade synthetic files built from the problems, one per hard response style, with verdicts "
+        "derived from the official pipeline's published rules (mssr.evaluation.synthetic)",
+    )
+    parser.add_argument(
+        "--leave-one-out",
+        action="store_true",
+        help="leave-one-system-out: for each file, select the optional official-mode rules on the other files "
+        "and grade it with that selection (official mode, in-process)",
+    )
     parser.add_argument(
         "--mode",
         choices=("official", "strict"),
@@ -59,7 +77,6 @@ def _pct(a: int, b: int) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from mssr.evaluation.benchmarks import BenchmarkDataError, get
-    from mssr.evaluation.regrade import CLASSES, grade
 
     judge = None
     if args.judge_url or args.judge_model:
@@ -69,16 +86,53 @@ def run(args: argparse.Namespace) -> int:
         from mssr.rewards.judge import LLMJudge
 
         judge = LLMJudge(args.judge_url, args.judge_model, api_key=os.environ.get(args.judge_key_env))
+    files: dict[str, list] = {}
     try:
-        items = get(args.benchmark).load_responses(args.problems, args.responses)
+        for path in args.responses:
+            files[str(path)] = get(args.benchmark).load_responses(args.problems, path)
+        if (args.synthetic or args.leave_one_out) and args.benchmark != "mathvista":
+            print("error: --synthetic and --leave-one-out are for mathvista", file=sys.stderr)
+            return 2
+        if args.synthetic:
+            from mssr.evaluation.generalisation import synthetic_files
+
+            files.update(synthetic_files(args.problems))
     except BenchmarkDataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.leave_one_out:
+        if len(files) < 2:
+            print("error: --leave-one-out needs two or more files (or --synthetic)", file=sys.stderr)
+            return 2
+        from mssr.evaluation.generalisation import format_table, leave_one_out
+
+        results = leave_one_out(files)
+        print(f"{args.benchmark}: leave-one-system-out agreement with the official verdicts (official mode)")
+        print(format_table(results))
+        if args.report_json:
+            from dataclasses import asdict
+
+            args.report_json.parent.mkdir(parents=True, exist_ok=True)
+            args.report_json.write_text(json.dumps([asdict(r) for r in results], indent=1))
+        return 0
+    if len(files) > 1 and (args.json_out or args.report_json):
+        print("error: --json and --report-json take a single responses file", file=sys.stderr)
+        return 2
+    for name, items in files.items():
+        _report(args, name, items, judge)
+        if len(files) > 1:
+            print()
+    return 0
+
+
+def _report(args: argparse.Namespace, name: str, items: list, judge: object) -> None:
+    from mssr.evaluation.regrade import CLASSES, grade
+
     rep = grade(
         args.benchmark, items, mode=args.mode, timeout_s=args.timeout, num_workers=args.workers, judge=judge
     )
 
-    print(f"{args.benchmark} ({args.mode} mode): {args.responses}")
+    print(f"{args.benchmark} ({args.mode} mode): {name}")
     print(f"  accuracy   {_pct(rep.n_correct, rep.n)}  ({rep.n_correct}/{rep.n})")
     if rep.n_with_official:
         print(
@@ -95,6 +149,13 @@ def run(args: argparse.Namespace) -> int:
                 f"    {value[:28]:28s} {c['n']:5d} {_pct(c['correct'], c['n']):>8s} "
                 f"{_pct(c['official_correct'], c['with_official']):>8s} {_pct(c['agree'], c['with_official']):>8s}"
             )
+    if rep.n_with_official and args.benchmark == "mathvista":
+        from mssr.evaluation.generalisation import STYLES, per_style
+
+        print("\n  agreement by response style:")
+        print(f"    {'style':18s} {'n':>5s} {'agree':>8s}")
+        for style, c in sorted(per_style(items, rep.verdicts).items(), key=lambda kv: -kv[1]["n"]):
+            print(f"    {style:18s} {c['n']:5d} {_pct(c['agree'], c['n']):>8s}  {STYLES[style]}")
     if rep.classes:
         print("\n  disagreements by class:")
         for cls, n in rep.classes.items():
@@ -114,4 +175,3 @@ def run(args: argparse.Namespace) -> int:
     if args.report_json:
         args.report_json.parent.mkdir(parents=True, exist_ok=True)
         args.report_json.write_text(json.dumps(rep.to_dict(), ensure_ascii=False, indent=1))
-    return 0

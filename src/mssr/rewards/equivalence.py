@@ -36,16 +36,34 @@ class Unverifiable(Exception):
 
 # ----------------------------------------------------------------------------------------------- edit distance
 def levenshtein(a: str, b: str) -> int:
-    """Edit distance (insert/delete/substitute, cost 1), O(len(a)·len(b)) time, O(len(b)) memory."""
+    """Edit distance (insert/delete/substitute, cost 1): Myers' bit-parallel algorithm (Hyyrö's formulation
+    for the global distance), O(len(a) · ⌈len(b)/64⌉) — a 100,000-character extraction against a short option
+    costs milliseconds, not seconds; equal to the textbook dynamic programme (tested against it)."""
     if len(a) < len(b):
         a, b = b, a
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return prev[-1]
+    m = len(b)
+    if m == 0:
+        return len(a)
+    peq: dict[str, int] = {}
+    for i, c in enumerate(b):
+        peq[c] = peq.get(c, 0) | (1 << i)
+    mask, last = (1 << m) - 1, 1 << (m - 1)
+    pv, mv, score = mask, 0, m
+    for c in a:
+        eq = peq.get(c, 0)
+        xv = eq | mv
+        xh = (((eq & pv) + pv) ^ pv) | eq
+        ph = mv | ~(xh | pv)
+        mh = pv & xh
+        if ph & last:
+            score += 1
+        elif mh & last:
+            score -= 1
+        ph = (ph << 1) | 1
+        mh <<= 1
+        pv = (mh | ~(xv | ph)) & mask
+        mv = ph & xv & mask
+    return score
 
 
 def nearest_choice(pred: str, choices: list[str]) -> str:

@@ -127,7 +127,7 @@ def _span_after(text: str, pos: int) -> str:
 
 
 _HYPOTHETICAL = re.compile(
-    r"(?:^|[.!?\n]\s*)(?:if|otherwise|assuming|suppose|when|unless|whether)\b[^.!?\n]*$", re.I
+    r"(?:^|[.!?\n]\s*)(?:if|otherwise|assuming|suppose|when|unless|whether)\b[^.!?\n]*\Z", re.I
 )
 
 
@@ -202,7 +202,8 @@ _PAREN_LETTER = re.compile(r"\(([A-H])\)")
 
 def _choice_named_in(sentence: str, choices: list[str]) -> str | None:
     """The one choice whose text appears as a whole phrase in ``sentence`` (None if zero or several)."""
-    key = " " + re.sub(r"[^\w.%°√/+-]+", " ", sentence.lower()) + " "
+    # a sentence ending "… is 5." keeps its full stop (not split after a digit): strip it before matching
+    key = " " + re.sub(r"[^\w.%°√/+-]+", " ", sentence.lower()).strip(" .") + " "
     hits = []
     for c in choices:
         ck = re.sub(r"[^\w.%°√/+-]+", " ", c.lower()).strip()

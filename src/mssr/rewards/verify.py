@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from mssr.rewards import official_rules as rules
 from mssr.rewards.equivalence import (
     Unverifiable,
     gold_choice_index,
@@ -80,6 +81,7 @@ def verify(
     mode: str = "strict",
     precision: int | None = None,
     require_clean_end: bool = False,
+    question: str | None = None,
 ) -> Verdict:
     """Grade ``response`` against the gold ``answer``.
 
@@ -88,6 +90,8 @@ def verify(
     ``precision``: decimals a float answer is compared at (MathVista's ``precision``).
     ``require_clean_end``: the answer must sit in ``\\boxed{}``/``<answer>`` with nothing but whitespace, closing
     delimiters or end tags after it (guards against a policy padding junk after a correct answer).
+    ``question``: the question text, when known; a restated question is ignored by extraction (no number or
+    option is taken from it).
 
     Pure and thread-safe, no timeout of its own: run it under :func:`mssr.rewards.score_batch` (or
     :class:`mssr.rewards.runner.InlineRunner`/``ProcessRunner``) when inputs are untrusted.
@@ -98,8 +102,8 @@ def verify(
     gold = to_text(answer).strip()
     choices = [to_text(c) for c in choices] if choices else None
     if mode == "official":
-        return _verify_official(text, gold, answer_type, choices, precision)
-    return _verify_strict(text, gold, answer_type, choices, precision, require_clean_end)
+        return _verify_official(text, gold, answer_type, choices, precision, question)
+    return _verify_strict(text, gold, answer_type, choices, precision, require_clean_end, question)
 
 
 # ------------------------------------------------------------------------------------------------ strict
@@ -110,8 +114,16 @@ def _verify_strict(
     choices: list[str] | None,
     precision: int | None,
     require_clean_end: bool,
+    question: str | None = None,
 ) -> Verdict:
-    ex = extract_answer(text, choices=choices, answer_type=answer_type)
+    if choices and rules.enabled("echoed_options") and rules.echoed_options(text, choices) is not None:
+        return Verdict(False, text.strip(), "no_choice_match")  # several options echoed: none chosen
+    body = text
+    if rules.enabled("question_echo"):
+        body = rules.strip_question_echo(text, question, choices)
+    ex = extract_answer(body, choices=choices, answer_type=answer_type)
+    if ex is not None and body is not text:
+        ex = Extraction(ex.text, ex.source, _end_in(text, body, ex))
     if ex is None:
         return Verdict(False, None, "refusal" if is_refusal(text) else "no_answer")
     if require_clean_end and not ends_cleanly(text, ex):
@@ -174,10 +186,32 @@ def _is_prose(s: str) -> bool:
 
 
 # ------------------------------------------------------------------------------------------------ official
+def _end_in(text: str, body: str, ex: Extraction) -> int:
+    """Map an extraction's end offset in ``body`` (``text`` with a restated question removed) back to ``text``."""
+    tail = body[ex.end :]
+    return len(text) - len(tail) if text.endswith(tail) else len(text)
+
+
+def _last_sentence(text: str, max_chars: int = 200) -> str:
+    parts = [p.strip() for p in re.split(r"(?<=[.!?。！？])\s+|\n+", text.strip()) if p.strip()]
+    last = clean_span(parts[-1]) if parts else ""
+    return last if len(last) <= max_chars else ""
+
+
+def _named(extracted: str, choices: list[str]) -> bool:
+    """Does the extraction name an option the way MathVista's normaliser reads one (a choice, a letter, "(X)")?"""
+    return (
+        extracted in choices
+        or bool(re.fullmatch(r"[A-Z]", extracted) and ord(extracted) - 65 < len(choices))
+        or bool(re.search(r"\([A-Za-z]\)", extracted))
+    )
+
+
 def official_extraction(
-    text: str, answer_type: str | None, choices: list[str] | None
+    text: str, answer_type: str | None, choices: list[str] | None, question: str | None = None
 ) -> tuple[str | None, Extraction | None]:
-    """The string MathVista's pipeline would score for ``text`` (its quick rules, then the answer statement)."""
+    """The string MathVista's pipeline would score for ``text``: its quick rules, then the answer statement, with
+    the rules of :mod:`mssr.rewards.official_rules` for the styles a plain extraction gets wrong."""
     stripped = text.strip()
     if stripped == "":
         return "", None
@@ -187,40 +221,83 @@ def official_extraction(
         return str(int(stripped)), None
     if answer_type == "float" and re.fullmatch(r"[-+]?(?:\d+\.?\d*|\.\d+)", stripped) and len(stripped) < 100:
         return str(float(stripped)), None
-    ex = extract_answer(text, choices=choices, answer_type=answer_type)
-    if ex is None:
-        return None, None
+    if choices and rules.enabled("echoed_options"):
+        letter = rules.echoed_options(text, choices)
+        if letter is not None:
+            return letter, None
+    body = text
+    if rules.enabled("question_echo"):
+        body = rules.strip_question_echo(text, question, choices)
+    ex = extract_answer(body, choices=choices, answer_type=answer_type)
+    if ex is not None and body is not text:
+        ex = Extraction(ex.text, ex.source, _end_in(text, body, ex))
     if answer_type in ("integer", "float") and not choices:
+        if ex is None:
+            return None, None
+        if (
+            rules.enabled("refusal_no_number")
+            and ex.source in ("last_number", "conclusion")
+            and is_refusal(_last_sentence(body))
+        ):
+            return None, None
         num = number_of_span(ex.text)
         return (num if num is not None else ex.text), ex
-    return ex.text, ex
+    if not choices:
+        return (None, None) if ex is None else (ex.text, ex)
+    return _official_choice(body, ex, choices, question)
 
 
-def _last_sentence(text: str, max_chars: int = 200) -> str:
-    parts = [p.strip() for p in re.split(r"(?<=[.!?。！？])\s+|\n+", text.strip()) if p.strip()]
-    last = clean_span(parts[-1]) if parts else ""
-    return last if len(last) <= max_chars else ""
+def _official_choice(
+    body: str, ex: Extraction | None, choices: list[str], question: str | None
+) -> tuple[str | None, Extraction | None]:
+    extracted = ex.text if ex is not None else None
+    if extracted is not None and _named(extracted, choices):
+        return extracted, ex
+    yn = rules.yes_no_index(choices)
+    if yn is not None and rules.enabled("yesno_statement") and not is_refusal(_last_sentence(body)):
+        said = rules.yesno_statement(extracted if extracted is not None else body, question)
+        if said is None and extracted is not None:
+            said = rules.yesno_statement(body, question)
+        if said is not None:
+            return choices[yn[0] if said else yn[1]], ex
+    # no option named: the one the answer span (else the final sentence) states by value or paraphrase
+    span = extracted
+    if span is None:
+        last = _last_sentence(body)
+        span = None if not last or is_refusal(last) else last
+    if span is not None:
+        idx = None
+        if rules.enabled("option_value"):
+            idx = rules.option_by_value(span, choices)
+        if idx is None and rules.enabled("option_paraphrase"):
+            idx = rules.option_by_paraphrase(span, choices)
+        if idx is not None:
+            return chr(65 + idx), ex
+    return extracted, ex
 
 
 def _verify_official(
-    text: str, gold: str, answer_type: str | None, choices: list[str] | None, precision: int | None
+    text: str,
+    gold: str,
+    answer_type: str | None,
+    choices: list[str] | None,
+    precision: int | None,
+    question: str | None = None,
 ) -> Verdict:
-    extracted, _ = official_extraction(text, answer_type, choices)
+    extracted, _ = official_extraction(text, answer_type, choices, question)
     question_type = "multi_choice" if choices else "free_form"
     if extracted is None:
         if not choices:
             return Verdict(False, None, "refusal" if is_refusal(text) else "no_answer")
-        # the official extractor (an LLM) copies a no-answer response's conclusion ("Cannot be determined",
-        # "Sorry, I can't help …"); its scorer then maps that text to the nearest option
-        extracted = _last_sentence(text)
+        # the official extractor (an LLM) writes a no-answer string for such a response ("N/A", "Cannot be
+        # determined", the apology itself); its scorer then maps that text to the nearest option
+        extracted = (
+            rules.refusal_wording(text) if rules.enabled("refusal_wording") else None
+        ) or _last_sentence(text)
     pred = mathvista_normalize(extracted, choices, question_type, answer_type, precision)
     correct = pred == gold
-    if choices:
-        named = (
-            extracted in choices or re.fullmatch(r"[A-Z]", extracted) or re.search(r"\([A-Za-z]\)", extracted)
-        )
-        if not named:
-            return Verdict(correct, extracted, "fuzzy_choice")
+    if choices and not _named(extracted, choices):
+        return Verdict(correct, extracted, "fuzzy_choice")
     if correct:
         return Verdict(True, extracted, "match")
     if pred is None:

@@ -1,0 +1,301 @@
+"""Rules that make ``official`` mode write what MathVista's extractor would write for the response styles a
+plain answer extraction gets wrong. Each rule names the official behaviour it reproduces or the class of
+disagreement it fixes (docs/rewards.md, "Response styles"); each can be switched off (:func:`disabled`) so that
+the leave-one-system-out protocol (:mod:`mssr.evaluation.generalisation`) can select rules on some files and
+measure them on another.
+
+The official pipeline (MathVista ``evaluation/``): ``extract_answer.py`` returns ``""`` for an empty response,
+the response itself if it is a choice, ``int``/``float`` of it if it reads as one, else what GPT-4 writes after
+the demo prompt of ``prompts/ext_ans.py`` + the query (hint, question, choices) + the response; then
+``calculate_score.py``'s ``normalize_extracted_answer`` (multiple choice: first ``(X)`` → option X, a bare
+letter → its option, else ``get_most_similar`` = smallest Levenshtein distance) and ``safe_equal``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+
+from mssr.rewards.text import clean_span, numbers_in, parse_number
+
+#: rule name -> what it reproduces / fixes
+RULES: dict[str, str] = {
+    "echoed_options": "a response that only echoes option lines ('(C) Yes\\n(D) No'): the extractor copies them "
+    "and the normaliser's first '(X)' match picks the first echoed option",
+    "option_value": "an answer span that names one option's text or value ('It is 5', '60 degrees' for '60°'): "
+    "the extractor, which sees the choices, writes that option",
+    "option_paraphrase": "an answer span that paraphrases one option ('greater than' for 'larger than', "
+    "'go down' for 'decrease'): that option, by normalised token overlap with a small synonym table",
+    "yesno_statement": "a yes/no question answered by a statement ('Coral is not the roughest.'): negated -> No, "
+    "affirmed restatement of the question -> Yes, as the extractor writes it",
+    "refusal_wording": "a refusal: the no-answer string the extractor writes for its wording ('... cannot be "
+    "determined' -> 'Cannot be determined'; requests for information and 'not possible to determine the "
+    "correct option' -> 'N/A'; a short apology copied whole), mapped to an option by edit distance",
+    "refusal_no_number": "a free-form response that ends in a refusal states no answer: no intermediate number "
+    "is taken from its reasoning (the extractor writes a no-answer string; no prediction)",
+    "question_echo": "a response that restates the query (hint, question, choices): extraction ignores the "
+    "restated text, so no number or option is taken from the question",
+}
+
+_DISABLED: set[str] = set()
+
+
+def enabled(name: str) -> bool:
+    return name not in _DISABLED
+
+
+@contextmanager
+def disabled(names: Iterable[str]) -> Iterator[None]:
+    """Switch rules off inside the block (in this process: grade with ``num_workers=0``)."""
+    names = set(names)
+    unknown = names - set(RULES)
+    if unknown:
+        raise ValueError(f"unknown rules {sorted(unknown)}; known: {sorted(RULES)}")
+    saved = set(_DISABLED)
+    _DISABLED.update(names)
+    try:
+        yield
+    finally:
+        _DISABLED.clear()
+        _DISABLED.update(saved)
+
+
+# ----------------------------------------------------------------------------------------------- echoes
+_OPTION_LINE = re.compile(r"^\s*\(([A-Z])\)\s*\S.*$")
+
+
+def echoed_options(text: str, choices: list[str]) -> str | None:
+    """Rule ``echoed_options``: the response is nothing but two or more option lines ("(C) Yes\\n(D) No"),
+    optionally after "Answer:"; the letter of the first (``re.findall(r'\\(([a-zA-Z])\\)', x)[0]`` in
+    ``normalize_extracted_answer``)."""
+    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    if lines and re.fullmatch(r"\s*(?:answer|choices|options?)\s*:?\s*", lines[0], re.I):
+        lines = lines[1:]
+    if len(lines) < 2 or not all(_OPTION_LINE.match(ln) for ln in lines):
+        return None
+    letter = _OPTION_LINE.match(lines[0]).group(1)  # type: ignore[union-attr]
+    return letter if ord(letter) - 65 < len(choices) else None
+
+
+_PROMPT_LINE = re.compile(r"^\s*(?:hint|question|choices|options)\s*[:：]", re.I)
+
+
+def strip_question_echo(text: str, question: str | None, choices: list[str] | None) -> str:
+    """Rule ``question_echo``: the response with the restated query removed — the question text wherever it
+    is repeated, "Hint:/Question:/Choices:" lines and the complete option list that follows "Choices:"."""
+    out = text
+    q = (question or "").strip()
+    if len(q) >= 12 and q in out:
+        out = out.replace(q, " ")
+    if not _PROMPT_LINE.search(out) and not re.search(
+        r"(?m)^\s*(?:hint|question|choices)\s*[:：]", out, re.I
+    ):
+        return out
+    kept: list[str] = []
+    in_choices = False
+    for ln in out.splitlines():
+        if _PROMPT_LINE.match(ln):
+            in_choices = bool(re.match(r"^\s*(?:choices|options)\s*[:：]\s*$", ln, re.I))
+            if not in_choices:
+                continue
+            continue
+        if in_choices and _OPTION_LINE.match(ln):
+            continue
+        in_choices = False
+        kept.append(ln)
+    return "\n".join(kept)
+
+
+# ----------------------------------------------------------------------------------------------- options
+_SYNONYMS = {
+    # comparatives (MathVista's "larger than / equal to / smaller than" and "Is X greater than Y?")
+    "greater": "larger",
+    "bigger": "larger",
+    "higher": "larger",
+    "more": "larger",
+    "above": "larger",
+    "less": "smaller",
+    "lower": "smaller",
+    "fewer": "smaller",
+    "below": "smaller",
+    "same": "equal",
+    "identical": "equal",
+    "equals": "equal",
+    # population changes (food-web questions)
+    "increases": "increase",
+    "increased": "increase",
+    "rise": "increase",
+    "rises": "increase",
+    "grow": "increase",
+    "grows": "increase",
+    "up": "increase",
+    "double": "increase",
+    "decreases": "decrease",
+    "decreased": "decrease",
+    "decline": "decrease",
+    "declines": "decrease",
+    "drop": "decrease",
+    "drops": "decrease",
+    "fall": "decrease",
+    "falls": "decrease",
+    "down": "decrease",
+    "shrink": "decrease",
+    "remains": "remain",
+    "stay": "remain",
+    "stays": "remain",
+    "unchanged": "equal",
+    "constant": "equal",
+    "change": "change",
+}
+_STOP = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "it",
+        "is",
+        "are",
+        "be",
+        "would",
+        "will",
+        "to",
+        "of",
+        "in",
+        "so",
+        "i",
+        "think",
+        "answer",
+        "option",
+        "choice",
+        "would",
+        "most",
+        "likely",
+        "that",
+        "this",
+        "population",
+        "number",
+        "as",
+        "and",
+        "its",
+        "it's",
+        "go",
+        "goes",
+    ]
+)
+_NEGATION = re.compile(r"\b(?:not|no|never|n't|neither|nor|cannot)\b|n't\b", re.I)
+
+
+def _tokens(s: str) -> list[str]:
+    toks = re.findall(r"[a-z]+|\d+(?:\.\d+)?", s.lower().replace("n't", " not"))
+    return [_SYNONYMS.get(t, t) for t in toks]
+
+
+def _content(s: str) -> set[str]:
+    return {t for t in _tokens(s) if t not in _STOP}
+
+
+def option_by_value(span: str, choices: list[str]) -> int | None:
+    """Rule ``option_value``: the one option whose text the span contains as whole words, or whose number the
+    span states (``60 degrees`` → ``60°``); ``None`` if none or several."""
+    if len(span) > 300:
+        return None
+    key = " " + re.sub(r"[^\w.%°√/+-]+", " ", span.lower()).strip(" .") + " "
+    hits = []
+    for i, c in enumerate(choices):
+        ck = re.sub(r"[^\w.%°√/+-]+", " ", c.lower()).strip(" .")
+        if ck and f" {ck} " in key:
+            hits.append(i)
+    hits = [
+        h for h in hits if not any(h != o and choices[h].lower().strip() in choices[o].lower() for o in hits)
+    ]
+    if len(hits) == 1:
+        return hits[0]
+    if hits:
+        return None
+    nums = numbers_in(span)
+    if len(nums) == 1:
+        val = parse_number(nums[0])
+        same = [
+            i
+            for i, c in enumerate(choices)
+            if (cn := parse_number(c)) is not None and val is not None and abs(cn.value - val.value) < 1e-9
+        ]
+        if len(same) == 1:
+            return same[0]
+    return None
+
+
+def option_by_paraphrase(span: str, choices: list[str]) -> int | None:
+    """Rule ``option_paraphrase``: the option sharing the most content tokens with the span after synonyms
+    ("greater" ≡ "larger", "go down" ≡ "decrease"); it must cover all of that option's content tokens and be
+    the unique best. A negated span ("does not change") is left alone."""
+    words = _content(span)
+    if not words or len(span) > 200:
+        return None
+    negated = bool(_NEGATION.search(span))
+    scores = []
+    for c in choices:
+        ct = _content(c)
+        if not ct or (negated and "change" not in ct and not _NEGATION.search(c)):
+            scores.append(0.0)
+            continue
+        inter = len(ct & words)
+        scores.append(inter / len(ct) if inter == len(ct) else 0.0)
+    best = max(scores)
+    if best <= 0 or scores.count(best) > 1:
+        return None
+    return scores.index(best)
+
+
+# ----------------------------------------------------------------------------------------------- yes / no
+def yes_no_index(choices: list[str]) -> tuple[int, int] | None:
+    keys = [c.strip().lower() for c in choices]
+    if sorted(keys) != ["no", "yes"]:
+        return None
+    return keys.index("yes"), keys.index("no")
+
+
+def yesno_statement(text: str, question: str | None) -> bool | None:
+    """Rule ``yesno_statement``: for a yes/no question answered by a statement, True (yes) when the final
+    statement affirms, False (no) when it is negated ("X is not the smoothest", "there are not fewer …");
+    ``None`` when the response does not read as a statement about the question (no shared content words)."""
+    sentences = [s.strip() for s in re.split(r"(?<=[.!?])\s+|\n+", text.strip()) if s.strip()]
+    if not sentences:
+        return None
+    last = clean_span(sentences[-1])
+    if not last or len(last) > 300 or "?" in sentences[-1]:
+        return None
+    q = _content(question or "")
+    said = _content(last)
+    if q and len(q & said) < max(1, min(2, len(q) // 2)):
+        return None
+    return not bool(_NEGATION.search(last))
+
+
+# ----------------------------------------------------------------------------------------------- refusals
+def refusal_wording(text: str) -> str | None:
+    """Rule ``refusal_wording``: the no-answer string MathVista's extractor writes for a refusal, by wording (as
+    its development-file extractions record): a one- or two-sentence apology is copied whole; "… cannot be
+    determined" → "Cannot be determined"; a request for more information, or "not possible to determine / cannot
+    determine the correct option (letter)" → "N/A"; ``None`` if the wording is none of these."""
+    s = text.strip()
+    sentences = [p for p in re.split(r"(?<=[.!?])\s+|\n+", s) if p.strip()]
+    if not sentences:
+        return None
+    last = sentences[-1]
+    if (
+        len(sentences) <= 2
+        and len(s) <= 160
+        and re.match(r"(?:sorry|i'?m sorry|i can'?t|i cannot|i am unable)", s, re.I)
+    ):
+        return s
+    if re.search(r"\bcorrect (?:option|answer choice|choice)(?: letter)?\b", last, re.I) and re.search(
+        r"not possible|cannot|can't|unable|impossible", last, re.I
+    ):
+        return "N/A"
+    if re.match(r"(?:please|kindly)\s+(?:provide|share|upload|give)", last, re.I):
+        return "N/A"
+    if re.search(r"\bcannot be determined\b|\bcan't be determined\b", last, re.I):
+        return "Cannot be determined"
+    return None
