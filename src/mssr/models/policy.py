@@ -1,4 +1,6 @@
-"""Build a tiny Qwen2.5-VL policy locally, or load any Qwen2-VL / Qwen2.5-VL checkpoint, through one path."""
+"""Build a tiny policy locally (Qwen2.5-VL presets, or another family's: :mod:`mssr.models.families`), or load a
+checkpoint (Qwen2-VL, Qwen2.5-VL, Qwen3-VL first-class; Gemma 3, Idefics3 and other image-text-to-text models
+through the Auto classes), through one path."""
 
 from __future__ import annotations
 
@@ -17,6 +19,8 @@ from transformers import (
     PreTrainedModel,
     Qwen2_5_VLForConditionalGeneration,
     Qwen2VLForConditionalGeneration,
+    Qwen3VLForConditionalGeneration,
+    Qwen3VLMoeForConditionalGeneration,
 )
 
 from mssr.models.presets import get_preset, make_config, preset_dict
@@ -38,6 +42,8 @@ from mssr.models.tokenizer import (
 MODEL_CLASSES: dict[str, type[PreTrainedModel]] = {
     "qwen2_vl": Qwen2VLForConditionalGeneration,
     "qwen2_5_vl": Qwen2_5_VLForConditionalGeneration,
+    "qwen3_vl": Qwen3VLForConditionalGeneration,
+    "qwen3_vl_moe": Qwen3VLMoeForConditionalGeneration,
 }
 POLICY_INFO_FILE = "mssr_policy.json"
 
@@ -72,10 +78,15 @@ class Policy:
         return {t: self.tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
 
     def vision_token_ids(self) -> list[int]:
-        """Token ids a sampled response must never contain (docs/platform.md pitfall 2)."""
-        return [
-            self.tokenizer.convert_tokens_to_ids(t) for t in (VISION_START, VISION_END, IMAGE_PAD, VIDEO_PAD)
-        ]
+        """Token ids a sampled response must never contain (docs/platform.md pitfall 2): the Qwen vision
+        tokens, or for another family what the rollout engine suppresses by default."""
+        vocab = self.tokenizer.get_vocab()
+        qwen = (VISION_START, VISION_END, IMAGE_PAD, VIDEO_PAD)
+        if all(t in vocab for t in qwen):
+            return [self.tokenizer.convert_tokens_to_ids(t) for t in qwen]
+        from mssr.rollout.engine import default_suppress_token_ids
+
+        return list(default_suppress_token_ids(self.model, self.processor))
 
     def save(self, path: str | Path, *, state_dict: dict[str, torch.Tensor] | None = None) -> Path:
         """``save_pretrained`` of model and processor, plus ``mssr_policy.json`` with :attr:`info`.
@@ -109,7 +120,8 @@ def build_tiny_policy(
     max_pixels: int | None = None,
     vocab_size: int | None = None,
 ) -> Policy:
-    """A randomly initialised Qwen2.5-VL policy of a preset size (``tiny`` ~1M, ``small`` ~5M, ``base`` ~20M).
+    """A randomly initialised Qwen2.5-VL policy of a preset size (``tiny`` ~1M, ``small`` ~5M, ``base`` ~20M),
+    or of another family's preset (``qwen3_vl-tiny``, ``gemma3-tiny``, ``idefics3-tiny``).
 
     The tokenizer is a byte-level BPE trained on ``tokenizer_corpus`` (default: the built-in task's corpus,
     :func:`mssr.data.builtin.corpus_texts`) plus a fixed base corpus. Images are resized to a pixel count in
@@ -121,6 +133,16 @@ def build_tiny_policy(
     if image_size % factor:
         raise ValueError(f"image_size={image_size} must be a multiple of patch*merge={factor}")
     corpus = list(tokenizer_corpus) if tokenizer_corpus is not None else default_tokenizer_corpus()
+    if p.family != "qwen2_5_vl":
+        return _build_family_policy(
+            preset,
+            corpus,
+            image_size=image_size,
+            seed=seed,
+            min_pixels=min_pixels,
+            max_pixels=max_pixels,
+            vocab_size=vocab_size,
+        )
     tokenizer = build_tokenizer(corpus, vocab_size=vocab_size or p.vocab_size)
     image_processor = build_image_processor(
         patch_size=p.patch_size,
@@ -149,12 +171,58 @@ def build_tiny_policy(
     return Policy(model=model, processor=processor, info=info)
 
 
-def _generation_config(ids: dict[str, int]) -> GenerationConfig:
-    """Stop at ``<|im_end|>`` (or ``<|endoftext|>``); sample from the unmodified distribution by default
-    (docs/platform.md pitfall 1: an implicit top_k=50 otherwise)."""
+def _build_family_policy(
+    preset: str,
+    corpus: list[str],
+    *,
+    image_size: int,
+    seed: int,
+    min_pixels: int | None,
+    max_pixels: int | None,
+    vocab_size: int | None,
+) -> Policy:
+    """:func:`build_tiny_policy` for a preset of another family (:mod:`mssr.models.families`)."""
+    from mssr.models import families
+
+    p = get_preset(preset)
+    fam = families.get_family(p.family)
+    tokenizer = build_tokenizer(corpus, vocab_size=vocab_size or p.vocab_size, **fam.tokenizer_kwargs())
+    processor = families.build_processor(
+        p.family,
+        tokenizer,
+        p,
+        min_pixels=min_pixels if min_pixels is not None else image_size * image_size,
+        max_pixels=max_pixels if max_pixels is not None else image_size * image_size,
+        image_size=image_size,
+    )
+    ids = {t: int(tokenizer.convert_tokens_to_ids(t)) for t in fam.special_tokens}
+    config = make_config(p, token_ids=ids, vocab_size=len(tokenizer), image_size=image_size)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
+        model = families.model_class(p.family)(config)
+    model.eval()
+    eos, pad = families.stop_token_ids(p.family, tokenizer)
+    model.generation_config = _generation_config({}, eos=eos, pad=pad)
+    info = {
+        "preset": preset,
+        "family": p.family,
+        "preset_sizes": preset_dict(p),
+        "image_size": image_size,
+        "seed": seed,
+        "vocab_size": len(tokenizer),
+    }
+    return Policy(model=model, processor=processor, info=info)
+
+
+def _generation_config(
+    ids: dict[str, int], *, eos: list[int] | None = None, pad: int | None = None
+) -> GenerationConfig:
+    """Stop at ``<|im_end|>`` (or ``<|endoftext|>``; another family: `eos`); sample from the unmodified
+    distribution by default (docs/platform.md pitfall 1: an implicit top_k=50 otherwise)."""
     return GenerationConfig(
-        eos_token_id=[ids["<|im_end|>"], ids["<|endoftext|>"]],
-        pad_token_id=ids["<|endoftext|>"],
+        eos_token_id=eos if eos is not None else [ids["<|im_end|>"], ids["<|endoftext|>"]],
+        pad_token_id=pad if pad is not None else ids["<|endoftext|>"],
         bos_token_id=None,
         do_sample=True,
         temperature=1.0,
@@ -176,8 +244,9 @@ def load_policy(
     hub id; honours ``HF_HUB_OFFLINE``). ``dtype=None`` keeps the checkpoint's dtype. ``min_pixels`` /
     ``max_pixels`` override the image processor's resize range (EasyR1's knobs).
 
-    The model class comes from ``config.model_type``; Qwen families get the image-only processor (no
-    torchvision needed). Other image-text-to-text models fall back to the Auto classes.
+    The model class comes from ``config.model_type``; Qwen families (Qwen2-VL, Qwen2.5-VL, Qwen3-VL and its
+    MoE) get the image-only processor (no torchvision needed). Other image-text-to-text models (Gemma 3,
+    Idefics3 / SmolVLM tested) load through the Auto classes.
     """
     src = str(path_or_hub_id)
     local = Path(src)

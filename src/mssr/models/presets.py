@@ -8,7 +8,7 @@ hidden size. With patch 8 and merge 2 a 64×64 image gives (64/8)²/2² = 16 ima
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from transformers import Qwen2_5_VLConfig
 
@@ -30,6 +30,7 @@ class TinyPreset:
     patch_size: int = 8
     merge_size: int = 2
     tie_word_embeddings: bool = True
+    family: str = "qwen2_5_vl"  # transformers model_type; other families: mssr.models.families
 
     @property
     def head_dim(self) -> int:
@@ -79,6 +80,9 @@ PRESETS: dict[str, TinyPreset] = {
         vision_intermediate=640,
     ),
 }
+# The tiny size in other families (mssr.models.families): same widths, the family's own architecture.
+for _family in ("qwen3_vl", "gemma3", "idefics3"):
+    PRESETS[f"{_family}-tiny"] = replace(PRESETS["tiny"], family=_family)
 
 
 def get_preset(name: str) -> TinyPreset:
@@ -88,9 +92,18 @@ def get_preset(name: str) -> TinyPreset:
         raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}") from None
 
 
-def make_config(preset: TinyPreset, *, token_ids: dict[str, int], vocab_size: int) -> Qwen2_5_VLConfig:
-    """A ``Qwen2_5_VLConfig`` for ``preset``. ``token_ids`` maps the Qwen special tokens to this tokenizer's ids."""
+def make_config(
+    preset: TinyPreset, *, token_ids: dict[str, int], vocab_size: int, image_size: int = 64
+) -> Qwen2_5_VLConfig:
+    """A ``Qwen2_5_VLConfig`` for ``preset``. ``token_ids`` maps the Qwen special tokens to this tokenizer's ids.
+    A preset of another family gets that family's config (:func:`mssr.models.families.make_family_config`)."""
     p = preset
+    if p.family != "qwen2_5_vl":
+        from mssr.models.families import make_family_config
+
+        return make_family_config(
+            p, p.family, token_ids=token_ids, vocab_size=vocab_size, image_size=image_size
+        )
     if p.text_hidden % p.text_heads or p.head_dim % 4:
         raise ValueError(
             f"text_hidden={p.text_hidden} / heads={p.text_heads} must give a head_dim divisible by 4"
@@ -142,4 +155,7 @@ def make_config(preset: TinyPreset, *, token_ids: dict[str, int], vocab_size: in
 
 
 def preset_dict(preset: TinyPreset) -> dict:
-    return asdict(preset)
+    d = asdict(preset)
+    if d["family"] == "qwen2_5_vl":  # the Qwen2.5-VL presets' info stays as it was
+        del d["family"]
+    return d

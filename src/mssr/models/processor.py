@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from transformers import Qwen2_5_VLProcessor, Qwen2VLProcessor
+from transformers import Qwen2_5_VLProcessor, Qwen2VLProcessor, Qwen3VLProcessor
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
 from mssr.io import write_json_atomic
@@ -58,9 +58,17 @@ class Qwen2_5_VLImageOnlyProcessor(_ImageOnlyMixin, Qwen2_5_VLProcessor):
     family_processor_class = "Qwen2_5_VLProcessor"
 
 
+class Qwen3VLImageOnlyProcessor(_ImageOnlyMixin, Qwen3VLProcessor):
+    """``Qwen3VLProcessor`` for images and text only (no torchvision needed); Qwen3-VL MoE uses it too."""
+
+    family_processor_class = "Qwen3VLProcessor"
+
+
 PROCESSOR_CLASSES: dict[str, type] = {
     "qwen2_vl": Qwen2VLImageOnlyProcessor,
     "qwen2_5_vl": Qwen2_5_VLImageOnlyProcessor,
+    "qwen3_vl": Qwen3VLImageOnlyProcessor,
+    "qwen3_vl_moe": Qwen3VLImageOnlyProcessor,
 }
 
 

@@ -18,7 +18,8 @@ Design choices (see docs/models.md):
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
@@ -96,14 +97,19 @@ def build_tokenizer(
     vocab_size: int = 1024,
     number_range: int = 200,
     min_frequency: int = 2,
+    special_tokens: Sequence[str] = SPECIAL_TOKENS,
+    **wrap_kwargs: Any,
 ) -> PreTrainedTokenizerFast:
     """Train a byte-level BPE on ``corpus`` (plus the base corpus) and wrap it as a transformers tokenizer.
 
     ``vocab_size`` counts the learned tokens and the special ones; it must leave room for the 256-byte
     alphabet and the special tokens. The returned tokenizer has the Qwen2-VL chat template, ``<|endoftext|>``
     as pad token and ``<|im_end|>`` as eos (what generation stops at), like the Instruct checkpoints.
+
+    Other families (:mod:`mssr.models.families`) pass their own ``special_tokens`` (ids 0.. in that order) and
+    :func:`wrap_tokenizer` keywords (eos, pad, bos, chat template, named special tokens).
     """
-    min_size = 256 + len(SPECIAL_TOKENS) + 1
+    min_size = 256 + len(special_tokens) + 1
     if vocab_size < min_size:
         raise ValueError(
             f"vocab_size={vocab_size} is too small: the byte alphabet and special tokens need {min_size}"
@@ -124,30 +130,48 @@ def build_tokenizer(
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size - len(THINK_TOKENS),
         min_frequency=min_frequency,
-        special_tokens=list(SPECIAL_TOKENS),
+        special_tokens=list(special_tokens),
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
     backend.train_from_iterator(texts, trainer=trainer)
     backend.add_tokens([AddedToken(t, normalized=False, special=False) for t in THINK_TOKENS])
-    return wrap_tokenizer(backend)
+    return wrap_tokenizer(backend, special_tokens=special_tokens, **wrap_kwargs)
 
 
-def wrap_tokenizer(backend: Tokenizer) -> PreTrainedTokenizerFast:
-    """Wrap a ``tokenizers.Tokenizer`` carrying the Qwen special tokens as a transformers tokenizer."""
-    missing = [t for t in SPECIAL_TOKENS if backend.token_to_id(t) is None]
+def wrap_tokenizer(
+    backend: Tokenizer,
+    *,
+    special_tokens: Sequence[str] = SPECIAL_TOKENS,
+    eos_token: str = IM_END,
+    pad_token: str = ENDOFTEXT,
+    bos_token: str | None = None,
+    chat_template: str = CHAT_TEMPLATE,
+    extra_special_tokens: dict[str, str] | None = None,
+) -> PreTrainedTokenizerFast:
+    """Wrap a ``tokenizers.Tokenizer`` carrying `special_tokens` (default: the Qwen ones) as a transformers
+    tokenizer. ``extra_special_tokens`` names family tokens the processor reads as attributes (Gemma 3's
+    ``boi_token``, ``image_token``, …)."""
+    missing = [t for t in special_tokens if backend.token_to_id(t) is None]
     if missing:
-        raise ValueError(f"tokenizer lacks the Qwen2-VL special tokens {missing}")
+        raise ValueError(f"tokenizer lacks the special tokens {missing}")
+    named = {t for t in (eos_token, pad_token, bos_token) if t} | set((extra_special_tokens or {}).values())
+    kwargs: dict[str, Any] = {}
+    if extra_special_tokens:
+        kwargs["extra_special_tokens"] = dict(extra_special_tokens)
     tok = PreTrainedTokenizerFast(
         tokenizer_object=backend,
-        eos_token=IM_END,
-        pad_token=ENDOFTEXT,
+        eos_token=eos_token,
+        pad_token=pad_token,
         unk_token=None,
-        bos_token=None,
-        additional_special_tokens=list(SPECIAL_TOKENS[1:]),
+        bos_token=bos_token,
+        additional_special_tokens=[t for t in special_tokens if t not in named]
+        if special_tokens is not SPECIAL_TOKENS
+        else list(SPECIAL_TOKENS[1:]),
         model_max_length=32768,
         padding_side="left",
         clean_up_tokenization_spaces=False,
+        **kwargs,
     )
-    tok.chat_template = CHAT_TEMPLATE
+    tok.chat_template = chat_template
     return tok

@@ -47,15 +47,29 @@ class PromptStore:
         image_grid_thw: ``[total_images, 3]`` (t, h, w) patch grid per image, same order; ``None`` likewise.
         n_images: ``LongTensor[S]``, images per slot.
         text_only_ids: per slot, the prompt token ids re-templated without images (unpadded).
+        pixel_layout: how `pixel_values` reach the model. ``"patches"`` (the Qwen-VL families): rows are
+            patches, ``image_grid_thw`` says how many per image. ``"images"`` (Gemma 3): one row ``[C, H, W]``
+            per image. ``"nested"`` (Idefics3 / SmolVLM): one row per image or image tile, fed as
+            ``[1, rows, C, H, W]``. The last two need `slot_units`.
+        slot_units: ``LongTensor[S]``, rows of `pixel_values` per slot (``"images"`` / ``"nested"``).
     """
 
     pixel_values: torch.Tensor | None
     image_grid_thw: torch.Tensor | None
     n_images: torch.Tensor
     text_only_ids: list[torch.Tensor]
+    pixel_layout: str = "patches"
+    slot_units: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.n_images.numel())
+
+    def _unit_ranges(self, slots: Sequence[int]) -> list[tuple[int, int]]:
+        """Row ranges ``[start, end)`` of `pixel_values` of `slots` (non-patch layouts), in slot order."""
+        if self.slot_units is None:
+            return []
+        start = torch.cat([self.slot_units.new_zeros(1), self.slot_units.cumsum(0)]).tolist()
+        return [(start[s], start[s + 1]) for s in slots if start[s + 1] > start[s]]
 
     def _image_ranges(self, slots: Sequence[int]) -> tuple[list[int], list[tuple[int, int]]]:
         """Image indices and patch ranges ``[start, end)`` of `slots`, in slot order."""
@@ -73,7 +87,14 @@ class PromptStore:
         return images, ranges
 
     def gather(self, slots: Sequence[int]) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """``(pixel_values, image_grid_thw)`` for the images of `slots` in that order (repeats allowed)."""
+        """``(pixel_values, image_grid_thw)`` for the images of `slots` in that order (repeats allowed);
+        the grid is ``None`` outside the ``"patches"`` layout."""
+        if self.pixel_layout != "patches":
+            units = self._unit_ranges(slots)
+            if self.pixel_values is None or not units:
+                return None, None
+            rows = torch.cat([torch.arange(a, b, device=self.pixel_values.device) for a, b in units])
+            return self.pixel_values.index_select(0, rows), None
         images, ranges = self._image_ranges(slots)
         if not images:
             return None, None
@@ -93,6 +114,10 @@ class PromptStore:
             image_grid_thw=grid,
             n_images=self.n_images.index_select(0, idx),
             text_only_ids=[self.text_only_ids[s] for s in slots],
+            pixel_layout=self.pixel_layout,
+            slot_units=None
+            if self.slot_units is None
+            else self.slot_units.index_select(0, idx.to(self.slot_units.device)),
         )
 
     def to(self, device: torch.device | str) -> PromptStore:
@@ -101,7 +126,20 @@ class PromptStore:
             image_grid_thw=None if self.image_grid_thw is None else self.image_grid_thw.to(device),
             n_images=self.n_images.to(device),
             text_only_ids=self.text_only_ids,
+            pixel_layout=self.pixel_layout,
+            slot_units=None if self.slot_units is None else self.slot_units.to(device),
         )
+
+    def model_inputs(self, slots: Sequence[int]) -> dict[str, torch.Tensor]:
+        """The model's image keyword arguments for the images of `slots` in that order; empty without any."""
+        pixel_values, grid = self.gather(slots)
+        if pixel_values is None:
+            return {}
+        if self.pixel_layout == "patches":
+            return {"pixel_values": pixel_values, "image_grid_thw": grid}
+        if self.pixel_layout == "nested":
+            return {"pixel_values": pixel_values[None]}
+        return {"pixel_values": pixel_values}
 
 
 # Row-aligned fields: tensors/lists whose first dimension is N (one entry per response).
@@ -144,6 +182,7 @@ class RolloutBatch:
         prompt_slot: ``LongTensor[N]``: row -> slot of `prompts`.
         mm_token_type_ids: ``LongTensor[N, P+T]`` (0 text, 1 image, 2 video; zeros over the response)
             when the processor produces it — Qwen2-VL's forward needs it with images (docs/platform.md pitfall 3).
+            Passed to the model under `token_types_key`.
         temperature: the sampling temperature (1.0 for greedy); `compute_logprobs`' default.
         suppress_token_ids: token ids whose logits were set to -inf while sampling (docs/platform.md pitfall 2);
             `compute_logprobs` masks them too by default, so log-probs describe the sampled distribution.
@@ -175,6 +214,9 @@ class RolloutBatch:
     sampled_entropy: torch.Tensor | None = None
     full_entropy: torch.Tensor | None = None
     rollout_logprobs: torch.Tensor | None = None
+    # the forward's name for mm_token_type_ids: "mm_token_type_ids" (Qwen-VL) or "token_type_ids" (Gemma 3,
+    # whose image tokens attend to each other bidirectionally)
+    token_types_key: str = "mm_token_type_ids"
 
     def __post_init__(self) -> None:
         n = self.input_ids.shape[0]
@@ -251,14 +293,14 @@ class RolloutBatch:
     def vision_inputs(self) -> dict[str, torch.Tensor]:
         """Keyword arguments carrying the rows' images for the model's forward, in row order.
 
-        Empty when no row has an image. Qwen2-VL's forward also needs `mm_token_type_ids` with images.
+        Empty when no row has an image. Qwen2-VL's forward also needs `mm_token_type_ids` with images (under
+        `token_types_key`).
         """
-        pixel_values, grid = self.prompts.gather(self.prompt_slot.tolist())
-        if pixel_values is None:
+        out = self.prompts.model_inputs(self.prompt_slot.tolist())
+        if not out:
             return {}
-        out = {"pixel_values": pixel_values, "image_grid_thw": grid}
         if self.mm_token_type_ids is not None:
-            out["mm_token_type_ids"] = self.mm_token_type_ids
+            out[self.token_types_key] = self.mm_token_type_ids
         return out
 
     def text_only(self) -> RolloutBatch:
@@ -283,6 +325,8 @@ class RolloutBatch:
             image_grid_thw=None,
             n_images=torch.zeros_like(self.prompts.n_images),
             text_only_ids=self.prompts.text_only_ids,
+            pixel_layout=self.prompts.pixel_layout,
+            slot_units=None if self.prompts.slot_units is None else torch.zeros_like(self.prompts.slot_units),
         )
         return dataclasses.replace(
             self,

@@ -37,6 +37,8 @@ def concat_batches(batches: Sequence[RolloutBatch]) -> RolloutBatch:
             tuple(first.suppress_token_ids),
         ):
             raise ValueError("batches differ in pad token, temperature or suppressed tokens")
+        if (b.prompts.pixel_layout, b.token_types_key) != (first.prompts.pixel_layout, first.token_types_key):
+            raise ValueError("batches differ in pixel layout or token-type key (different model families)")
     p_max = max(b.prompt_length for b in batches)
     t_max = max(b.response_length for b in batches)
     pad = first.pad_token_id
@@ -46,7 +48,7 @@ def concat_batches(batches: Sequence[RolloutBatch]) -> RolloutBatch:
     floats: dict[str, list[torch.Tensor]] = {k: [] for k in _RESPONSE_FLOATS}
     prompt_index, prompt_slot, truncated = [], [], []
     keys, texts = [], []
-    pixel_values, grids, n_images, text_only = [], [], [], []
+    pixel_values, grids, n_images, text_only, units = [], [], [], [], []
     offset = slot_offset = 0
     for b in batches:
         p = b.prompt_length
@@ -80,7 +82,10 @@ def concat_batches(batches: Sequence[RolloutBatch]) -> RolloutBatch:
         texts.extend(b.response_text)
         if b.prompts.pixel_values is not None:
             pixel_values.append(b.prompts.pixel_values)
-            grids.append(b.prompts.image_grid_thw)
+            if b.prompts.image_grid_thw is not None:
+                grids.append(b.prompts.image_grid_thw)
+        if b.prompts.slot_units is not None:
+            units.append(b.prompts.slot_units)
         n_images.append(b.prompts.n_images)
         text_only.extend(b.prompts.text_only_ids)
         offset += len(b.prompts)
@@ -92,6 +97,8 @@ def concat_batches(batches: Sequence[RolloutBatch]) -> RolloutBatch:
         image_grid_thw=torch.cat(grids) if grids else None,
         n_images=torch.cat(n_images),
         text_only_ids=text_only,
+        pixel_layout=first.prompts.pixel_layout,
+        slot_units=torch.cat(units) if units else None,
     )
     return dataclasses.replace(
         first,

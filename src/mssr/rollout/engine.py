@@ -8,6 +8,7 @@ same protocol later.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import re
 from collections.abc import Iterator, Sequence
 from typing import Any, Protocol, runtime_checkable
@@ -23,6 +24,22 @@ _VISION_SPAN = re.compile(r"<\|vision_start\|>.*?<\|vision_end\|>", re.DOTALL)
 # Special tokens that may only appear where the processor puts them (Qwen2-VL / Qwen2.5-VL vocabularies).
 _VISION_TOKENS = ("<|vision_start|>", "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>")
 _END_TOKENS = ("<|im_end|>", "<|endoftext|>")
+# Other families' vision tokens (Gemma 3, Idefics3 / SmolVLM), suppressed when the tokenizer has them as
+# added (special) tokens — a plain BPE piece spelled the same is left alone.
+_OTHER_VISION_TOKENS = (
+    "<start_of_image>",
+    "<end_of_image>",
+    "<image_soft_token>",
+    "<fake_token_around_image>",
+    "<image>",
+    "<global-img>",
+    *(f"<row_{i + 1}_col_{j + 1}>" for i in range(6) for j in range(6)),
+)
+# Other families' end-of-turn tokens (Gemma 3, Idefics3 / SmolVLM), when they are added tokens
+_OTHER_END_TOKENS = ("<end_of_turn>", "<end_of_utterance>")
+# A prompt whose generation prompt opens a think block (Qwen3 "Thinking" templates): the response starts
+# inside it, so its text is scored with this opening put back in front.
+_OPEN_THINK = re.compile(r"<think>\s*\Z")
 
 
 @runtime_checkable
@@ -92,7 +109,9 @@ def default_suppress_token_ids(model: nn.Module, processor: Any) -> tuple[int, .
     tokenizer = getattr(processor, "tokenizer", processor)
     config = getattr(model, "config", None)
     ids: set[int] = set()
-    for attr in ("image_token_id", "video_token_id", "vision_start_token_id", "vision_end_token_id"):
+    attrs = ("image_token_id", "video_token_id", "vision_start_token_id", "vision_end_token_id")
+    attrs += ("boi_token_index", "eoi_token_index", "image_token_index")  # Gemma 3
+    for attr in attrs:
         value = getattr(config, attr, None)
         if isinstance(value, int) and value >= 0:
             ids.add(value)
@@ -101,6 +120,10 @@ def default_suppress_token_ids(model: nn.Module, processor: Any) -> tuple[int, .
     for token in _VISION_TOKENS:
         if token in vocab and vocab[token] != unk:
             ids.add(int(vocab[token]))
+    added = tokenizer.get_added_vocab() if hasattr(tokenizer, "get_added_vocab") else {}
+    for token in _OTHER_VISION_TOKENS:
+        if token in added and added[token] != unk:
+            ids.add(int(added[token]))
     return tuple(sorted(ids))
 
 
@@ -110,6 +133,8 @@ def _eos_token_ids(model: nn.Module, tokenizer: Any) -> list[int]:
     candidates = [*(gen_eos if isinstance(gen_eos, list) else [gen_eos]), tokenizer.eos_token_id]
     vocab = tokenizer.get_vocab()
     candidates += [vocab.get(t) for t in _END_TOKENS[:1]]
+    added = tokenizer.get_added_vocab() if hasattr(tokenizer, "get_added_vocab") else {}
+    candidates += [added.get(t) for t in _OTHER_END_TOKENS]
     for c in candidates:
         if isinstance(c, int) and c >= 0 and c not in ids:
             ids.append(c)
@@ -208,6 +233,17 @@ class HFRolloutEngine:
         pad = self.tokenizer.pad_token_id
         self.pad_token_id = int(pad if pad is not None else self.eos_token_ids[0])
         self.image_token = getattr(processor, "image_token", "<|image_pad|>")
+        # Qwen-VL processors return patches and a grid per image; the others whole images per prompt
+        image_processor = getattr(processor, "image_processor", None)
+        self.patch_layout = "image_grid_thw" in getattr(
+            image_processor, "model_input_names", ["image_grid_thw"]
+        )
+        self.token_types_key = "mm_token_type_ids"
+        inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+        with contextlib.suppress(TypeError, ValueError):
+            params = inspect.signature(inner.forward).parameters
+            if "mm_token_type_ids" not in params and "token_type_ids" in params:
+                self.token_types_key = "token_type_ids"  # Gemma 3: image tokens attend bidirectionally
 
     # ----------------------------------------------------------------------------------------------- encode
     def _check(self, prompts: Sequence[PromptInput]) -> None:
@@ -237,6 +273,9 @@ class HFRolloutEngine:
         pixel_chunks: list[torch.Tensor] = []
         grid_chunks: list[torch.Tensor] = []
         text_only: list[torch.Tensor] = []
+        units: list[int] = []  # non-patch layouts: pixel rows per prompt
+        layout = "patches" if self.patch_layout else "images"
+        types_key = self.token_types_key
         if self.tokenizer.pad_token_id is None:
             chunk = 1  # the processor cannot pad: one prompt per call
         for start in range(0, len(prompts), chunk):
@@ -244,17 +283,22 @@ class HFRolloutEngine:
             images = [img for p in part for img in p.images]
             kwargs: dict[str, Any] = {"text": [p.text for p in part], "padding": True, "return_tensors": "pt"}
             if images:
-                kwargs["images"] = images
+                # other families take the images nested per prompt
+                kwargs["images"] = images if self.patch_layout else [list(p.images) for p in part]
             enc = self.processor(**kwargs)
             keep = enc["attention_mask"].bool()
             ids.extend(row[m] for row, m in zip(enc["input_ids"], keep))
-            if mm_types is not None and "mm_token_type_ids" in enc:
-                mm_types.extend(row[m] for row, m in zip(enc["mm_token_type_ids"], keep))
+            if mm_types is not None and types_key in enc:
+                mm_types.extend(row[m] for row, m in zip(enc[types_key], keep))
             else:
                 mm_types = None
-            if images:
+            if images and self.patch_layout:
                 pixel_chunks.append(enc["pixel_values"])
                 grid_chunks.append(enc["image_grid_thw"])
+            elif images:
+                layout = self._add_units(enc["pixel_values"], part, pixel_chunks, units)
+            elif not self.patch_layout:
+                units.extend(0 for _ in part)
             plain = [
                 p.text_without_images if p.text_without_images is not None else _VISION_SPAN.sub("", p.text)
                 for p in part
@@ -267,8 +311,34 @@ class HFRolloutEngine:
             image_grid_thw=torch.cat(grid_chunks) if grid_chunks else None,
             n_images=torch.tensor([len(p.images) for p in prompts], dtype=torch.long),
             text_only_ids=text_only,
+            pixel_layout=layout,
+            slot_units=None if self.patch_layout else torch.tensor(units, dtype=torch.long),
         )
         return ids, mm_types, store
+
+    @staticmethod
+    def _add_units(
+        pixel_values: torch.Tensor, part: Sequence[PromptInput], chunks: list[torch.Tensor], units: list[int]
+    ) -> str:
+        """Append one chunk's images (non-Qwen layouts) to `chunks` and their row count per prompt to `units`;
+        return the layout. ``[B, N, C, H, W]`` (Idefics3 / SmolVLM: N images or tiles per prompt, all-zero
+        padding rows dropped as the model drops them) is ``"nested"``; ``[images, C, H, W]`` (Gemma 3) is
+        ``"images"``."""
+        if pixel_values.dim() == 5:
+            for row in pixel_values:
+                real = row[(row != 0).flatten(1).any(-1)]
+                chunks.append(real)
+                units.append(int(real.shape[0]))
+            return "nested"
+        n = [len(p.images) for p in part]
+        if pixel_values.shape[0] != sum(n):
+            raise NotImplementedError(
+                f"the processor returned {pixel_values.shape[0]} image rows for {sum(n)} images (crops such as "
+                "Gemma 3's pan-and-scan are not supported)"
+            )
+        chunks.append(pixel_values)
+        units.extend(n)
+        return "images"
 
     # --------------------------------------------------------------------------------------------- generate
     def _generation_config(
@@ -453,12 +523,10 @@ class HFRolloutEngine:
             if types is not None and mm_types is not None:
                 types[r, p - k :] = mm_types[s]
         inputs = {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
-        pixel_values, grid = store.gather(rows)
-        if pixel_values is not None and grid is not None:
-            inputs["pixel_values"] = pixel_values.to(device)
-            inputs["image_grid_thw"] = grid.to(device)
+        for key, value in store.model_inputs(rows).items():
+            inputs[key] = value.to(device)
         if types is not None:
-            inputs["mm_token_type_ids"] = types.to(device)
+            inputs[self.token_types_key] = types.to(device)
         return inputs
 
     def _assemble(
@@ -498,6 +566,8 @@ class HFRolloutEngine:
             self.tokenizer.decode(response_ids[r, : int(length[r])].tolist(), skip_special_tokens=True)
             for r in range(rows)
         ]
+        opened = [m.group(0) if (m := _OPEN_THINK.search(prompts[s].text)) else "" for s in slots]
+        texts = [o + t for o, t in zip(opened, texts)]
 
         p = max(x.numel() for x in prompt_ids)
         prompt = torch.full((rows, p), self.pad_token_id, dtype=torch.long)
@@ -525,4 +595,5 @@ class HFRolloutEngine:
             suppress_token_ids=self.suppress_token_ids,
             pad_token_id=self.pad_token_id,
             rollout_logprobs=rollout_lp,
+            token_types_key=self.token_types_key,
         )

@@ -124,8 +124,12 @@ def response_logits(
     vision = batch.vision_inputs()
     if vision:
         kwargs.update(vision)
-        if "mm_token_type_ids" in vision:
-            kwargs["mm_token_type_ids"] = vision["mm_token_type_ids"][:, first:end]
+        key = batch.token_types_key
+        if key in vision:
+            kwargs[key] = vision[key][:, first:end]
+        if "image_grid_thw" not in vision:
+            # families with 1-D positions (Gemma 3, Idefics3): positions skip left padding, as in generation
+            kwargs["position_ids"] = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
     else:
         # Text only: positions must skip left padding (the model's default arange would not).
         position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
@@ -148,8 +152,8 @@ def shared_prompt_response_logits(model: nn.Module, batch: RolloutBatch) -> torc
     head_rows, row_to_head = group_rows(batch.prompt_slot)
     heads = batch.select(head_rows)
     vision = heads.vision_inputs()
-    if "mm_token_type_ids" in vision:
-        vision["mm_token_type_ids"] = vision["mm_token_type_ids"][:, first:p]
+    if batch.token_types_key in vision:
+        vision[batch.token_types_key] = vision[batch.token_types_key][:, first:p]
     state = prefill(
         model,
         heads.input_ids[:, first:p],
