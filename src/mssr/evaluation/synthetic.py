@@ -174,19 +174,33 @@ def _yes_no(t: _Target) -> bool | None:
     return t.text.strip().lower() == "yes"
 
 
-_YN_Q = re.compile(
-    r"^(Is|Are|Was|Were)\s+(.+?)\s+((?:the|a|an|greater|less|larger|smaller|more|fewer|equal|higher|lower|above|below|bigger)\b.*?)\??$",
-    re.I,
-)
+_COMPARATIVE = r"(?:greater|less|larger|smaller|more|fewer|higher|lower|bigger|equal)\b"
 
 
 def _statement(p: Row, yes: bool) -> str | None:
-    m = _YN_Q.match(p["question"].strip())
-    if not m or len(p["question"]) > 160:
+    """The question "Is X the smoothest?" as a statement ("X is (not) the smoothest"), for the forms MathVista's
+    yes/no questions take; ``None`` for other forms."""
+    q = p["question"].strip().rstrip("?").strip()
+    if len(q) > 160:
         return None
-    verb, subj, pred = m.group(1).lower(), m.group(2), m.group(3)
-    subj = subj[0].upper() + subj[1:]
-    return f"{subj} {verb} {'' if yes else 'not '}{pred}"
+    neg = "" if yes else "not "
+    m = re.match(r"^(Are|Is) there\s+(.+)$", q, re.I)
+    if m:
+        return f"There {m.group(1).lower()} {neg}{m.group(2)}"
+    m = re.match(r"^(Does|Do)\s+(.+?)\s+have\s+(.+)$", q, re.I)
+    if m:
+        subj = m.group(2)
+        verb = (
+            ("has" if m.group(1).lower() == "does" else "have") if yes else f"{m.group(1).lower()} not have"
+        )
+        return f"{subj[0].upper()}{subj[1:]} {verb} {m.group(3)}"
+    m = re.match(r"^(Is|Are|Was|Were)\s+(.+?)\s+(" + _COMPARATIVE + r".*)$", q, re.I) or re.match(
+        r"^(Is|Are|Was|Were)\s+(.+?)\s+((?:the|a|an)\s+.*)$", q, re.I
+    )
+    if not m:
+        return None
+    subj = m.group(2)
+    return f"{subj[0].upper()}{subj[1:]} {m.group(1).lower()} {neg}{m.group(3)}"
 
 
 def _yesno_sentence(p: Row, t: _Target, rng: random.Random) -> tuple[str, str] | None:
@@ -290,6 +304,9 @@ def _cot(p: Row, t: _Target, rng: random.Random) -> tuple[str, str] | None:
     steps = _intermediate(rng, rng.randint(3, 7))
     if t.choices:
         final, ext = rng.choice(_FINAL_MC).format(l=t.letter, x=t.text), t.letter
+    elif rng.random() < 0.25:  # the answer first, then an explanation full of other numbers
+        lead = rng.choice([f"{t.text}\n\nExplanation:", f"There are {t.text} of them in the image."])
+        return lead + "\n" + "\n".join(steps), t.text
     else:
         final, ext = rng.choice(_FINAL_NUM).format(v=t.text), t.text
     tail = rng.choice(["", "", "\n\nI hope this helps!", "\n\nLet me know if you have other questions."])

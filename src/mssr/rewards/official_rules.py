@@ -34,6 +34,9 @@ RULES: dict[str, str] = {
     "correct option' -> 'N/A'; a short apology copied whole), mapped to an option by edit distance",
     "refusal_no_number": "a free-form response that ends in a refusal states no answer: no intermediate number "
     "is taken from its reasoning (the extractor writes a no-answer string; no prediction)",
+    "leading_answer": "a numeric answer stated first ('3. There are three bars …', 'There are 3 bars below 40. "
+    "They are 58, 59 and 63.') and followed by explanation without a concluding statement: the extractor "
+    "takes the stated answer, not the explanation's last number",
     "question_echo": "a response that restates the query (hint, question, choices): extraction ignores the "
     "restated text, so no number or option is taken from the question",
 }
@@ -268,8 +271,8 @@ def yesno_statement(text: str, question: str | None) -> bool | None:
         return None
     q = _content(question or "")
     said = _content(last)
-    if q and len(q & said) < max(1, min(2, len(q) // 2)):
-        return None
+    if not q or len(q & said) < max(1, min(2, len(q) // 2)):
+        return None  # not a statement about the question (or no question to compare with)
     return not bool(_NEGATION.search(last))
 
 
@@ -299,3 +302,21 @@ def refusal_wording(text: str) -> str | None:
     if re.search(r"\bcannot be determined\b|\bcan't be determined\b", last, re.I):
         return "Cannot be determined"
     return None
+
+
+# ----------------------------------------------------------------------------------------------- numbers
+_LEADING = re.compile(
+    r"^\s*(?:(?P<bare>[-+]?\d[\d,]*(?:\.\d+)?)\s*(?:[.\n]|$)"
+    r"|(?:there\s+(?:are|is|were|was)|i\s+(?:see|count))\s+(?P<count>\d[\d,]*(?:\.\d+)?)\b[^.\n]{0,120}(?:[.\n]|$))",
+    re.I,
+)
+
+
+def leading_answer(text: str) -> str | None:
+    """Rule ``leading_answer``: the number a response opens with — a bare value on its own ("3.\nThe bars …") or
+    a count sentence ("There are 3 bars below 40.") — else ``None``."""
+    m = _LEADING.match(text)
+    if not m:
+        return None
+    tok = m.group("bare") or m.group("count")
+    return tok.replace(",", "")

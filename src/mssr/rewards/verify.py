@@ -240,6 +240,10 @@ def official_extraction(
             and is_refusal(_last_sentence(body))
         ):
             return None, None
+        if ex.source == "last_number" and rules.enabled("leading_answer"):
+            lead = rules.leading_answer(body)
+            if lead is not None:
+                return lead, ex
         num = number_of_span(ex.text)
         return (num if num is not None else ex.text), ex
     if not choices:
@@ -254,7 +258,12 @@ def _official_choice(
     if extracted is not None and _named(extracted, choices):
         return extracted, ex
     yn = rules.yes_no_index(choices)
-    if yn is not None and rules.enabled("yesno_statement") and not is_refusal(_last_sentence(body)):
+    if (
+        yn is not None
+        and rules.enabled("yesno_statement")
+        and not is_refusal(_last_sentence(body))
+        and rules.refusal_wording(body) is None
+    ):
         said = rules.yesno_statement(extracted if extracted is not None else body, question)
         if said is None and extracted is not None:
             said = rules.yesno_statement(body, question)

@@ -1,0 +1,182 @@
+"""Official-mode rules for the response styles a plain extraction gets wrong (mssr.rewards.official_rules): each
+rule reproduces what MathVista's extractor + normaliser would do for one style, and switching it off changes
+the verdict back (so the leave-one-system-out protocol can select rules)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from mssr.rewards import official_rules as rules
+from mssr.rewards import verify
+from mssr.rewards.equivalence import levenshtein
+
+YN = ["yes", "no"]
+DEG = ["30°", "45°", "60°", "70°"]
+POP = ["decrease", "increase", "remain the same", "NA"]
+CMP = ["larger than", "equal to", "smaller than"]
+
+
+def official(response, answer, rule=None, **kw):
+    """Official-mode verdict, with ``rule`` (a name or a list of names) switched off."""
+    if rule is None:
+        return verify(response, answer, mode="official", **kw)
+    with rules.disabled([rule] if isinstance(rule, str) else rule):
+        return verify(response, answer, mode="official", **kw)
+
+
+def test_echoed_options_first_option_as_the_normaliser_reads_it() -> None:
+    # normalize_extracted_answer takes re.findall(r'\(([a-zA-Z])\)', extraction)[0]: the first echoed option
+    v = official("Options:\n(B) 4\n(C) 5", "4", choices=["3", "4", "5", "6"])
+    assert (v.correct, v.extracted) == (True, "B")
+    # without the rule the last "(X)" near the end is taken: option C
+    assert not official("Options:\n(B) 4\n(C) 5", "4", "echoed_options", choices=["3", "4", "5", "6"]).correct
+    # strict (training) mode: echoing two options chooses none
+    s = verify("(C) Yes\n(D) No", "Yes", choices=["0", "1", "Yes", "No"])
+    assert (s.correct, s.reason) == (False, "no_choice_match")
+
+
+def test_option_value_names_the_option_by_its_number() -> None:
+    v = official("The angle is 60 degrees.", "60°", choices=DEG)
+    assert (v.correct, v.extracted) == (True, "C")
+    # (the paraphrase rule's token overlap also reads the number; with both off, edit distance decides)
+    assert official("The angle is 60 degrees.", "60°", "option_value", choices=DEG).correct
+    off = official("The angle is 60 degrees.", "60°", ["option_value", "option_paraphrase"], choices=DEG)
+    assert off.reason == "fuzzy_choice" and off.extracted == "The angle is 60 degrees"
+    assert official("It is 5.", "5", choices=["3", "4.5", "5", "6"]).correct  # a full stop after a number
+
+
+@pytest.mark.parametrize(
+    ("response", "answer", "choices"),
+    [
+        ("It would go down.", "decrease", POP),
+        ("The population would rise.", "increase", POP),
+        ("Greater than.", "larger than", CMP),
+        ("So it is less than.", "smaller than", CMP),
+        ("They would stay the same.", "remain the same", POP),
+    ],
+)
+def test_option_paraphrase(response: str, answer: str, choices: list[str]) -> None:
+    v = official(response, answer, choices=choices)
+    assert v.correct, v
+    assert v.extracted == chr(65 + choices.index(answer))
+
+
+def test_option_paraphrase_needs_a_unique_unnegated_match() -> None:
+    assert rules.option_by_paraphrase("it would go down", POP) == 0
+    assert rules.option_by_paraphrase("it would not go down", POP) is None  # negated: left to edit distance
+    assert rules.option_by_paraphrase("the weather is nice", POP) is None
+    with rules.disabled(["option_paraphrase"]):
+        assert official("It would go down.", "decrease", choices=POP).extracted != "A"
+
+
+@pytest.mark.parametrize(
+    ("response", "answer"),
+    [
+        ("Coral is not the roughest.", "no"),
+        ("Looking at the plot, Coral isn't the roughest.", "no"),
+        ("Coral is the roughest.", "yes"),
+        ("Based on the graph, coral is the roughest one.", "yes"),
+    ],
+)
+def test_yesno_statement(response: str, answer: str) -> None:
+    v = official(response, answer, choices=YN, question="Is Coral the roughest?")
+    assert (v.correct, v.extracted) == (True, answer)
+
+
+def test_yesno_statement_ignores_unrelated_text_and_refusals() -> None:
+    assert rules.yesno_statement("I like trains.", "Is Coral the roughest?") is None
+    v = official(
+        "I cannot determine whether Coral is the roughest.",
+        "no",
+        choices=YN,
+        question="Is Coral the roughest?",
+    )
+    assert v.reason == "fuzzy_choice"  # the refusal path, not read as a negated statement
+    assert (
+        official(
+            "Coral is not the roughest.",
+            "no",
+            "yesno_statement",
+            choices=YN,
+            question="Is Coral the roughest?",
+        ).extracted
+        != "no"
+    )
+
+
+@pytest.mark.parametrize(
+    ("response", "written"),
+    [
+        ("We need the lengths. Therefore, the answer cannot be determined.", "Cannot be determined"),
+        ("Without the figure, it is not possible to determine the correct option letter.", "N/A"),
+        ("The figure is missing. Please provide the figure or more information.", "N/A"),
+        ("Sorry, I can't help with images of people yet.", "Sorry, I can't help with images of people yet."),
+    ],
+)
+def test_refusal_wording_is_what_the_extractor_writes(response: str, written: str) -> None:
+    # the wording -> string pairs the development files' official extractions record
+    v = official(response, "Yes", choices=["Yes", "No"])
+    assert v.extracted == written and v.reason == "fuzzy_choice"
+
+
+def test_refusal_takes_no_number_from_the_reasoning() -> None:
+    r = "We add 3 + 4 = 7 for the first part. Without the chart, we cannot determine the answer."
+    assert not official(r, "7", answer_type="integer").correct
+    assert official(r, "7", "refusal_no_number", answer_type="integer").correct
+
+
+def test_restated_question_is_never_the_answer() -> None:
+    q = "How many bars have a value above 40?"
+    assert not official(f"Question: {q}\n", "40", answer_type="integer", question=q).correct
+    assert not verify(f"Question: {q}\n", "40", answer_type="integer", question=q).correct  # strict too
+    assert official(f"Question: {q}\n", "40", "question_echo", answer_type="integer", question=q).correct
+    # the answer after the restated query is found
+    v = official(
+        f"Hint: answer with an integer.\nQuestion: {q}\nAnswer: 3", "3", answer_type="integer", question=q
+    )
+    assert v.correct
+
+
+def test_conditional_detection_stops_at_a_line_break() -> None:
+    # "If ..." on the restated question's line does not make the next line's "Answer: C" conditional
+    r = "Question: If $m\\angle1 = 38$, find $m \\angle 2$\nAnswer: C"
+    assert official(r, "52", choices=["33", "38", "52", "87"]).extracted == "C"
+
+
+def test_leading_answer_beats_the_explanations_last_number() -> None:
+    r = "There are 3 bars below 40 in the image. They are 2014, 2015 and 2016, with values 58, 59 and 63."
+    assert official(r, "3", answer_type="integer").correct
+    assert official("3.\nThe values are 58, 59 and 63.", "3", answer_type="integer").correct
+    assert not official(r, "3", "leading_answer", answer_type="integer").correct
+    # a concluding statement still wins
+    assert official(
+        "There are 3 red cubes. Therefore, there are 5 objects in total.", "5", answer_type="integer"
+    ).correct
+
+
+def test_disabled_rejects_unknown_rules_and_restores() -> None:
+    with pytest.raises(ValueError, match="unknown rules"), rules.disabled(["nope"]):
+        pass
+    with rules.disabled(["option_value"]):
+        assert not rules.enabled("option_value")
+    assert all(rules.enabled(r) for r in rules.RULES)
+
+
+def _dp(a: str, b: str) -> int:
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]
+
+
+def test_bit_parallel_edit_distance_equals_the_dynamic_programme() -> None:
+    rng = random.Random(0)
+    for _ in range(3000):
+        a = "".join(rng.choice("ab c°") for _ in range(rng.randint(0, 14)))
+        b = "".join(rng.choice("abcd°") for _ in range(rng.randint(0, 90 if rng.random() < 0.1 else 12)))
+        assert levenshtein(a, b) == _dp(a, b) == levenshtein(b, a), (a, b)
