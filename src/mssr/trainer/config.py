@@ -100,7 +100,9 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    train: str | None = None  # dataset directory or JSONL file; None = the built-in task
+    # a dataset directory or file, a save_to_disk directory, or a Hugging Face id owner/name@split (docs/data.md);
+    # None = the built-in task. The Python API also takes a datasets.Dataset or a list of dicts (train_dataset=)
+    train: str | None = None
     val: str | None = None  # None: the built-in task's val split, or data.train's "val" split if present
     train_split: str | None = "train"  # split read from a dataset directory given as data.train
     val_split: str | None = "val"  # split read from data.val's directory (or data.train's if val is None)
@@ -109,7 +111,15 @@ class DataConfig:
         "default"  # "default" = docs/method.md's instruction ("Reward and prompt"); null = none
     )
     system_prompt: str | None = None  # replaces the chat template's default system turn; None keeps it
-    on_error: Literal["raise", "skip"] = "raise"  # bad data row: stop naming file and line, or drop it
+    # the columns holding the prompt, answer, image(s) and choices; None: the first present of EasyR1's and
+    # TRL's usual names (problem/question/prompt/query, answer/ground_truth/solution, images/image, choices)
+    prompt_key: str | None = None
+    answer_key: str | None = None
+    image_key: str | None = None
+    choices_key: str | None = None
+    # bad data row (corrupt image, no answer, ...): raise = stop at the first, naming file and row; skip = drop
+    # it, counted and logged with the first reason (`mssr data inspect` lists every one)
+    on_error: Literal["raise", "skip"] = "raise"
     max_train_items: int | None = None  # use only the first N training items; None: all
     cache_dir: str | None = None  # default: $MSSR_CACHE or ~/.cache/mssr
 

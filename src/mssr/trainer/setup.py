@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
-from mssr.data import load_records
+from mssr.data import Columns, DataError, load_records
+from mssr.data.sources import has_split, load_source
 from mssr.io import cache_root
 from mssr.models import build_tiny_policy, load_policy
 from mssr.trainer.config import TrainConfig
@@ -44,17 +46,47 @@ def build_policy(cfg: TrainConfig) -> tuple[Any, str]:
     return build_tiny_policy(m.preset, seed=cfg.seed), f"scratch:{m.preset}"
 
 
+def data_columns(cfg: TrainConfig) -> Columns:
+    """The column mapping ``data.prompt_key`` / ``answer_key`` / ``image_key`` / ``choices_key`` name."""
+    d = cfg.data
+    return Columns.with_keys(
+        prompt_key=d.prompt_key, answer_key=d.answer_key, image_key=d.image_key, choices_key=d.choices_key
+    )
+
+
+def load_data(
+    cfg: TrainConfig, source: Any, split: str | None, *, limit: int | None = None, label: str | None = None
+) -> list[Any]:
+    """One split of ``source`` (a path or hub id as ``data.train`` takes, or an in-memory dataset), read with
+    the config's column mapping and ``data.on_error``; a source whose every row is rejected is an error."""
+    try:
+        recs = load_source(
+            source, split, columns=data_columns(cfg), on_error=cfg.data.on_error, limit=limit, label=label
+        )
+    except DataError as exc:
+        if cfg.data.on_error != "raise" or not re.search(r": (line|row|item|key) ", str(exc)):
+            raise
+        how = f"; `mssr data inspect {source}` lists every one" if isinstance(source, str) else ""
+        raise DataError(f"{exc} (data.on_error=skip drops bad rows and counts them{how})") from exc
+    if not recs and recs.skipped:
+        raise DataError(
+            f"all {len(recs.skipped)} rows of {label or source} were rejected; first: {recs.skipped[0]}"
+        )
+    return list(recs)
+
+
 def build_data(cfg: TrainConfig) -> tuple[list[Any], list[Any]]:
-    """Training and validation records: ``data.train``/``data.val`` files, or the built-in task."""
+    """Training and validation records: ``data.train``/``data.val`` (files, save_to_disk directories, hub ids),
+    or the built-in task."""
     d = cfg.data
     if d.train:
-        train = load_records(d.train, d.train_split if Path(d.train).is_dir() else None, on_error=d.on_error)
+        train = load_data(cfg, d.train, d.train_split, limit=d.max_train_items)
         val: list[Any] = []
         if d.val:
-            val = load_records(d.val, d.val_split if Path(d.val).is_dir() else None, on_error=d.on_error)
-        elif Path(d.train).is_dir() and d.val_split and any(Path(d.train).glob(f"{d.val_split}.*")):
-            val = load_records(d.train, d.val_split, on_error=d.on_error)
-        return list(train), list(val)
+            val = load_data(cfg, d.val, d.val_split)
+        elif has_split(d.train, d.val_split):
+            val = load_data(cfg, d.train, d.val_split)
+        return train, val
     from mssr.data.builtin import ensure_dataset
 
     data_cfg = {**builtin_task(cfg), **d.builtin}
@@ -63,9 +95,5 @@ def build_data(cfg: TrainConfig) -> tuple[list[Any], list[Any]]:
     # the built-in defaults change later
     d.train = str(root)
     train = load_records(root, "train", on_error=d.on_error)
-    val = (
-        load_records(d.val, d.val_split if Path(d.val).is_dir() else None)
-        if d.val
-        else load_records(root, "val")
-    )
+    val = load_data(cfg, d.val, d.val_split) if d.val else load_records(root, "val")
     return list(train), list(val)
