@@ -73,11 +73,21 @@ def train(
         from mssr.models import load_policy
 
         policy = load_policy(policy)
+    train_records = _as_records(train_dataset, cfg, cfg.data.train_split, "train_dataset")
+    val_records = _as_records(val_dataset, cfg, cfg.data.val_split, "val_dataset")
+    if train_records is None and cfg.data.train:  # read data.train before the policy: a bad source fails fast
+        from mssr.trainer.setup import build_data
+
+        train_records, val_default = build_data(cfg)
+        val_records = val_records if val_records is not None else val_default
     trainer = RLTrainer(
         cfg,
         policy=policy,
-        train_records=_as_records(train_dataset),
-        val_records=_as_records(val_dataset),
+        train_records=train_records,
+        val_records=val_records,
         reward=reward,
     )
-    return trainer.train()
+    try:
+        return trainer.train()
+    finally:
+        trainer.close()  # an engine with its own resources (vLLM) shuts down here, on every rank

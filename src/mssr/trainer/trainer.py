@@ -1128,6 +1128,14 @@ class RLTrainer:
         if error:
             raise RunError(error)
 
+    def close(self) -> None:
+        """Release the rollout engine's own resources (vLLM: its engine core and its process groups — which
+        include destroying the default group under torchrun, so the ranks meet at a barrier first)."""
+        close = getattr(self.engine, "close", None)
+        if callable(close):
+            dist.barrier()
+            close()
+
     def _close_run(self) -> None:
         h, self._runlog_handler = self._runlog_handler, None
         if h is not None:
