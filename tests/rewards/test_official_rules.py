@@ -156,6 +156,25 @@ def test_leading_answer_beats_the_explanations_last_number() -> None:
     ).correct
 
 
+@pytest.mark.parametrize(
+    ("response", "answer"),
+    [("There are three people in the image.", "3"), ("Twelve.", "12"), ("The answer is zero.", "0")],
+)
+def test_number_words(response: str, answer: str) -> None:
+    v = official(response, answer, answer_type="integer")
+    assert (v.correct, v.extracted) == (True, answer)
+    assert not official(response, answer, "number_words", answer_type="integer").correct
+
+
+def test_number_words_only_for_one_stated_value() -> None:
+    assert rules.number_word("between two and three") is None
+    assert rules.number_word("3 of the two groups") is None  # digits present: the number rules decide
+    # a refusal that mentions a number word is not an answer
+    assert not official(
+        "The difference between the two genders cannot be determined.", "2", answer_type="integer"
+    ).correct
+
+
 def test_disabled_rejects_unknown_rules_and_restores() -> None:
     with pytest.raises(ValueError, match="unknown rules"), rules.disabled(["nope"]):
         pass

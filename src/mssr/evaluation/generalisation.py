@@ -106,7 +106,7 @@ def leave_one_out(files: dict[str, list[GradeItem]], rule_names: list[str] | Non
         return configs[cfg]
 
     everything = frozenset(rules.RULES)
-    base = frozenset(set(rules.RULES) - set(names))  # rules outside the selection stay on
+    base: frozenset[str] = frozenset()  # every rule on; only those in ``names`` may be switched off
     results = []
     for held in files:
         train = [f for f in files if f != held]
@@ -136,8 +136,9 @@ def format_table(results: list[FileResult]) -> str:
         f"  {'file left out':40s} {'n':>5s} {'no rules':>9s} {'all rules':>9s} {'LOSO':>8s}  rules switched off",
     ]
     for r in results:
+        name = r.name if r.name.startswith("synthetic:") else r.name.replace("\\", "/").rsplit("/", 1)[-1]
         lines.append(
-            f"  {r.name[:40]:40s} {r.n:5d} {r.pct(r.agree_none):8.2f}% {r.pct(r.agree_all):8.2f}% "
+            f"  {name[:40]:40s} {r.n:5d} {r.pct(r.agree_none):8.2f}% {r.pct(r.agree_all):8.2f}% "
             f"{r.pct(r.agree_loso):7.2f}%  {', '.join(r.disabled) or '-'}"
         )
     return "\n".join(lines)

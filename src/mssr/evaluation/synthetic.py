@@ -332,6 +332,42 @@ def _program(p: Row, t: _Target, rng: random.Random) -> tuple[str, str] | None:
     return resp, t.text
 
 
+_NUMBER_WORDS = [
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+]
+
+
+def _number_words(p: Row, t: _Target, rng: random.Random) -> tuple[str, str] | None:
+    """An integer answer written as a word ("There are three people in the image."); the extractor, whose hint
+    asks for an integer, writes its digits."""
+    if t.choices or p["answer_type"] != "integer" or not t.text.lstrip("-").isdigit() or int(t.text) > 12:
+        return None
+    if int(t.text) < 0:
+        return None
+    w = _NUMBER_WORDS[int(t.text)]
+    resp = rng.choice(
+        [
+            f"There are {w} of them in the image.",
+            f"{w.capitalize()}.",
+            f"The answer is {w}.",
+            f"I can see {w}.",
+        ]
+    )
+    return resp, t.text
+
+
 #: style -> (maker, what the official extractor is assumed to write; see each maker's docstring)
 STYLES: dict[str, Maker] = {
     "echo_options": _echo_options,
@@ -344,6 +380,7 @@ STYLES: dict[str, Maker] = {
     "question_echo": _question_echo,
     "cot_final": _cot,
     "program": _program,
+    "number_words": _number_words,
 }
 
 

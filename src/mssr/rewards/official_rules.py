@@ -37,6 +37,8 @@ RULES: dict[str, str] = {
     "leading_answer": "a numeric answer stated first ('3. There are three bars …', 'There are 3 bars below 40. "
     "They are 58, 59 and 63.') and followed by explanation without a concluding statement: the extractor "
     "takes the stated answer, not the explanation's last number",
+    "number_words": "an integer answer written as a word ('There are three people.', 'The answer is twelve'): "
+    "the extractor, asked for an integer by the hint, writes its digits",
     "question_echo": "a response that restates the query (hint, question, choices): extraction ignores the "
     "restated text, so no number or option is taken from the question",
 }
@@ -320,3 +322,43 @@ def leading_answer(text: str) -> str | None:
         return None
     tok = m.group("bare") or m.group("count")
     return tok.replace(",", "")
+
+
+_WORDS = {
+    w: i
+    for i, w in enumerate(
+        [
+            "zero",
+            "one",
+            "two",
+            "three",
+            "four",
+            "five",
+            "six",
+            "seven",
+            "eight",
+            "nine",
+            "ten",
+            "eleven",
+            "twelve",
+            "thirteen",
+            "fourteen",
+            "fifteen",
+            "sixteen",
+            "seventeen",
+            "eighteen",
+            "nineteen",
+            "twenty",
+        ]
+    )
+}
+_NUMBER_WORD = re.compile(r"\b(" + "|".join(_WORDS) + r")\b", re.I)
+
+
+def number_word(span: str) -> str | None:
+    """Rule ``number_words``: the integer a short answer states as a word (zero to twenty), when it states exactly
+    one such value and no digits; ``None`` otherwise."""
+    if len(span) > 150 or re.search(r"\d", span):
+        return None
+    found = {_WORDS[w.lower()] for w in _NUMBER_WORD.findall(span)}
+    return str(found.pop()) if len(found) == 1 else None

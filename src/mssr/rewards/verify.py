@@ -232,6 +232,11 @@ def official_extraction(
     if ex is not None and body is not text:
         ex = Extraction(ex.text, ex.source, _end_in(text, body, ex))
     if answer_type in ("integer", "float") and not choices:
+        if answer_type == "integer" and rules.enabled("number_words"):
+            span = ex.text if ex is not None else clean_span(body)
+            word = None if is_refusal(span) else rules.number_word(span)
+            if word is not None:
+                return word, ex
         if ex is None:
             return None, None
         if (
