@@ -7,6 +7,7 @@ import json
 import math
 
 import pytest
+import torch
 
 from mssr.config import ConfigError
 from mssr.trainer.trainer import RLTrainer
@@ -64,3 +65,13 @@ def test_the_deprecated_switch_maps_to_old_logprobs(make_config):
     with pytest.warns(DeprecationWarning, match="old_logprobs=trainer"):
         cfg = make_config("rollout.reuse_sampler_logprobs=false")
     assert cfg.rollout.old_logprobs == "trainer"
+
+
+def test_vllm_sleep_is_refused_where_it_cannot_work(make_config):
+    with pytest.raises(ConfigError, match=r"option of rollout\.engine=vllm"):
+        make_config("rollout.vllm_sleep_level=1").validate()  # the built-in engine shares the policy's memory
+    with pytest.raises(ConfigError, match="0, 1 or 2"):
+        make_config("rollout.engine=vllm", "rollout.vllm_sleep_level=3").validate()
+    if not torch.cuda.is_available():  # refused before vLLM is imported or started
+        with pytest.raises(ConfigError, match="needs a GPU"):
+            RLTrainer(make_config("rollout.engine=vllm", "rollout.vllm_sleep_level=1"))

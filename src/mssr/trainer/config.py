@@ -291,6 +291,9 @@ class RolloutConfig:
     engine: Literal["hf", "vllm"] = "hf"
     vllm_gpu_memory_utilization: float = 0.3  # vllm: fraction of GPU memory vLLM may take beside the trainer
     vllm_max_model_len: int | None = None  # vllm: prompt + response token budget; null = the model's own
+    # vllm on a GPU: free vLLM's memory between generation and the update (0 = off; 1 = weights offloaded to CPU
+    # and the KV cache dropped; 2 = both dropped — the weights are synced in after the update anyway)
+    vllm_sleep_level: int = 0
 
     def __post_init__(self) -> None:
         if self.reuse_sampler_logprobs is not None:
@@ -312,6 +315,10 @@ class RolloutConfig:
                 f"rollout.old_logprobs must be auto, trainer or sampler, got {self.old_logprobs!r}"
             )
         _number("rollout.tis_cap", self.tis_cap, lo=1, optional=True)
+        if self.vllm_sleep_level not in (0, 1, 2):
+            raise ConfigError(f"rollout.vllm_sleep_level must be 0, 1 or 2, got {self.vllm_sleep_level!r}")
+        if self.vllm_sleep_level and self.engine != "vllm":
+            raise ConfigError("rollout.vllm_sleep_level is an option of rollout.engine=vllm")
         if self.tis_cap is not None and self.old_logprobs == "sampler":
             raise ConfigError(
                 "rollout.tis_cap corrects the trainer's old log-probs towards the sampler's; with "

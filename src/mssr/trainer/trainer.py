@@ -189,8 +189,16 @@ class RLTrainer:
         self.model = self._prepare_model(self.policy.model)
         self.suppress = tuple(default_suppress_token_ids(self.model, self.policy.processor))
         r = config.rollout
+        if r.vllm_sleep_level and not torch.cuda.is_available():
+            raise ConfigError(
+                "rollout.vllm_sleep_level needs a GPU: vLLM's sleep mode exists on CUDA/ROCm/XPU only (set it to 0)"
+            )
         vllm_opts = (
-            dict(max_model_len=r.vllm_max_model_len, gpu_memory_utilization=r.vllm_gpu_memory_utilization)
+            dict(
+                max_model_len=r.vllm_max_model_len,
+                gpu_memory_utilization=r.vllm_gpu_memory_utilization,
+                enable_sleep_mode=r.vllm_sleep_level > 0,
+            )
             if r.engine == "vllm"
             else {}
         )
@@ -803,6 +811,9 @@ class RLTrainer:
         with timed(t, "step"):
             with timed(t, "gen"):
                 d = self.rollout(step, self.sample_prompts(step))
+            if self.cfg.rollout.vllm_sleep_level:
+                with timed(t, "sleep"):  # vLLM's GPU memory is the trainer's until the sync
+                    self.engine.sleep(level=self.cfg.rollout.vllm_sleep_level)
             with timed(t, "score"):
                 metrics = self.score(d)
             with timed(t, "logprob"):
@@ -816,6 +827,8 @@ class RLTrainer:
                 metrics.update(self.update_policy(step, d))
             if self.sync_engine is not None:
                 with timed(t, "sync"):  # the engine samples the next step from the updated weights
+                    if self.cfg.rollout.vllm_sleep_level:
+                        self.engine.wake_up()
                     self.sync_engine(self.model)
             metrics.update(self.update_tracker(d))
             metrics.update(self._step_metrics(d))
