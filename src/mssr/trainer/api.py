@@ -51,9 +51,15 @@ def train(
     """Train and return the run summary.
 
     ``config``: a :class:`TrainConfig`, a YAML path, or ``None`` (defaults). ``policy``: a
-    :class:`mssr.models.Policy` or a checkpoint path. ``train_dataset`` / ``val_dataset``: Records or dicts.
+    :class:`mssr.models.Policy` or a checkpoint path. ``train_dataset`` / ``val_dataset``: a
+    ``datasets.Dataset`` (a ``DatasetDict``: its ``data.train_split`` / ``data.val_split``), a list of dicts
+    or Records, or a path / hub id as ``data.train`` takes.
     ``reward``: a reward spec or callable (see :func:`mssr.rewards.build_reward`). ``overrides`` are dotted
     ``key=value`` strings; ``fields`` set top-level fields (``steps=10, output_dir="runs/x"``).
+
+    Raises :class:`mssr.trainer.rundir.TrainingInterrupted` (a ``KeyboardInterrupt``) when SIGINT / SIGTERM /
+    SIGUSR1 stopped the run: the last completed step is checkpointed first, and calling ``train`` again with the
+    same ``output_dir`` resumes from it. The rollout engine is closed on every exit (``RLTrainer.close``).
     """
     from mssr.trainer.trainer import RLTrainer
 
