@@ -20,15 +20,17 @@ from mssr.models.families import FAMILIES
 from mssr.rollout import HFRolloutEngine, PromptInput, compute_logprobs
 from mssr.rollout.engine import default_suppress_token_ids
 
-FAMILY_NAMES = ("qwen3_vl", "gemma3", "idefics3")
+FAMILY_NAMES = ("qwen3_vl", "qwen3_vl_moe", "gemma3", "idefics3")
 # the placeholder a prompt holds per image, and the token the processor repeats for it
 PLACEHOLDER = {
     "qwen3_vl": ("<|vision_start|><|image_pad|><|vision_end|>", "<|image_pad|>"),
+    "qwen3_vl_moe": ("<|vision_start|><|image_pad|><|vision_end|>", "<|image_pad|>"),
     "gemma3": ("<start_of_image>", "<image_soft_token>"),
     "idefics3": ("<image>", "<image>"),
 }
 GENERATION_PROMPT = {
     "qwen3_vl": "<|im_start|>assistant\n",
+    "qwen3_vl_moe": "<|im_start|>assistant\n",
     "gemma3": "<start_of_turn>model\n",
     "idefics3": "Assistant:",
 }
@@ -70,7 +72,9 @@ def test_processor_and_chat_template(family_policy):
     assert "Be brief." in with_system and with_system.count(slot) == 1
     assert build_prompt(proc, "What color?", 0).count(slot) == 0
     enc = proc(
-        text=[text], images=[[_images()[0]]] if name != "qwen3_vl" else [_images()[0]], return_tensors="pt"
+        text=[text],
+        images=[[_images()[0]]] if not name.startswith("qwen") else [_images()[0]],
+        return_tensors="pt",
     )
     image_token_id = policy.tokenizer.convert_tokens_to_ids(token)
     assert int((enc["input_ids"] == image_token_id).sum()) == 16  # 64 px / patch 8 / merge 2, squared
@@ -130,7 +134,7 @@ def test_train_checkpoint_reload_greedy_equals_generate(family_policy, tiny_data
     # transformers' generate on one prompt, called directly, agrees too
     one = proc(
         text=[prompts[0].text],
-        images=[prompts[0].images] if name != "qwen3_vl" else prompts[0].images,
+        images=[prompts[0].images] if not name.startswith("qwen") else prompts[0].images,
         return_tensors="pt",
     )
     one = dict(one)
@@ -151,3 +155,42 @@ def test_train_checkpoint_reload_greedy_equals_generate(family_policy, tiny_data
     full = compute_logprobs(model, sampled, share_prompts=False).logprobs
     assert torch.allclose(shared, sampled.rollout_logprobs, atol=1e-4)
     assert torch.allclose(full, shared, atol=1e-4)
+
+
+def test_open_think_in_the_prompt_is_put_back_in_front_of_the_response():
+    # a Qwen3 "Thinking" template ends its generation prompt with "<think>\n": the response starts inside the
+    # block, and the format reward reads "<think>…</think>…", so the opening is restored in the response text
+    policy = build_tiny_policy("qwen3_vl-tiny", tokenizer_corpus=list(corpus_texts(50)), seed=1)
+    proc = policy.processor
+    messages = [{"role": "user", "content": [{"type": "text", "text": "What is 2+3?"}]}]
+    thinking = proc.apply_chat_template(
+        messages, tokenize=False, add_generation_prompt=True, enable_thinking=True
+    )
+    plain = proc.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    assert thinking.endswith("<|im_start|>assistant\n<think>\n") and not plain.endswith("<think>\n")
+    engine = HFRolloutEngine(policy.model, proc)
+    batch = engine.generate(
+        [PromptInput("a", thinking), PromptInput("b", plain)], greedy=True, max_new_tokens=4
+    )
+    decoded = [
+        policy.tokenizer.decode(r[m > 0].tolist(), skip_special_tokens=True)
+        for r, m in zip(batch.response_ids, batch.response_mask)
+    ]
+    assert batch.response_text == ["<think>\n" + decoded[0], decoded[1]]
+
+
+@pytest.mark.parametrize("name", FAMILY_NAMES)
+def test_family_presets_in_configs_and_plans(name):
+    from mssr.config import load_config
+    from mssr.models.presets import PRESETS
+    from mssr.models.shapes import build_meta_model, preset_config
+    from mssr.trainer.config import TrainConfig
+
+    preset = f"{name}-tiny"
+    assert PRESETS[preset].family == name
+    cfg = load_config(TrainConfig, None, [f"model.preset={preset}", "model.warm_start=false"])
+    assert cfg.model.preset == preset
+    config = preset_config(preset)
+    assert config.model_type == name
+    meta = build_meta_model(config)
+    assert 0.5e6 < sum(p.numel() for p in meta.parameters()) < 3e6

@@ -111,16 +111,20 @@ class Family:
         }
 
 
+_QWEN3_VL = Family(
+    model_type="qwen3_vl",
+    special_tokens=_QWEN_TOKENS,
+    eos_token="<|im_end|>",
+    pad_token="<|endoftext|>",
+    chat_template=QWEN3_VL_CHAT_TEMPLATE,
+    vision_tokens=("<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"),
+    stop_tokens=("<|im_end|>", "<|endoftext|>"),
+)
+
 FAMILIES: dict[str, Family] = {
-    "qwen3_vl": Family(
-        model_type="qwen3_vl",
-        special_tokens=_QWEN_TOKENS,
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
-        chat_template=QWEN3_VL_CHAT_TEMPLATE,
-        vision_tokens=("<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"),
-        stop_tokens=("<|im_end|>", "<|endoftext|>"),
-    ),
+    "qwen3_vl": _QWEN3_VL,
+    # Qwen3-VL-30B-A3B's architecture: every decoder MLP a sparse mixture of experts (here 4 experts, top 2)
+    "qwen3_vl_moe": Family(**{**_QWEN3_VL.__dict__, "model_type": "qwen3_vl_moe"}),
     "gemma3": Family(
         model_type="gemma3",
         special_tokens=(
@@ -187,8 +191,8 @@ def make_family_config(
     head_dim = p.text_hidden // p.text_heads
     f = get_family(family)
     eos = [token_ids[t] for t in f.stop_tokens]
-    if family == "qwen3_vl":
-        from transformers import Qwen3VLConfig
+    if family in ("qwen3_vl", "qwen3_vl_moe"):
+        from transformers import Qwen3VLConfig, Qwen3VLMoeConfig
 
         half = head_dim // 2
         t = half * 3 // 8  # Qwen3-VL: [24, 20, 20] of 64, interleaved over the frequencies
@@ -226,7 +230,16 @@ def make_family_config(
             "num_position_embeddings": grid * grid,
             "deepstack_visual_indexes": [0],  # one deepstack feature, added after the first decoder layer
         }
-        return Qwen3VLConfig(
+        config_class = Qwen3VLConfig
+        if family == "qwen3_vl_moe":
+            config_class = Qwen3VLMoeConfig
+            text.update(
+                num_experts=4,
+                num_experts_per_tok=2,
+                moe_intermediate_size=p.text_intermediate // 2,
+                decoder_sparse_step=1,
+            )
+        return config_class(
             text_config=text,
             vision_config=vision,
             image_token_id=token_ids["<|image_pad|>"],
@@ -318,10 +331,12 @@ def model_class(family: str) -> type:
         Gemma3ForConditionalGeneration,
         Idefics3ForConditionalGeneration,
         Qwen3VLForConditionalGeneration,
+        Qwen3VLMoeForConditionalGeneration,
     )
 
     return {
         "qwen3_vl": Qwen3VLForConditionalGeneration,
+        "qwen3_vl_moe": Qwen3VLMoeForConditionalGeneration,
         "gemma3": Gemma3ForConditionalGeneration,
         "idefics3": Idefics3ForConditionalGeneration,
     }[family]
@@ -336,7 +351,7 @@ def build_processor(
     the ViT's square input (`image_size`; Idefics3 without image splitting), so the pixel range is unused."""
     p = preset
     tokens = (image_size // p.patch_size // p.merge_size) ** 2
-    if family == "qwen3_vl":
+    if family in ("qwen3_vl", "qwen3_vl_moe"):
         from mssr.models.processor import Qwen3VLImageOnlyProcessor, build_image_processor
 
         image_processor = build_image_processor(

@@ -81,7 +81,7 @@ PRESETS: dict[str, TinyPreset] = {
     ),
 }
 # The tiny size in other families (mssr.models.families): same widths, the family's own architecture.
-for _family in ("qwen3_vl", "gemma3", "idefics3"):
+for _family in ("qwen3_vl", "qwen3_vl_moe", "gemma3", "idefics3"):
     PRESETS[f"{_family}-tiny"] = replace(PRESETS["tiny"], family=_family)
 
 

@@ -104,7 +104,12 @@ def preset_config(preset: str) -> PretrainedConfig:
     from mssr.models.tokenizer import SPECIAL_TOKENS
 
     p = get_preset(preset)
-    ids = {tok: p.vocab_size - 1 - i for i, tok in enumerate(SPECIAL_TOKENS)}
+    tokens = SPECIAL_TOKENS
+    if p.family != "qwen2_5_vl":
+        from mssr.models.families import get_family
+
+        tokens = get_family(p.family).special_tokens
+    ids = {tok: p.vocab_size - 1 - i for i, tok in enumerate(tokens)}
     return make_config(p, token_ids=ids, vocab_size=p.vocab_size)
 
 
