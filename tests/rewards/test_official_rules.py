@@ -121,6 +121,43 @@ def test_refusal_wording_is_what_the_extractor_writes(response: str, written: st
     assert v.extracted == written and v.reason == "fuzzy_choice"
 
 
+def test_refusal_in_the_answer_phrase_is_written_as_the_extractor_does() -> None:
+    # "the answer is inconclusive and cannot be determined": the extractor writes "Cannot be determined"
+    r = "It could be any of the options. Therefore, the answer is inconclusive and cannot be determined."
+    assert (
+        official(r, "a polynomial", choices=["a polynomial", "an exponential function"]).extracted
+        == "Cannot be determined"
+    )
+    # "The correct option letter is (Cannot be determined)." -> "Cannot be determined", not "N/A"
+    r = "We cannot tell. The correct option letter is (Cannot be determined)."
+    assert official(r, "Yes", choices=["Yes", "No"]).extracted == "Cannot be determined"
+
+
+@pytest.mark.parametrize(
+    ("response", "value"),
+    [
+        (
+            "x = 2\n\nTherefore, the length of AC is 2.\n\nThe correct option is not provided in the question.",
+            "2",
+        ),
+        (
+            "Therefore, the degree of ∠A is 180° - 50° = 130°.\n\nThe correct option is not provided in the question.",
+            "130°",
+        ),
+        (
+            "Therefore, the length of ED is √91.\n\nThe correct option letter is not provided in the question.",
+            "√91",
+        ),
+    ],
+)
+def test_no_option_value(response: str, value: str) -> None:
+    # the extractor writes the concluded value; the normaliser maps it to the nearest option
+    v = official(response, "8", choices=["10", "8", "6", "4"])
+    assert v.extracted == value
+    assert official(response, "8", "no_option_value", choices=["10", "8", "6", "4"]).extracted != value
+    assert rules.value_before_no_option("The answer is 2. I like it.") is None
+
+
 def test_refusal_takes_no_number_from_the_reasoning() -> None:
     r = "We add 3 + 4 = 7 for the first part. Without the chart, we cannot determine the answer."
     assert not official(r, "7", answer_type="integer").correct

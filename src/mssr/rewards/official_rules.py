@@ -39,6 +39,10 @@ RULES: dict[str, str] = {
     "takes the stated answer, not the explanation's last number",
     "number_words": "an integer answer written as a word ('There are three people.', 'The answer is twelve'): "
     "the extractor, asked for an integer by the hint, writes its digits",
+    "no_option_value": "a response that concludes a value ('Therefore, the size of ∠PAQ is 35°.') and then says "
+    "the correct option is not provided / not among the choices: the extractor writes that value (the "
+    "development files record 35°, 130°, 58°, √91, 2, 33 for such responses), which the normaliser maps to "
+    "the nearest option",
     "question_echo": "a response that restates the query (hint, question, choices): extraction ignores the "
     "restated text, so no number or option is taken from the question",
 }
@@ -295,14 +299,14 @@ def refusal_wording(text: str) -> str | None:
         and re.match(r"(?:sorry|i'?m sorry|i can'?t|i cannot|i am unable)", s, re.I)
     ):
         return s
+    if re.search(r"\bcannot be determined\b|\bcan't be determined\b", last, re.I):
+        return "Cannot be determined"
     if re.search(r"\bcorrect (?:option|answer choice|choice)(?: letter)?\b", last, re.I) and re.search(
         r"not possible|cannot|can't|unable|impossible", last, re.I
     ):
         return "N/A"
     if re.match(r"(?:please|kindly)\s+(?:provide|share|upload|give)", last, re.I):
         return "N/A"
-    if re.search(r"\bcannot be determined\b|\bcan't be determined\b", last, re.I):
-        return "Cannot be determined"
     return None
 
 
@@ -362,3 +366,28 @@ def number_word(span: str) -> str | None:
         return None
     found = {_WORDS[w.lower()] for w in _NUMBER_WORD.findall(span)}
     return str(found.pop()) if len(found) == 1 else None
+
+
+_NO_OPTION = re.compile(
+    r"(?:correct\s+(?:option|answer|choice)(?:\s+letter)?|answer)\s+is\s+not\s+(?:provided|given|listed|among|in)\b"
+    r"|not\s+among\s+the\s+(?:given\s+)?(?:choices|options)|none\s+of\s+the\s+(?:given\s+|answer\s+)?(?:choices|options)",
+    re.I,
+)
+_CONCLUDES = re.compile(r"^(?:therefore|thus|so|hence|rounded\b[^,]*)\b[ ,]", re.I)
+
+
+def value_before_no_option(text: str) -> str | None:
+    """Rule ``no_option_value``: when the last sentence says the correct option is not provided (or not among
+    the choices) and the sentence before concludes a value ("Therefore, the length of AC is 2."), that value as
+    written (a single token: ``35°``, ``√91``, ``2``); else ``None``."""
+    sentences = [p.strip() for p in re.split(r"(?<=[.!?])\s+|\n+", text.strip()) if p.strip()]
+    if len(sentences) < 2 or not _NO_OPTION.search(sentences[-1]):
+        return None
+    prev = sentences[-2]
+    if not _CONCLUDES.match(prev):
+        return None
+    tail = re.split(r"\s(?:is|are|equals|=)\s|=", prev)[-1]
+    value = clean_span(tail)
+    if not value or len(value) > 12 or " " in value or not re.search(r"\d", value):
+        return None
+    return value

@@ -262,6 +262,14 @@ def _official_choice(
     extracted = ex.text if ex is not None else None
     if extracted is not None and _named(extracted, choices):
         return extracted, ex
+    if rules.enabled("no_option_value"):
+        value = rules.value_before_no_option(body)
+        if value is not None:
+            return value, ex
+    if extracted is not None and rules.enabled("refusal_wording") and is_refusal(extracted):
+        written = rules.refusal_wording(body)  # "the answer is inconclusive and cannot be determined"
+        if written is not None:
+            return written, ex
     yn = rules.yes_no_index(choices)
     if (
         yn is not None
