@@ -113,6 +113,7 @@ def test_yesno_statement_ignores_unrelated_text_and_refusals() -> None:
         ("Without the figure, it is not possible to determine the correct option letter.", "N/A"),
         ("The figure is missing. Please provide the figure or more information.", "N/A"),
         ("Sorry, I can't help with images of people yet.", "Sorry, I can't help with images of people yet."),
+        ("I can't process this file.", "N/A"),
     ],
 )
 def test_refusal_wording_is_what_the_extractor_writes(response: str, written: str) -> None:

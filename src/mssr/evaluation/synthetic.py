@@ -237,10 +237,11 @@ def _negated(p: Row, t: _Target, rng: random.Random) -> tuple[str, str] | None:
 
 
 # wording -> what the development files record the extractor writing for it (chatgpt file: "Cannot be
-# determined" x24, "N/A" x127 for requests for more information; bard file: short apologies copied verbatim)
+# determined" x24, "N/A" x127 for requests for more information; bard file: "Sorry, …" copied verbatim,
+# "I can't process this file." -> "N/A" 4 times of 5)
 _REFUSALS = [
     ("Sorry, I can't help with images of people yet.", "Sorry, I can't help with images of people yet."),
-    ("I can't process this file.", "I can't process this file."),
+    ("I can't process this file.", "N/A"),
     ("{cot} Therefore, the answer cannot be determined.", "Cannot be determined"),
     ("{cot} Without the figure, it is not possible to determine the correct option letter.", "N/A"),
     ("{cot} Please provide the figure or more information to answer the question.", "N/A"),

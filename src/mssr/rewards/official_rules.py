@@ -30,8 +30,8 @@ RULES: dict[str, str] = {
     "yesno_statement": "a yes/no question answered by a statement ('Coral is not the roughest.'): negated -> No, "
     "affirmed restatement of the question -> Yes, as the extractor writes it",
     "refusal_wording": "a refusal: the no-answer string the extractor writes for its wording ('... cannot be "
-    "determined' -> 'Cannot be determined'; requests for information and 'not possible to determine the "
-    "correct option' -> 'N/A'; a short apology copied whole), mapped to an option by edit distance",
+    "determined' -> 'Cannot be determined'; requests for information, a short 'I can't …' and 'not possible to "
+    "determine the correct option' -> 'N/A'; a short 'Sorry, …' copied whole), mapped to an option by edit distance",
     "refusal_no_number": "a free-form response that ends in a refusal states no answer: no intermediate number "
     "is taken from its reasoning (the extractor writes a no-answer string; no prediction)",
     "leading_answer": "a numeric answer stated first ('3. There are three bars …', 'There are 3 bars below 40. "
@@ -285,20 +285,20 @@ def yesno_statement(text: str, question: str | None) -> bool | None:
 # ----------------------------------------------------------------------------------------------- refusals
 def refusal_wording(text: str) -> str | None:
     """Rule ``refusal_wording``: the no-answer string MathVista's extractor writes for a refusal, by wording (as
-    its development-file extractions record): a one- or two-sentence apology is copied whole; "… cannot be
-    determined" → "Cannot be determined"; a request for more information, or "not possible to determine / cannot
-    determine the correct option (letter)" → "N/A"; ``None`` if the wording is none of these."""
+    its development-file extractions record): a one- or two-sentence apology ("Sorry, …") is copied whole and a
+    short "I can't …" becomes "N/A"; "… cannot be determined" → "Cannot be determined"; a request for more
+    information, or "not possible to determine / cannot determine the correct option (letter)" → "N/A";
+    ``None`` if the wording is none of these."""
     s = text.strip()
     sentences = [p for p in re.split(r"(?<=[.!?])\s+|\n+", s) if p.strip()]
     if not sentences:
         return None
     last = sentences[-1]
-    if (
-        len(sentences) <= 2
-        and len(s) <= 160
-        and re.match(r"(?:sorry|i'?m sorry|i can'?t|i cannot|i am unable)", s, re.I)
-    ):
-        return s
+    if len(sentences) <= 2 and len(s) <= 160:
+        if re.match(r"(?:sorry|i'?m sorry|i apologi[sz]e)", s, re.I):
+            return s  # "Sorry, I can't help with images of people yet." is copied whole
+        if re.match(r"i (?:can'?t|cannot|am unable to|'m unable to)\b", s, re.I):
+            return "N/A"  # "I can't process this file." -> "N/A" (4 of 5 in the development files)
     if re.search(r"\bcannot be determined\b|\bcan't be determined\b", last, re.I):
         return "Cannot be determined"
     if re.search(r"\bcorrect (?:option|answer choice|choice)(?: letter)?\b", last, re.I) and re.search(
