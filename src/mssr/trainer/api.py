@@ -9,33 +9,15 @@ from mssr.config import load_config
 from mssr.trainer.config import TrainConfig
 
 
-def _as_records(items: Sequence[Any] | None) -> list[Any] | None:
-    """Accept :class:`mssr.data.Record` s or plain dicts with question / images / answer (+ any columns)."""
+def _as_records(items: Any, cfg: TrainConfig, split: str | None, label: str) -> list[Any] | None:
+    """An in-memory dataset as Records: :class:`mssr.data.Record` s, dicts, a ``datasets.Dataset`` /
+    ``DatasetDict``, read with the config's column mapping (``data.prompt_key`` ...) and ``data.on_error``
+    like ``data.train``; EasyR1's and TRL's column names are recognised (docs/data.md)."""
     if items is None:
         return None
-    from mssr.data import Record
+    from mssr.trainer.setup import load_data
 
-    out = []
-    for i, it in enumerate(items):
-        if isinstance(it, Record):
-            out.append(it)
-            continue
-        if not isinstance(it, dict) or "question" not in it or "answer" not in it:
-            raise ValueError(f"dataset item {i}: need a Record or a dict with 'question' and 'answer'")
-        core = {"id", "question", "images", "answer", "answer_type", "choices"}
-        images = it.get("images") or []
-        out.append(
-            Record(
-                id=str(it.get("id", i)),
-                question=it["question"],
-                images=[im.convert("RGB") for im in images],
-                answer=str(it["answer"]),
-                answer_type=it.get("answer_type") or ("choice" if it.get("choices") else "text"),
-                choices=it.get("choices"),
-                extra={k: v for k, v in it.items() if k not in core},
-            )
-        )
-    return out
+    return load_data(cfg, items, split, label=None if isinstance(items, str) else label)
 
 
 def train(
