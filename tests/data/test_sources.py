@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from mssr.data import Columns, DataError, load_records, load_source, resolve_source
-from mssr.data.sources import has_split, offline_reason, split_names
+from mssr.data.sources import has_split, offline_reason, split_names, without_split
 
 datasets = pytest.importorskip("datasets")
 
@@ -90,6 +90,18 @@ def test_resolve_source_kinds(tmp_path, easyr1_dir):
     assert split_names(easyr1_dir) == ["train", "validation"]
     assert has_split(easyr1_dir, "val") and not has_split(easyr1_dir, "test")
     assert not has_split("hiyouga/geometry3k", "val")  # unknown without the hub: no guessed val split
+    assert without_split(f"{easyr1_dir}@train") == str(easyr1_dir)
+    assert without_split("owner/name@test") == "owner/name" and without_split("owner/name") == "owner/name"
+
+
+def test_trainer_derives_val_beside_a_split_named_train(easyr1_dir, tiny_data_dir):
+    from mssr.config import load_config
+    from mssr.trainer.config import TrainConfig
+    from mssr.trainer.setup import build_data
+
+    cfg = load_config(TrainConfig, None, [f"data.train={easyr1_dir}@train"])
+    train, val = build_data(cfg)
+    assert (len(train), len(val)) == (24, 4) and val[0].id == load_records(tiny_data_dir, "val")[0].id
 
 
 def test_save_to_disk_reads_like_the_jsonl(tiny_data_dir, easyr1_dir, tmp_path):

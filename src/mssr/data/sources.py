@@ -104,6 +104,14 @@ def split_names(spec: Any) -> list[str] | None:
     return None
 
 
+def without_split(spec: Any) -> Any:
+    """``spec`` without its ``@split`` (``DIR@train`` -> ``DIR``, ``owner/name@train`` -> ``owner/name``)."""
+    src = resolve_source(spec)
+    if src.split is None:
+        return spec
+    return str(src.path) if src.path is not None else src.name
+
+
 def has_split(spec: Any, split: str | None) -> bool:
     names = split_names(spec)
     return bool(split and names and any(n in names for n in SPLIT_ALIASES.get(split, (split,))))
@@ -336,4 +344,5 @@ __all__ = [
     "resolve_source",
     "resolve_split_file",
     "split_names",
+    "without_split",
 ]

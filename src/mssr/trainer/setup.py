@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from mssr.data import Columns, DataError, load_records
-from mssr.data.sources import has_split, load_source
+from mssr.data.sources import has_split, load_source, without_split
 from mssr.io import cache_root
 from mssr.models import build_tiny_policy, load_policy
 from mssr.trainer.config import TrainConfig
@@ -84,8 +84,8 @@ def build_data(cfg: TrainConfig) -> tuple[list[Any], list[Any]]:
         val: list[Any] = []
         if d.val:
             val = load_data(cfg, d.val, d.val_split)
-        elif has_split(d.train, d.val_split):
-            val = load_data(cfg, d.train, d.val_split)
+        elif has_split(d.train, d.val_split):  # the val split beside data.train's (DIR@train -> DIR's val)
+            val = load_data(cfg, without_split(d.train), d.val_split)
         return train, val
     from mssr.data.builtin import ensure_dataset
 
