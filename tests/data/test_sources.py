@@ -280,3 +280,16 @@ def test_mssr_data_inspect(easyr1_dir, tmp_path, capsys):
 
     assert inspect_cli(["inspect", "/no/such/dir"]) == 2
     assert "mssr data inspect: /no/such/dir: no such dataset file or directory" in capsys.readouterr().err
+
+
+def test_without_datasets_installed_the_message_names_pip_install(easyr1_dir, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "datasets", None)  # import datasets -> ImportError
+    with pytest.raises(
+        DataError, match=r"save_to_disk directory .* needs the `datasets` package: pip install datasets"
+    ):
+        load_source(easyr1_dir, "train")
+    with pytest.raises(DataError, match=r"'owner/name' needs the `datasets` package: pip install datasets"):
+        load_source("owner/name@train")
+    assert len(load_source([{"question": "q", "answer": "1"}])) == 1  # lists of dicts do not need it
