@@ -194,3 +194,36 @@ def test_family_presets_in_configs_and_plans(name):
     assert config.model_type == name
     meta = build_meta_model(config)
     assert 0.5e6 < sum(p.numel() for p in meta.parameters()) < 3e6
+
+
+def test_idefics3_image_tiles_ride_the_nested_layout():
+    # SmolVLM-style image splitting: a 128×96 image becomes 2×2 tiles + the global view (5 rows of pixels), two
+    # images 10, no image 0; prompts without text_without_images get it by deleting the <image> placeholders
+    policy = build_tiny_policy("idefics3-tiny", tokenizer_corpus=list(corpus_texts(50)), seed=2)
+    model, proc = policy.model, policy.processor
+    proc.image_processor.do_image_splitting = True
+    proc.image_processor.size = {"longest_edge": 128}
+    red, blue, green = (
+        Image.new("RGB", size, c)
+        for size, c in [((128, 96), "red"), ((64, 64), "blue"), ((96, 128), "green")]
+    )
+    prompts = [
+        PromptInput("a", build_prompt(proc, "One?", 1, None), [red]),
+        PromptInput("b", build_prompt(proc, "Two?", 2, None), [blue, green]),
+        PromptInput("c", build_prompt(proc, "None?", 0, None), []),
+    ]
+    engine = HFRolloutEngine(model, proc)
+    ours = engine.generate(prompts, n=2, greedy=True, max_new_tokens=8)
+    assert ours.prompts.pixel_layout == "nested" and ours.prompts.slot_units.tolist() == [5, 10, 0]
+    ref = HFRolloutEngine(model, proc, share_prompts=False).generate(
+        prompts, n=2, greedy=True, max_new_tokens=8
+    )
+    assert torch.equal(ours.response_ids, ref.response_ids)
+    sampled = engine.generate(prompts, n=2, max_new_tokens=8, seed=2, return_logprobs=True, batch_size=2)
+    shared = compute_logprobs(model, sampled).logprobs
+    assert torch.allclose(shared, sampled.rollout_logprobs, atol=1e-4)
+    assert torch.allclose(compute_logprobs(model, sampled.select([5, 0])).logprobs, shared[[5, 0]], atol=1e-5)
+    text_only = sampled.text_only()
+    assert "<image>" not in policy.tokenizer.decode(text_only.input_ids[0])
+    assert text_only.prompts.pixel_values is None
+    compute_logprobs(model, text_only)  # runs without images

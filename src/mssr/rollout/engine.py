@@ -300,7 +300,7 @@ class HFRolloutEngine:
             elif not self.patch_layout:
                 units.extend(0 for _ in part)
             plain = [
-                p.text_without_images if p.text_without_images is not None else _VISION_SPAN.sub("", p.text)
+                p.text_without_images if p.text_without_images is not None else self._strip_images(p.text)
                 for p in part
             ]
             enc_plain = self.processor(text=plain, padding=True, return_tensors="pt")
@@ -315,6 +315,12 @@ class HFRolloutEngine:
             slot_units=None if self.patch_layout else torch.tensor(units, dtype=torch.long),
         )
         return ids, mm_types, store
+
+    def _strip_images(self, text: str) -> str:
+        """`text` without its image placeholders: Qwen's ``<|vision_start|>…<|vision_end|>`` spans, or another
+        family's placeholder token (Gemma 3 ``<start_of_image>``, Idefics3 ``<image>``)."""
+        text = _VISION_SPAN.sub("", text)
+        return text if self.patch_layout else text.replace(self.image_token, "")
 
     @staticmethod
     def _add_units(
