@@ -227,3 +227,24 @@ def test_idefics3_image_tiles_ride_the_nested_layout():
     assert "<image>" not in policy.tokenizer.decode(text_only.input_ids[0])
     assert text_only.prompts.pixel_values is None
     compute_logprobs(model, text_only)  # runs without images
+
+
+def test_gemma3_batches_concatenate_and_score_like_their_parts():
+    # the "images" layout through concat_batches (evaluation's seeded chunks): rows keep their own images and
+    # token types, so scoring the concatenation equals scoring each part
+    from mssr.rollout.concat import concat_batches
+
+    policy = build_tiny_policy("gemma3-tiny", tokenizer_corpus=list(corpus_texts(50)), seed=3)
+    model, proc = policy.model, policy.processor
+    prompts = _prompts(proc)
+    engine = HFRolloutEngine(model, proc)
+    first = engine.generate(prompts[:2], n=2, max_new_tokens=6, seed=1)
+    second = engine.generate(prompts[2:], n=2, max_new_tokens=6, seed=2)
+    assert first.token_types_key == "token_type_ids" and first.prompts.pixel_layout == "images"
+    both = concat_batches([first, second])
+    assert both.prompts.slot_units.tolist() == [1, 1, 1, 0]
+    parts = [compute_logprobs(model, b).logprobs for b in (first, second)]
+    whole = compute_logprobs(model, both).logprobs
+    t = whole.shape[1]
+    expected = torch.cat([torch.nn.functional.pad(p, (0, t - p.shape[1])) for p in parts])
+    assert torch.allclose(whole, expected, atol=1e-5)
