@@ -315,22 +315,34 @@ def _cot(p: Row, t: _Target, rng: random.Random) -> tuple[str, str] | None:
 
 
 def _program(p: Row, t: _Target, rng: random.Random) -> tuple[str, str] | None:
-    """Program-of-thought: Python code with intermediate literals whose printed result is the answer, followed
-    by its output or ending in a printed literal; the extractor writes the printed value (the pipeline scores
-    the program's output)."""
+    """Program-of-thought: Python whose printed result is the answer, computed from intermediate literals (the
+    answer itself appears nowhere in the code), sometimes followed by its output. MathVista runs such a
+    response (``generate_response.py``, ``evaluate_code``) and the extractor reads the printed output: the
+    answer as Python prints it."""
     if t.choices or p["answer_type"] == "list":
         return None
-    a, b = rng.randint(2, 50), rng.randint(2, 50)
-    code = f"a = {a}\nb = {b}\nc = a * b - {rng.randint(1, 9)}\nanswer = {t.text}\nprint(answer)"
+    a, k = rng.randint(2, 50), rng.randint(3, 40)
+    if p["answer_type"] == "integer":
+        v = int(t.text)
+        code = f"a = {a}\nb = {v + k * a}\nc = {k}\nanswer = b - c * a\nprint(answer)"
+        printed = str(v)
+    else:
+        prec = int(p.get("precision") or 1)
+        v = float(t.text)
+        code = (
+            f"import math\ntotal = {v + k:.{prec}f}\nshift = {k}\n"
+            f"answer = round(total - shift, {prec})\nprint(answer)"
+        )
+        printed = str(round(round(v + k, prec) - k, prec))
     resp = rng.choice(
         [
-            f"```python\n{code}\n```\nOutput: {t.text}",
-            f"```python\n{code}\n```\n\nThe program prints {t.text}.",
             f"```python\n{code}\n```",
-            f"{code}\n# output: {t.text}",
+            f"```python\n{code}\n```\nOutput: {printed}",
+            f"# Python code\n{code}",
+            f"Let me write a program.\n```python\n{code}\n```",
         ]
     )
-    return resp, t.text
+    return resp, printed
 
 
 _NUMBER_WORDS = [

@@ -43,6 +43,9 @@ RULES: dict[str, str] = {
     "the correct option is not provided / not among the choices: the extractor writes that value (the "
     "development files record 35°, 130°, 58°, √91, 2, 33 for such responses), which the normaliser maps to "
     "the nearest option",
+    "program_output": "a program-of-thought response (Python that prints its answer): MathVista runs it and "
+    "the extractor reads what it printed; mssr reproduces the output with a restricted interpreter "
+    "(mssr.rewards.program, no exec)",
     "question_echo": "a response that restates the query (hint, question, choices): extraction ignores the "
     "restated text, so no number or option is taken from the question",
 }

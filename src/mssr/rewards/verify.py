@@ -26,6 +26,7 @@ from mssr.rewards.equivalence import (
     scalars_equal,
 )
 from mssr.rewards.extract import DELIMITED_SOURCES, Extraction, extract_answer, letter_of, number_of_span
+from mssr.rewards.program import program_output
 from mssr.rewards.text import clean_span, parse_number, to_text
 
 MODES = ("strict", "official")
@@ -221,6 +222,10 @@ def official_extraction(
         return str(int(stripped)), None
     if answer_type == "float" and re.fullmatch(r"[-+]?(?:\d+\.?\d*|\.\d+)", stripped) and len(stripped) < 100:
         return str(float(stripped)), None
+    if rules.enabled("program_output"):
+        printed = program_output(text)
+        if printed is not None and "print" not in printed:  # (a program printing code is read as text)
+            return official_extraction(printed, answer_type, choices, question)
     if choices and rules.enabled("echoed_options"):
         letter = rules.echoed_options(text, choices)
         if letter is not None:
