@@ -37,6 +37,13 @@ def test_echoed_options_first_option_as_the_normaliser_reads_it() -> None:
     assert (s.correct, s.reason) == (False, "no_choice_match")
 
 
+def test_echoed_letters_beyond_the_options_go_through_edit_distance() -> None:
+    # "(C) Yes\n(D) No" to a Yes/No question: the normaliser reads "C", not an option letter, and picks the
+    # option nearest to "C" by edit distance ("No": 2 edits, "Yes": 3)
+    assert official("(C) Yes\n(D) No", "No", choices=["Yes", "No"]).correct
+    assert not official("(C) Yes\n(D) No", "Yes", choices=["Yes", "No"]).correct
+
+
 def test_option_value_names_the_option_by_its_number() -> None:
     v = official("The angle is 60 degrees.", "60°", choices=DEG)
     assert (v.correct, v.extracted) == (True, "C")

@@ -112,7 +112,8 @@ def _echo_options(p: Row, t: _Target, rng: random.Random) -> tuple[str, str] | N
         return None
     k = rng.choice([2, 3]) if len(ch) >= 3 else 2
     start = t.index if t.index + k <= len(ch) else len(ch) - k
-    lines = [f"({chr(65 + i)}) {ch[i]}" for i in range(start, start + k)]
+    shift = 2 if len(ch) == 2 and rng.random() < 0.3 else 0  # "(C) Yes\n(D) No" to a two-option question
+    lines = [f"({chr(65 + i + shift)}) {ch[i]}" for i in range(start, start + k)]
     text = "\n".join(lines)
     return rng.choice([text, f"Answer:\n{text}", f"{text}\n"]), text
 

@@ -87,7 +87,9 @@ def echoed_options(text: str, choices: list[str]) -> str | None:
     if len(lines) < 2 or not all(_OPTION_LINE.match(ln) for ln in lines):
         return None
     letter = _OPTION_LINE.match(lines[0]).group(1)  # type: ignore[union-attr]
-    return letter if ord(letter) - 65 < len(choices) else None
+    # a letter beyond the options ("(C) Yes\n(D) No" to a Yes/No question) is what the normaliser then matches
+    # by edit distance, as it does with the official extraction
+    return letter
 
 
 _PROMPT_LINE = re.compile(r"^\s*(?:hint|question|choices|options)\s*[:：]", re.I)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import math
 import re
+import warnings
 from typing import Any
 
 _MAX_STEPS = 20_000
@@ -309,9 +310,8 @@ def program_of(response: str) -> str | None:
 def run_program(code: str) -> str | None:
     """What ``code`` prints (stripped, as MathVista's ``evaluate_code`` captures it), or ``None`` if the code does
     not parse, uses anything outside the interpreter's subset, raises, or prints nothing."""
-    try:
-        tree = ast.parse(code)
-    except (SyntaxError, ValueError, MemoryError, RecursionError):
+    tree = _parse(code)
+    if tree is None:
         return None
     interp = _Interpreter()
     try:
@@ -330,9 +330,17 @@ def program_output(response: str) -> str | None:
     code = program_of(response)
     if code is None:
         return None
-    if not _FENCE.search(response):
+    if not _FENCE.search(response) and _parse(response) is None:
+        return None
+    return run_program(code)
+
+
+def _parse(code: str) -> ast.Module | None:
+    with warnings.catch_warnings():
+        warnings.simplefilter(
+            "ignore"
+        )  # "invalid decimal literal" and the like, for prose that is not Python
         try:
-            ast.parse(response)
+            return ast.parse(code)
         except (SyntaxError, ValueError, MemoryError, RecursionError):
             return None
-    return run_program(code)
