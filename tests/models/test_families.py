@@ -248,3 +248,23 @@ def test_gemma3_batches_concatenate_and_score_like_their_parts():
     t = whole.shape[1]
     expected = torch.cat([torch.nn.functional.pad(p, (0, t - p.shape[1])) for p in parts])
     assert torch.allclose(whole, expected, atol=1e-5)
+
+
+def test_prompt_ids_hold_the_templates_bos_once():
+    # a real Gemma tokenizer adds <bos> itself; the chat template already wrote it, so the engine tokenizes
+    # other families' prompts without added special tokens
+    from tokenizers import processors
+
+    policy = build_tiny_policy("gemma3-tiny", tokenizer_corpus=list(corpus_texts(50)), seed=4)
+    tok, proc = policy.tokenizer, policy.processor
+    bos = tok.bos_token_id
+    tok._tokenizer.post_processor = processors.TemplateProcessing(
+        single="<bos> $A", special_tokens=[("<bos>", bos)]
+    )
+    assert tok("hi")["input_ids"][0] == bos
+    text = build_prompt(proc, "What?", 1, None)
+    prompt = PromptInput("a", text, [Image.new("RGB", (64, 64))], build_prompt(proc, "What?", 0, None))
+    batch = HFRolloutEngine(policy.model, proc).generate([prompt], greedy=True, max_new_tokens=2)
+    ids = batch.input_ids[0][batch.attention_mask[0].bool()].tolist()
+    assert ids[0] == bos and ids.count(bos) == 1
+    assert batch.prompts.text_only_ids[0].tolist().count(bos) == 1

@@ -276,12 +276,15 @@ class HFRolloutEngine:
         units: list[int] = []  # non-patch layouts: pixel rows per prompt
         layout = "patches" if self.patch_layout else "images"
         types_key = self.token_types_key
+        extra: dict[str, Any] = {} if self.patch_layout else {"add_special_tokens": False}
         if self.tokenizer.pad_token_id is None:
             chunk = 1  # the processor cannot pad: one prompt per call
         for start in range(0, len(prompts), chunk):
             part = prompts[start : start + chunk]
             images = [img for p in part for img in p.images]
             kwargs: dict[str, Any] = {"text": [p.text for p in part], "padding": True, "return_tensors": "pt"}
+            # the chat template already wrote the special tokens (Gemma 3's <bos>): the tokenizer adds none
+            kwargs.update(extra)
             if images:
                 # other families take the images nested per prompt
                 kwargs["images"] = images if self.patch_layout else [list(p.images) for p in part]
@@ -303,7 +306,7 @@ class HFRolloutEngine:
                 p.text_without_images if p.text_without_images is not None else self._strip_images(p.text)
                 for p in part
             ]
-            enc_plain = self.processor(text=plain, padding=True, return_tensors="pt")
+            enc_plain = self.processor(text=plain, padding=True, return_tensors="pt", **extra)
             keep_plain = enc_plain["attention_mask"].bool()
             text_only.extend(row[m] for row, m in zip(enc_plain["input_ids"], keep_plain))
         store = PromptStore(
