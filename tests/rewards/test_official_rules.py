@@ -184,6 +184,16 @@ def test_restated_question_is_never_the_answer() -> None:
     assert v.correct
 
 
+def test_prompt_like_lines_that_carry_an_answer_are_kept() -> None:
+    # only MathVista's hint wording and question lines are dropped, not a line that happens to start "Hint:"
+    v = official(
+        "Hint: I count the bars. There are 5.", "5", answer_type="integer", question="How many bars?"
+    )
+    assert v.correct
+    v = official("Question: How many bars are taller than 40?\nAnswer: 3", "3", answer_type="integer")
+    assert v.correct
+
+
 def test_conditional_detection_stops_at_a_line_break() -> None:
     # "If ..." on the restated question's line does not make the next line's "Answer: C" conditional
     r = "Question: If $m\\angle1 = 38$, find $m \\angle 2$\nAnswer: C"

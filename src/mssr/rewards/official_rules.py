@@ -96,23 +96,32 @@ _PROMPT_LINE = re.compile(r"^\s*(?:hint|question|choices|options)\s*[:：]", re.
 
 
 def strip_question_echo(text: str, question: str | None, choices: list[str] | None) -> str:
-    """Rule ``question_echo``: the response with the restated query removed — the question text wherever it
-    is repeated, "Hint:/Question:/Choices:" lines and the complete option list that follows "Choices:"."""
+    """Rule ``question_echo``: the response with the restated query removed — the question text wherever it is
+    repeated, a "Hint:" line in MathVista's hint wording ("Please answer the question …"), a "Question:" line
+    that is a question (ends with "?" or is empty once the question text is gone), and a "Choices:" line with
+    the option lines that follow it. A prompt-like line that carries anything else is kept."""
     out = text
     q = (question or "").strip()
     if len(q) >= 12 and q in out:
         out = out.replace(q, " ")
-    if not _PROMPT_LINE.search(out) and not re.search(
-        r"(?m)^\s*(?:hint|question|choices)\s*[:：]", out, re.I
-    ):
+    if not re.search(r"(?mi)^\s*(?:hint|question|choices|options)\s*[:：]", out):
         return out
     kept: list[str] = []
     in_choices = False
     for ln in out.splitlines():
-        if _PROMPT_LINE.match(ln):
-            in_choices = bool(re.match(r"^\s*(?:choices|options)\s*[:：]\s*$", ln, re.I))
-            if not in_choices:
+        m = _PROMPT_LINE.match(ln)
+        if m:
+            head = ln[: m.end()].strip().lower()
+            rest = ln[m.end() :].strip()
+            if head.startswith(("choices", "options")) and not rest:
+                in_choices = True
                 continue
+            in_choices = False
+            if head.startswith("hint") and re.search(r"please answer|requiring|provide the", rest, re.I):
+                continue
+            if head.startswith("question") and (not rest or rest.endswith(("?", "？", "()", "（）"))):
+                continue
+            kept.append(ln)
             continue
         if in_choices and _OPTION_LINE.match(ln):
             continue
