@@ -230,6 +230,22 @@ def test_number_words_only_for_one_stated_value() -> None:
     ).correct
 
 
+@pytest.mark.parametrize(
+    ("text", "lead"),
+    [
+        ("3 bars (2014, 2015 and 2016) are below 40.", "3"),
+        ("Three bars are below 40, namely 2014 and 2016.", "3"),
+        ("There are three bars in 2014.", "3"),
+        ("3.\nThe bars are 58, 59 and 63.", "3"),
+        ("1. First, count the bars: 58, 59.", None),  # a numbered list is not an answer
+        ("2 times 3 is 6", None),  # an operation, not a count
+        ("The bars are 58, 59 and 63.", None),
+    ],
+)
+def test_leading_answer_forms(text: str, lead: str | None) -> None:
+    assert rules.leading_answer(text) == lead
+
+
 def test_disabled_rejects_unknown_rules_and_restores() -> None:
     with pytest.raises(ValueError, match="unknown rules"), rules.disabled(["nope"]):
         pass

@@ -325,21 +325,29 @@ def refusal_wording(text: str) -> str | None:
 
 
 # ----------------------------------------------------------------------------------------------- numbers
+_NUM = r"[-+]?\d[\d,]*(?:\.\d+)?"
+_NUM_WORD = (
+    r"zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen"
+    r"|seventeen|eighteen|nineteen|twenty"
+)
 _LEADING = re.compile(
-    r"^\s*(?:(?P<bare>[-+]?\d[\d,]*(?:\.\d+)?)\s*(?:[.\n]|$)"
-    r"|(?:there\s+(?:are|is|were|was)|i\s+(?:see|count))\s+(?P<count>\d[\d,]*(?:\.\d+)?)\b[^.\n]{0,120}(?:[.\n]|$))",
+    rf"^\s*(?:(?P<bare>{_NUM})\.?[ \t]*(?:\n|$)"  # "3" / "3." alone on the first line (not "1. First, …")
+    rf"|(?:there\s+(?:are|is|were|was)|i\s+(?:see|count))\s+(?P<count>{_NUM}|{_NUM_WORD})\b[^.\n]{{0,120}}(?:[.\n]|$)"
+    rf"|(?P<lead>{_NUM}|{_NUM_WORD})\s+(?!times\b|plus\b|minus\b|divided\b|multiplied\b|and\b|or\b|to\b|x\b|by\b)"
+    r"[a-z]+\b[^\n]{0,120}?(?:[.\n]|$))",
     re.I,
 )
 
 
 def leading_answer(text: str) -> str | None:
-    """Rule ``leading_answer``: the number a response opens with — a bare value on its own ("3.\nThe bars …") or
-    a count sentence ("There are 3 bars below 40.") — else ``None``."""
+    """Rule ``leading_answer``: the number a response opens with — a bare value on its own line ("3.\nThe bars
+    …"), a count sentence ("There are 3 bars below 40.", "There are three bars …"), or a sentence that opens
+    with its count ("3 bars are below 40.", "Three bars …") — else ``None``."""
     m = _LEADING.match(text)
     if not m:
         return None
-    tok = m.group("bare") or m.group("count")
-    return tok.replace(",", "")
+    tok = (m.group("bare") or m.group("count") or m.group("lead")).replace(",", "")
+    return str(_WORDS[tok.lower()]) if tok.lower() in _WORDS else tok
 
 
 _WORDS = {
