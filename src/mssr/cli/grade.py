@@ -152,10 +152,14 @@ def _report(args: argparse.Namespace, name: str, items: list, judge: object) -> 
     if rep.n_with_official and args.benchmark == "mathvista":
         from mssr.evaluation.generalisation import STYLES, per_style
 
-        print("\n  agreement by response style:")
+        classes = {d["pid"]: d["class"] for d in rep.disagreements}
+        print("\n  agreement by response style (disagreements by class within it):")
         print(f"    {'style':18s} {'n':>5s} {'agree':>8s}")
-        for style, c in sorted(per_style(items, rep.verdicts).items(), key=lambda kv: -kv[1]["n"]):
+        for style, c in sorted(per_style(items, rep.verdicts, classes).items(), key=lambda kv: -kv[1]["n"]):
+            parts = ", ".join(f"{k} {v}" for k, v in sorted(c["classes"].items(), key=lambda kv: -kv[1]))
             print(f"    {style:18s} {c['n']:5d} {_pct(c['agree'], c['n']):>8s}  {STYLES[style]}")
+            if parts:
+                print(f"    {'':18s} {'':5s} {'':8s}    disagreements: {parts}")
     if rep.classes:
         print("\n  disagreements by class:")
         for cls, n in rep.classes.items():

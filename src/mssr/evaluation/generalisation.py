@@ -32,7 +32,7 @@ STYLES = {
     "refusal": "refuses or says the answer cannot be determined",
     "echoed_options": "echoes option lines only",
     "question_echo": "restates the query (Hint:/Question:/Choices: lines)",
-    "program": "program-of-thought (code)",
+    "program": "code block or program-of-thought",
     "yesno_statement": "yes/no question answered by a statement",
     "option_text": "multiple choice answered without an option letter",
     "long_cot": "long reasoning (over 400 characters) with an answer",
@@ -144,15 +144,22 @@ def format_table(results: list[FileResult]) -> str:
     return "\n".join(lines)
 
 
-def per_style(items: list[GradeItem], verdicts: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
-    """``style -> {n, agree}`` over the items that carry an official verdict."""
-    out: dict[str, dict[str, int]] = {}
+def per_style(
+    items: list[GradeItem], verdicts: list[dict[str, Any]], classes: dict[str, str] | None = None
+) -> dict[str, dict[str, Any]]:
+    """``style -> {n, agree, classes}`` over the items that carry an official verdict; ``classes`` (pid ->
+    disagreement class) fills ``classes`` with the count of each class among the style's disagreements."""
+    out: dict[str, dict[str, Any]] = {}
     for it, v in zip(items, verdicts):
         if it.official is None:
             continue
-        cell = out.setdefault(response_style(it), {"n": 0, "agree": 0})
+        cell = out.setdefault(response_style(it), {"n": 0, "agree": 0, "classes": {}})
         cell["n"] += 1
-        cell["agree"] += int(bool(v["verdict"]) == bool(it.official))
+        agree = bool(v["verdict"]) == bool(it.official)
+        cell["agree"] += int(agree)
+        if not agree and classes is not None:
+            cls = classes.get(it.id, "unclassified")
+            cell["classes"][cls] = cell["classes"].get(cls, 0) + 1
     return out
 
 
