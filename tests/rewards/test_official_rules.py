@@ -94,6 +94,7 @@ def test_yesno_statement(response: str, answer: str) -> None:
 
 def test_yesno_statement_ignores_unrelated_text_and_refusals() -> None:
     assert rules.yesno_statement("I like trains.", "Is Coral the roughest?") is None
+    assert rules.yesno_statement("Coral", "Is Coral the roughest?") is None  # a name, not a statement
     v = official(
         "I cannot determine whether Coral is the roughest.",
         "no",
@@ -240,6 +241,7 @@ def test_number_words_only_for_one_stated_value() -> None:
         ("1. First, count the bars: 58, 59.", None),  # a numbered list is not an answer
         ("2 times 3 is 6", None),  # an operation, not a count
         ("The bars are 58, 59 and 63.", None),
+        ("2019 value was 7.84 years.", None),  # a year opening the sentence
     ],
 )
 def test_leading_answer_forms(text: str, lead: str | None) -> None:

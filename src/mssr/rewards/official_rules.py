@@ -289,6 +289,12 @@ def yesno_statement(text: str, question: str | None) -> bool | None:
     last = clean_span(sentences[-1])
     if not last or len(last) > 300 or "?" in sentences[-1]:
         return None
+    if len(last.split()) < 3 or not re.search(
+        r"\b(?:is|are|was|were|does|do|did|has|have|had|can|will|would|isn't|aren't|doesn't|don't)\b",
+        last,
+        re.I,
+    ):
+        return None  # a name or a phrase ("Coral") is not a statement: the extractor copies it
     q = _content(question or "")
     said = _content(last)
     if not q or len(q & said) < max(1, min(2, len(q) // 2)):
@@ -346,6 +352,8 @@ def leading_answer(text: str) -> str | None:
     m = _LEADING.match(text)
     if not m:
         return None
+    if m.group("lead") and re.fullmatch(r"1[89]\d\d|20\d\d", m.group("lead")):
+        return None  # "2019 value was 7.84": a year opening the sentence is not its count
     tok = (m.group("bare") or m.group("count") or m.group("lead")).replace(",", "")
     return str(_WORDS[tok.lower()]) if tok.lower() in _WORDS else tok
 
