@@ -171,6 +171,8 @@ def test_refusal_takes_no_number_from_the_reasoning() -> None:
     r = "We add 3 + 4 = 7 for the first part. Without the chart, we cannot determine the answer."
     assert not official(r, "7", answer_type="integer").correct
     assert official(r, "7", "refusal_no_number", answer_type="integer").correct
+    s = verify(r, "7", answer_type="integer")  # strict (training) mode: no credit either
+    assert (s.correct, s.reason) == (False, "refusal")
 
 
 def test_restated_question_is_never_the_answer() -> None:

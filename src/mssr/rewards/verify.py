@@ -127,6 +127,12 @@ def _verify_strict(
         ex = Extraction(ex.text, ex.source, _end_in(text, body, ex))
     if ex is None:
         return Verdict(False, None, "refusal" if is_refusal(text) else "no_answer")
+    if (
+        rules.enabled("refusal_no_number")
+        and ex.source in ("last_number", "conclusion")
+        and is_refusal(_last_sentence(body))
+    ):
+        return Verdict(False, None, "refusal")  # a number from the reasoning of a response that gives up
     if require_clean_end and not ends_cleanly(text, ex):
         return Verdict(False, ex.text, "unclean_end")
     pred = ex.text
