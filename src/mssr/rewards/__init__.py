@@ -5,7 +5,8 @@ The interface the trainer calls::
     from mssr.rewards import build_reward, score_batch, verify
 
     verify(response, answer, *, answer_type=None, choices=None, mode="strict", precision=None,
-           require_clean_end=False) -> Verdict            # Verdict(correct: bool, extracted: str | None, reason: str)
+           require_clean_end=False, question=None) -> Verdict  # Verdict(correct, extracted, reason)
+    # question: a restated question is never read as the answer
 
     reward = build_reward(spec)
     # spec: "accuracy" | "format" | {"accuracy": 1.0, "format": 0.0} | "pkg.mod:func" | "path/to/file.py:func"

@@ -270,6 +270,9 @@ def official_extraction(
 def _official_choice(
     body: str, ex: Extraction | None, choices: list[str], question: str | None
 ) -> tuple[str | None, Extraction | None]:
+    """Multiple choice: the extraction when it names an option, else what the official extractor would write
+    for the style (a concluded value, a refusal's wording, Yes/No for a statement, the option meant by value or
+    paraphrase), else the extraction as is (the normaliser's edit distance decides)."""
     extracted = ex.text if ex is not None else None
     if extracted is not None and _named(extracted, choices):
         return extracted, ex
