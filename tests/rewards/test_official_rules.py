@@ -61,6 +61,8 @@ def test_option_value_names_the_option_by_its_number() -> None:
         ("The population would rise.", "increase", POP),
         ("Greater than.", "larger than", CMP),
         ("So it is less than.", "smaller than", CMP),
+        ("It is greater.", "larger than", CMP),
+        ("They are the same.", "equal to", CMP),
         ("They would stay the same.", "remain the same", POP),
     ],
 )
@@ -173,6 +175,16 @@ def test_refusal_takes_no_number_from_the_reasoning() -> None:
     assert official(r, "7", "refusal_no_number", answer_type="integer").correct
     s = verify(r, "7", answer_type="integer")  # strict (training) mode: no credit either
     assert (s.correct, s.reason) == (False, "refusal")
+
+
+def test_option_named_in_passing_before_a_refusal_is_not_the_answer() -> None:
+    r = "One part measures 6 and another 64. Without the figure, it is not possible to determine the correct option letter."
+    v = official(r, "6", choices=["3", "4", "5", "6"])
+    assert v.extracted == "N/A" and v.reason == "fuzzy_choice"
+    assert official(r, "6", "refusal_no_number", choices=["3", "4", "5", "6"]).extracted == "6"
+    # a request for information is not read as a paraphrase ("more information" is not "larger than")
+    r = "Please provide the figure or more information to answer the question."
+    assert official(r, "larger than", choices=CMP).extracted == "N/A"
 
 
 def test_restated_question_is_never_the_answer() -> None:

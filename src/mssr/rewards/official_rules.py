@@ -32,8 +32,9 @@ RULES: dict[str, str] = {
     "refusal_wording": "a refusal: the no-answer string the extractor writes for its wording ('... cannot be "
     "determined' -> 'Cannot be determined'; requests for information, a short 'I can't …' and 'not possible to "
     "determine the correct option' -> 'N/A'; a short 'Sorry, …' copied whole), mapped to an option by edit distance",
-    "refusal_no_number": "a free-form response that ends in a refusal states no answer: no intermediate number "
-    "is taken from its reasoning (the extractor writes a no-answer string; no prediction)",
+    "refusal_no_number": "a response that ends in a refusal states no answer: no intermediate number (free "
+    "form) or option named in passing (multiple choice) is taken from its reasoning; the extractor writes a "
+    "no-answer string",
     "leading_answer": "a numeric answer stated first ('3. There are three bars …', 'There are 3 bars below 40. "
     "They are 58, 59 and 63.') and followed by explanation without a concluding statement: the extractor "
     "takes the stated answer, not the explanation's last number",
@@ -173,6 +174,7 @@ _SYNONYMS = {
 }
 _STOP = frozenset(
     [
+        "than",  # "larger than" vs "greater": the comparative carries the meaning
         "a",
         "an",
         "the",

@@ -264,6 +264,13 @@ def official_extraction(
         return (num if num is not None else ex.text), ex
     if not choices:
         return (None, None) if ex is None else (ex.text, ex)
+    if (
+        ex is not None
+        and rules.enabled("refusal_no_number")
+        and ex.source in ("choice_text", "conclusion", "last_number")
+        and (is_refusal(_last_sentence(body)) or rules.refusal_wording(body) is not None)
+    ):
+        ex = None  # an option named in the reasoning of a response that ends by giving up is not its answer
     return _official_choice(body, ex, choices, question)
 
 
@@ -300,7 +307,8 @@ def _official_choice(
     span = extracted
     if span is None:
         last = _last_sentence(body)
-        span = None if not last or is_refusal(last) else last
+        refuses = is_refusal(last) or rules.refusal_wording(body) is not None
+        span = None if not last or refuses else last
     if span is not None:
         idx = None
         if rules.enabled("option_value"):
