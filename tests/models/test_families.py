@@ -8,6 +8,10 @@ loop) equals transformers' ``generate``, and its sampler's log-probs equal a tea
 from __future__ import annotations
 
 import json
+import math
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -87,38 +91,46 @@ def test_processor_and_chat_template(family_policy):
     assert policy.info["family"] == name
 
 
-def test_train_checkpoint_reload_greedy_equals_generate(family_policy, tiny_data_dir, tmp_path):
-    name, _, policy_dir = family_policy
-    run = tmp_path / "run"
-    rc = main(
-        [
-            "train",
-            f"model.path={policy_dir}",
-            f"data.train={tiny_data_dir}",
-            f"output_dir={run}",
-            "reward.spec=format",
-            "steps=2",
-            "device=cpu",
-            "threads=1",
-            "rollout.rollouts_per_step=8",
-            "rollout.max_new_tokens=8",
-            "rollout.gen_batch_size=8",
-            "optim.mini_batch_prompts=4",
-            "optim.micro_batch_size=4",
-            "optim.lr=1e-3",
-            "val.every=0",
-            "val.at_start=false",
-            "checkpoint.every=2",
-            "logging.progress=false",
-            "logging.tensorboard=false",
-            "logging.plot=false",
-        ]
-    )
-    assert rc == 0
+def _train_args(policy_dir, data_dir, run) -> list[str]:
+    """`mssr train` overrides: 2 steps of 8 rollouts, 8 new tokens, a checkpoint at step 2."""
+    return [
+        f"model.path={policy_dir}",
+        f"data.train={data_dir}",
+        f"output_dir={run}",
+        "reward.spec=format",
+        "steps=2",
+        "device=cpu",
+        "threads=1",
+        "rollout.rollouts_per_step=8",
+        "rollout.max_new_tokens=8",
+        "rollout.gen_batch_size=8",
+        "optim.mini_batch_prompts=4",
+        "optim.micro_batch_size=4",
+        "optim.lr=1e-3",
+        "val.every=0",
+        "val.at_start=false",
+        "checkpoint.every=2",
+        "logging.progress=false",
+        "logging.tensorboard=false",
+        "logging.plot=false",
+    ]
+
+
+def _check_run(run) -> None:
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
     steps = [r for r in rows if "train/rollouts" in r]
     assert [r["step"] for r in steps] == [1, 2]
     assert all(r["train/rollouts"] > 0 for r in steps)
+    for r in steps:
+        assert all(math.isfinite(v) for v in r.values() if isinstance(v, float))
+    assert (run / "checkpoints" / "step_000002" / "policy" / "config.json").is_file()
+
+
+def test_train_checkpoint_reload_greedy_equals_generate(family_policy, tiny_data_dir, tmp_path):
+    name, _, policy_dir = family_policy
+    run = tmp_path / "run"
+    assert main(["train", *_train_args(policy_dir, tiny_data_dir, run)]) == 0
+    _check_run(run)
 
     policy = load_policy(run / "checkpoints" / "step_000002" / "policy")
     assert type(policy.model).__name__.lower().startswith(name.replace("_", ""))
@@ -227,6 +239,8 @@ def test_idefics3_image_tiles_ride_the_nested_layout():
     engine = HFRolloutEngine(model, proc)
     ours = engine.generate(prompts, n=2, greedy=True, max_new_tokens=8)
     assert ours.prompts.pixel_layout == "nested" and ours.prompts.slot_units.tolist() == [5, 10, 0]
+    no_images = engine.generate(prompts[2:], greedy=True, max_new_tokens=2)  # same layout without any image
+    assert no_images.prompts.pixel_layout == "nested" and no_images.prompts.slot_units.tolist() == [0]
     ref = HFRolloutEngine(model, proc, share_prompts=False).generate(
         prompts, n=2, greedy=True, max_new_tokens=8
     )
@@ -280,3 +294,46 @@ def test_prompt_ids_hold_the_templates_bos_once():
     ids = batch.input_ids[0][batch.attention_mask[0].bool()].tolist()
     assert ids[0] == bos and ids.count(bos) == 1
     assert batch.prompts.text_only_ids[0].tolist().count(bos) == 1
+
+
+@pytest.mark.slow
+def test_lora_and_fsdp_train_two_steps(family_policy, tiny_data_dir, tmp_path):
+    # LoRA (in process) and FSDP2 (torchrun, 2 gloo processes): 2 steps each, finite metrics, a loadable checkpoint
+    name, _, policy_dir = family_policy
+    lora = tmp_path / "lora"
+    assert (
+        main(
+            [
+                "train",
+                *_train_args(policy_dir, tiny_data_dir, lora),
+                "model.lora_rank=4",
+                "model.lora_alpha=8",
+            ]
+        )
+        == 0
+    )
+    _check_run(lora)
+    load_policy(lora / "checkpoints" / "step_000002" / "policy")
+    fsdp = tmp_path / "fsdp"
+    port = 29500 + (os.getpid() + len(name)) % 2000
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(port),
+        "-m",
+        "mssr",
+        "train",
+        *_train_args(policy_dir, tiny_data_dir, fsdp),
+        "parallel.strategy=fsdp",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1"}
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    _check_run(fsdp)
+    load_policy(fsdp / "checkpoints" / "step_000002" / "policy")

@@ -39,6 +39,8 @@ def concat_batches(batches: Sequence[RolloutBatch]) -> RolloutBatch:
             raise ValueError("batches differ in pad token, temperature or suppressed tokens")
         if (b.prompts.pixel_layout, b.token_types_key) != (first.prompts.pixel_layout, first.token_types_key):
             raise ValueError("batches differ in pixel layout or token-type key (different model families)")
+        if (b.prompts.slot_units is None) != (first.prompts.slot_units is None):
+            raise ValueError("some batches count pixel rows per prompt (slot_units) and others do not")
     p_max = max(b.prompt_length for b in batches)
     t_max = max(b.response_length for b in batches)
     pad = first.pad_token_id

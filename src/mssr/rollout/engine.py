@@ -235,8 +235,11 @@ class HFRolloutEngine:
         self.image_token = getattr(processor, "image_token", "<|image_pad|>")
         # Qwen-VL processors return patches and a grid per image; the others whole images per prompt
         image_processor = getattr(processor, "image_processor", None)
-        self.patch_layout = "image_grid_thw" in getattr(
-            image_processor, "model_input_names", ["image_grid_thw"]
+        names = getattr(image_processor, "model_input_names", ["image_grid_thw"])
+        self.patch_layout = "image_grid_thw" in names
+        # PromptStore.pixel_layout of this engine's batches (the same whether or not a call holds images)
+        self.pixel_layout = (
+            "patches" if self.patch_layout else "nested" if "pixel_attention_mask" in names else "images"
         )
         self.token_types_key = "mm_token_type_ids"
         inner = model.get_base_model() if hasattr(model, "get_base_model") else model
@@ -274,7 +277,7 @@ class HFRolloutEngine:
         grid_chunks: list[torch.Tensor] = []
         text_only: list[torch.Tensor] = []
         units: list[int] = []  # non-patch layouts: pixel rows per prompt
-        layout = "patches" if self.patch_layout else "images"
+        layout = self.pixel_layout
         types_key = self.token_types_key
         extra: dict[str, Any] = {} if self.patch_layout else {"add_special_tokens": False}
         if self.tokenizer.pad_token_id is None:
