@@ -44,6 +44,21 @@ def test_echoed_letters_beyond_the_options_go_through_edit_distance() -> None:
     assert not official("(C) Yes\n(D) No", "Yes", choices=["Yes", "No"]).correct
 
 
+@pytest.mark.parametrize(
+    "response",
+    ["B is correct.", "I choose B.", "The shape has 11 parts. B is the right answer.", "I'd go with B"],
+)
+def test_letter_statement(response: str) -> None:
+    ch = ["3/11", "8/11", "6/11", "3/5"]
+    assert official(response, "8/11", choices=ch).extracted == "B"
+    assert official(response, "8/11", "letter_statement", choices=ch).extracted != "B"
+
+
+def test_letter_statement_needs_a_statement_about_the_letter() -> None:
+    assert rules.letter_statement("A is a square.", 4) is None
+    assert rules.letter_statement("I choose E.", 4) is None  # not an option
+
+
 def test_option_value_names_the_option_by_its_number() -> None:
     v = official("The angle is 60 degrees.", "60°", choices=DEG)
     assert (v.correct, v.extracted) == (True, "C")

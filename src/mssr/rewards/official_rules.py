@@ -25,6 +25,8 @@ RULES: dict[str, str] = {
     "and the normaliser's first '(X)' match picks the first echoed option",
     "option_value": "an answer span that names one option's text or value ('It is 5', '60 degrees' for '60°'): "
     "the extractor, which sees the choices, writes that option",
+    "letter_statement": "an option letter stated in a sentence without an answer phrase ('B is correct.', "
+    "'I choose C.', 'I would go with (A)'): the extractor writes that letter",
     "option_paraphrase": "an answer span that paraphrases one option ('greater than' for 'larger than', "
     "'go down' for 'decrease'): that option, by normalised token overlap with a small synonym table",
     "yesno_statement": "a yes/no question answered by a statement ('Coral is not the roughest.'): negated -> No, "
@@ -423,3 +425,21 @@ def value_before_no_option(text: str) -> str | None:
     if not value or len(value) > 12 or " " in value or not re.search(r"\d", value):
         return None
     return value
+
+
+_LETTER_STATEMENT = re.compile(
+    r"(?:^|[.!?\n]\s*)(?:option\s+|choice\s+)?\(?(?P<a>[A-H])\)?\s+(?:is|seems|looks)\s+(?:the\s+)?(?:most\s+)?"
+    r"(?:correct|right|best|answer|true)\b"
+    r"|\b(?:choose|chose|pick|picked|select|selected|go\s+with|opt\s+for)\s+(?:option\s+|choice\s+)?\(?(?P<b>[A-H])\)?(?![\w'])",
+)
+
+
+def letter_statement(text: str, n_choices: int) -> str | None:
+    """Rule ``letter_statement``: the option letter of the last "B is correct" / "I choose C" in the response's
+    final 400 characters, if it names one of the options."""
+    last = None
+    for m in _LETTER_STATEMENT.finditer(text[-400:]):
+        letter = m.group("a") or m.group("b")
+        if ord(letter) - 65 < n_choices:
+            last = letter
+    return last

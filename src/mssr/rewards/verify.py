@@ -291,6 +291,10 @@ def _official_choice(
         written = rules.refusal_wording(body)  # "the answer is inconclusive and cannot be determined"
         if written is not None:
             return written, ex
+    if rules.enabled("letter_statement") and (extracted is None or ex is None or ex.source != "phrase"):
+        letter = rules.letter_statement(body, len(choices))
+        if letter is not None:
+            return letter, ex
     yn = rules.yes_no_index(choices)
     if (
         yn is not None
