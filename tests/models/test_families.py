@@ -107,7 +107,7 @@ def _train_args(policy_dir, data_dir, run) -> list[str]:
         "optim.mini_batch_prompts=4",
         "optim.micro_batch_size=4",
         "optim.lr=1e-3",
-        "val.every=0",
+        "val.every=2",  # the shared evaluator at the end: 4 validation items
         "val.at_start=false",
         "checkpoint.every=2",
         "logging.progress=false",
@@ -123,6 +123,7 @@ def _check_run(run) -> None:
     assert all(r["train/rollouts"] > 0 for r in steps)
     for r in steps:
         assert all(math.isfinite(v) for v in r.values() if isinstance(v, float))
+    assert [r["step"] for r in rows if "val/accuracy" in r] == [2]
     assert (run / "checkpoints" / "step_000002" / "policy" / "config.json").is_file()
 
 

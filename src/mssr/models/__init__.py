@@ -1,4 +1,6 @@
-"""Policies: the tiny Qwen2.5-VL presets built locally, and loading of real Qwen2-VL / Qwen2.5-VL checkpoints.
+"""Policies: tiny presets built locally (Qwen2.5-VL; Qwen3-VL, Qwen3-VL MoE, Gemma 3 and Idefics3 in
+:mod:`mssr.models.families`), and loading of real checkpoints (Qwen2-VL / Qwen2.5-VL / Qwen3-VL first-class,
+other image-text-to-text families through the Auto classes).
 
 Public API: :func:`build_tiny_policy`, :func:`load_policy`, :class:`Policy`, :data:`PRESETS`,
 :func:`mssr.models.chat.build_prompt`; LoRA and a frozen vision tower in :mod:`mssr.models.lora`.
