@@ -1,0 +1,47 @@
+"""Plot the dev-accuracy curves of SFT attempts on the reasoning world from their ``loss_log.jsonl`` files.
+
+    python docs/results/reasoning/plot_sft.py OUT.png LABEL=PATH/loss_log.jsonl [LABEL=PATH ...]
+
+One panel per family (plus the overall accuracy) against optimizer steps; the 25-60 % band is shaded.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+FAMILIES = ("all", "counting", "arithmetic", "bars", "geometry")
+
+
+def checks(path: str) -> list[dict]:
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line)["eval"] for line in f if '"eval"' in line]
+
+
+def main() -> None:
+    out, runs = sys.argv[1], [a.split("=", 1) for a in sys.argv[2:]]
+    fig, axes = plt.subplots(1, len(FAMILIES), figsize=(4 * len(FAMILIES), 3.4), sharey=True)
+    for label, path in runs:
+        cs = checks(path)
+        steps = [c["step"] for c in cs]
+        for ax, fam in zip(axes, FAMILIES, strict=True):
+            ys = [c["accuracy"] if fam == "all" else c["accuracy_by_family"].get(fam) for c in cs]
+            ax.plot(steps, ys, marker="o", ms=3, label=label)
+    for ax, fam in zip(axes, FAMILIES, strict=True):
+        ax.axhspan(0.25, 0.60, color="green", alpha=0.08)
+        ax.set_title(fam if fam != "all" else "all families")
+        ax.set_xlabel("SFT step")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("sampled dev accuracy (T = 1)")
+    axes[-1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+
+
+if __name__ == "__main__":
+    main()
