@@ -89,6 +89,8 @@ def test_processor_and_chat_template(family_policy):
     eos = policy.model.generation_config.eos_token_id
     assert policy.tokenizer.convert_tokens_to_ids(FAMILIES[name].eos_token) in eos
     assert policy.info["family"] == name
+    ids = policy.special_token_ids()
+    assert list(ids) == list(FAMILIES[name].special_tokens) and sorted(ids.values()) == list(range(len(ids)))
 
 
 def _train_args(policy_dir, data_dir, run) -> list[str]:

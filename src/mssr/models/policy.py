@@ -74,8 +74,13 @@ class Policy:
         return sum(p.numel() for p in {id(p): p for p in self.model.parameters()}.values())
 
     def special_token_ids(self) -> dict[str, int]:
-        """Ids of the Qwen special tokens in this policy's tokenizer (they differ between tiny and real)."""
-        return {t: self.tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
+        """Ids of the family's special tokens in this policy's tokenizer (they differ between tiny and real):
+        the Qwen ones, or those of a family in :data:`mssr.models.families.FAMILIES`."""
+        from mssr.models.families import FAMILIES
+
+        family = FAMILIES.get(str(getattr(self.model.config, "model_type", "")))
+        tokens = family.special_tokens if family is not None else SPECIAL_TOKENS
+        return {t: self.tokenizer.convert_tokens_to_ids(t) for t in tokens}
 
     def vision_token_ids(self) -> list[int]:
         """Token ids a sampled response must never contain (docs/platform.md pitfall 2): the Qwen vision
