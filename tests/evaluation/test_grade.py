@@ -188,7 +188,8 @@ def test_normaliser_reproduces_the_files_own_predictions() -> None:
 
 
 def test_agreement_on_development_data() -> None:
-    """Acceptance: official mode agrees with the files' verdicts >= 96% per file and >= 97.5% pooled."""
+    """Acceptance: official mode agrees with the files' verdicts >= 96% per file and >= 97.5% pooled (measured:
+    99.1 / 98.8 / 96.3, pooled 98.07%; docs/rewards.md)."""
     dev = path_or_skip("mathvista")
     fmt = get("mathvista")
     agree = total = 0
@@ -200,4 +201,4 @@ def test_agreement_on_development_data() -> None:
         assert rep.n_timeouts == 0 and rep.n_errors == 0
         assert rep.agreement >= 0.96, (name, rep.agreement, rep.classes)
         agree, total = agree + rep.n_agree, total + rep.n_with_official
-    assert agree / total >= 0.975
+    assert agree / total >= 0.98
