@@ -340,3 +340,22 @@ def test_lora_and_fsdp_train_two_steps(family_policy, tiny_data_dir, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     _check_run(fsdp)
     load_policy(fsdp / "checkpoints" / "step_000002" / "policy")
+
+
+@pytest.mark.parametrize("name", ["gemma3", "idefics3"])
+def test_freeze_vision_also_freezes_the_projector(name):
+    from mssr.models import freeze_vision
+
+    policy = build_tiny_policy(f"{name}-tiny", tokenizer_corpus=list(corpus_texts(50)), seed=5)
+    hf = policy.model
+    tower, projector = {
+        "gemma3": ("vision_tower", "multi_modal_projector"),
+        "idefics3": ("vision_model", "connector"),
+    }[name]
+    frozen = [p for n, p in hf.named_parameters() if n.startswith((f"model.{tower}.", f"model.{projector}."))]
+    assert freeze_vision(hf) == sum(p.numel() for p in frozen) > 0
+    assert not any(p.requires_grad for p in frozen)
+    language = [n for n, p in hf.named_parameters() if p.requires_grad]
+    assert language and all(
+        n.startswith(("model.language_model.", "model.text_model.", "lm_head.")) for n in language
+    )

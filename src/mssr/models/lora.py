@@ -28,6 +28,9 @@ DEFAULT_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "
 # transformers versions: `model.model.visual` (>= 4.52) or `model.visual` (older).
 _VISION_PATHS = ("model.visual", "visual")
 _VISION_NAMES = ("visual", "vision_tower", "vision_model")
+# What other families put between the vision tower and the language model (Qwen's merger sits inside
+# `visual`): Gemma 3's projector, Idefics3 / SmolVLM's connector.
+_PROJECTOR_PATHS = ("model.multi_modal_projector", "model.connector")
 
 
 def is_lora(model: nn.Module) -> bool:
@@ -54,15 +57,22 @@ def vision_tower(model: nn.Module) -> tuple[str, nn.Module] | None:
 
 def freeze_vision(model: nn.Module) -> int:
     """Set ``requires_grad=False`` on every parameter of the vision tower and its patch merger (on a plain
-    HF model or a ``PeftModel``; adapters inside the tower are frozen too). Returns the number of frozen
-    parameter elements (0 when the model has no vision tower)."""
+    HF model or a ``PeftModel``; adapters inside the tower are frozen too) — for Gemma 3 and Idefics3 also the
+    projector / connector into the language model. Returns the number of frozen parameter elements (0 when
+    the model has no vision tower)."""
     found = vision_tower(model)
     if found is None:
         return 0
+    modules = [found[1]]
+    hf = base_model(model)
+    for path in _PROJECTOR_PATHS:
+        with contextlib.suppress(AttributeError):
+            modules.append(hf.get_submodule(path))
     n = 0
-    for p in found[1].parameters():
-        p.requires_grad_(False)
-        n += p.numel()
+    for module in modules:
+        for p in module.parameters():
+            p.requires_grad_(False)
+            n += p.numel()
     return n
 
 
