@@ -359,3 +359,18 @@ def test_freeze_vision_also_freezes_the_projector(name):
     assert language and all(
         n.startswith(("model.language_model.", "model.text_model.", "lm_head.")) for n in language
     )
+
+
+def test_qwen3_vl_directory_looks_stock_and_loads_without_torchvision(tmp_path):
+    # saved as a stock Qwen3-VL directory (processor_class Qwen3VLProcessor); a hub checkpoint's video processor
+    # config is ignored by the image-only processor, which needs no torchvision
+    path = tmp_path / "q3"
+    build_tiny_policy("qwen3_vl-tiny", tokenizer_corpus=list(corpus_texts(50)), seed=6).save(path)
+    assert json.loads((path / "processor_config.json").read_text())["processor_class"] == "Qwen3VLProcessor"
+    (path / "video_preprocessor_config.json").write_text(
+        json.dumps({"video_processor_type": "Qwen3VLVideoProcessor", "patch_size": 8, "merge_size": 2})
+    )
+    policy = load_policy(path)
+    assert type(policy.processor).__name__ == "Qwen3VLImageOnlyProcessor"
+    assert getattr(policy.processor, "video_processor", None) is None
+    assert policy.info["family"] == "qwen3_vl"
