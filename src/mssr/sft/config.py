@@ -49,6 +49,9 @@ class SFTConfig:
     data_dir: str | None = None  # train on this dataset directory (train/val[/test] splits), not ``data``
     instruction: str | None = DEFAULT_INSTRUCTION  # appended to each question; null: none
     init_seed: int = 0  # model initialisation
+    # curriculum: start from the base another SFT config trains (path of its YAML, trained first if not cached)
+    # instead of fresh weights; null (the default) leaves the cache key exactly as it was without this field
+    init_sft: str | None = None
     seed: int = 0  # data order and evaluation sampling
     max_steps: int = 3000  # optimizer steps at most
     batch_size: int = 16  # examples per step
@@ -92,6 +95,8 @@ class SFTConfig:
 
         if self.preset not in PRESETS:
             raise ConfigError(f"preset: {self.preset!r} is not one of {', '.join(sorted(PRESETS))}")
+        if self.init_sft is not None and not Path(self.init_sft).is_file():
+            raise ConfigError(f"init_sft: {self.init_sft!r} is not a file (an SFT YAML)")
         if self.data_dir is None:
             from mssr.data.builtin import config_key
 
@@ -103,11 +108,23 @@ class SFTConfig:
     def key_dict(self) -> dict[str, Any]:
         d = {k: v for k, v in dataclasses.asdict(self).items() if k not in self.RUNTIME_FIELDS}
         d["sft_version"] = SFT_VERSION
+        if self.init_sft is None:
+            del d["init_sft"]  # keys of configs without a curriculum stay what they were
+        else:
+            d["init_sft"] = self.init_config().cache_key()  # the stage it starts from, by what it trains
         if self.data_dir is None:
             from mssr.data.builtin import config_key
 
             d["data_key"] = config_key(**self.data)
         return d
+
+    def init_config(self) -> SFTConfig:
+        """The config of the stage this one starts from (``init_sft``), with this run's run-time fields."""
+        if self.init_sft is None:
+            raise ConfigError("init_sft is not set")
+        init = load_sft_config(self.init_sft)
+        init.cache_dir, init.threads, init.progress = self.cache_dir, self.threads, self.progress
+        return init
 
     def cache_key(self) -> str:
         blob = json.dumps(self.key_dict(), sort_keys=True, default=str)

@@ -39,6 +39,23 @@ def _evaluate(policy: Policy, records: Any, cfg: SFTConfig, *, seed: int) -> dic
     )
 
 
+def _init_policy(cfg: SFTConfig, image_size: int) -> Policy:
+    """Curriculum: the base of the ``init_sft`` stage (trained first if not cached), which must be the same
+    preset at the same image size."""
+    from mssr.models import load_policy
+    from mssr.sft.cache import run_sft
+
+    init = cfg.init_config()
+    if init.preset != cfg.preset:
+        raise ValueError(f"init_sft {cfg.init_sft}: preset {init.preset!r}, this stage {cfg.preset!r}")
+    init_size = int(init.data.get("image_size", 64)) if init.data_dir is None else 64
+    if init_size != image_size:
+        raise ValueError(f"init_sft {cfg.init_sft}: image size {init_size}, this stage {image_size}")
+    policy = load_policy(run_sft(init) / "policy")
+    policy.model.float()
+    return policy
+
+
 def train_sft(cfg: SFTConfig, out_dir: Path) -> dict[str, Any]:
     """Train and write the policy plus logs into ``out_dir`` (which must not hold a finished run)."""
     if cfg.threads:
@@ -47,12 +64,16 @@ def train_sft(cfg: SFTConfig, out_dir: Path) -> dict[str, Any]:
     data_dir, train, dev, test = load_splits(cfg)
     if not train:
         raise ValueError(f"{data_dir}: the train split is empty")
-    policy = build_tiny_policy(
-        cfg.preset,
-        tokenizer_corpus=tokenizer_corpus(cfg, train),
-        image_size=int(cfg.data.get("image_size", 64)) if cfg.data_dir is None else 64,
-        seed=cfg.init_seed,
-    )
+    image_size = int(cfg.data.get("image_size", 64)) if cfg.data_dir is None else 64
+    if cfg.init_sft is None:
+        policy = build_tiny_policy(
+            cfg.preset,
+            tokenizer_corpus=tokenizer_corpus(cfg, train),
+            image_size=image_size,
+            seed=cfg.init_seed,
+        )
+    else:
+        policy = _init_policy(cfg, image_size)
     examples = encode_examples(policy, train, cfg.instruction)
     pad_id = policy.tokenizer.convert_tokens_to_ids("<|endoftext|>")
     model = policy.model
