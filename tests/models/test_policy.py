@@ -95,6 +95,11 @@ def test_generation_config_stops_at_im_end(policy):
 
 def test_save_reload_offline_in_fresh_process(policy, tmp_path):
     path = policy.save(tmp_path / "pol")
+    # the video processor config vLLM's Qwen-VL processor insists on, derived from the image processor
+    video = json.loads((path / "video_preprocessor_config.json").read_text())
+    image = policy.processor.image_processor
+    assert video["video_processor_type"] == "Qwen2VLVideoProcessor"
+    assert (video["patch_size"], video["merge_size"]) == (image.patch_size, image.merge_size)
     img_path = tmp_path / "img.png"
     _image().save(img_path)
     prompt = build_prompt(policy.processor, "How many red circles are there?", 1)

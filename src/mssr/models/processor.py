@@ -17,11 +17,47 @@ from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLIm
 
 from mssr.io import write_json_atomic
 
+VIDEO_PROCESSOR_FILE = "video_preprocessor_config.json"
+# Image-processor fields a Qwen-VL video processor shares (vLLM's Qwen-VL processors load one even for image-only
+# use, and transformers refuses a directory without its config file).
+_VIDEO_KEYS = (
+    "patch_size",
+    "temporal_patch_size",
+    "merge_size",
+    "image_mean",
+    "image_std",
+    "do_convert_rgb",
+    "do_normalize",
+    "do_rescale",
+    "rescale_factor",
+    "do_resize",
+    "size",
+    "min_pixels",
+    "max_pixels",
+    "resample",
+)
+
+
+def write_video_processor_config(
+    directory: str | Path, image_processor: dict, video_processor_type: str = "Qwen2VLVideoProcessor"
+) -> Path:
+    """Write ``video_preprocessor_config.json`` into ``directory``, derived from the image processor's settings
+    (``image_processor``: its ``to_dict()``), unless the file exists. A saved policy then loads in stock loaders
+    that insist on a video processor (vLLM). Returns the file's path."""
+    target = Path(directory) / VIDEO_PROCESSOR_FILE
+    if target.is_file():
+        return target
+    video = {k: image_processor[k] for k in _VIDEO_KEYS if image_processor.get(k) is not None}
+    video["video_processor_type"] = video_processor_type
+    target.write_text(json.dumps(video, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return target
+
 
 class _ImageOnlyMixin:
     """Construct and save the family processor with ``image_processor`` and ``tokenizer`` only."""
 
     family_processor_class: str = ""
+    family_video_processor_class: str = "Qwen2VLVideoProcessor"
 
     def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
         super().__init__(
@@ -43,6 +79,11 @@ class _ImageOnlyMixin:
                 if data.get("processor_class") == type(self).__name__:
                     data["processor_class"] = self.family_processor_class
                     write_json_atomic(path, data, sort_keys=True)
+        image_processor = getattr(self, "image_processor", None)
+        if image_processor is not None:  # what vLLM needs to load the directory (docs/rollout.md)
+            write_video_processor_config(
+                save_directory, image_processor.to_dict(), self.family_video_processor_class
+            )
         return files
 
 
@@ -62,6 +103,7 @@ class Qwen3VLImageOnlyProcessor(_ImageOnlyMixin, Qwen3VLProcessor):
     """``Qwen3VLProcessor`` for images and text only (no torchvision needed); Qwen3-VL MoE uses it too."""
 
     family_processor_class = "Qwen3VLProcessor"
+    family_video_processor_class = "Qwen3VLVideoProcessor"
 
 
 PROCESSOR_CLASSES: dict[str, type] = {

@@ -27,29 +27,11 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from mssr.models.processor import VIDEO_PROCESSOR_FILE, write_video_processor_config
 from mssr.rollout.batch import PromptInput, RolloutBatch
 from mssr.rollout.engine import HFRolloutEngine, check_generate_args
 
 EngineName = Literal["hf", "vllm"]
-VIDEO_PROCESSOR_FILE = "video_preprocessor_config.json"
-# Image-processor fields a Qwen2-VL video processor shares (vLLM's Qwen2-VL processor loads one even for
-# image-only use; transformers refuses a directory without its config file).
-_VIDEO_KEYS = (
-    "patch_size",
-    "temporal_patch_size",
-    "merge_size",
-    "image_mean",
-    "image_std",
-    "do_convert_rgb",
-    "do_normalize",
-    "do_rescale",
-    "rescale_factor",
-    "do_resize",
-    "size",
-    "min_pixels",
-    "max_pixels",
-    "resample",
-)
 
 
 def vllm_available() -> tuple[bool, str]:
@@ -85,11 +67,11 @@ def iter_policy_weights(model: nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
 def write_vllm_files(path: str | Path, processor: Any | None = None) -> Path:
     """Add what vLLM needs to load a saved policy directory: ``video_preprocessor_config.json``, derived from
     the image processor (`processor`, else the directory's ``processor_config.json`` /
-    ``preprocessor_config.json``). Existing files are kept. Returns the file's path."""
+    ``preprocessor_config.json``). Existing files are kept (policies saved by mssr already have it). Returns the
+    file's path."""
     path = Path(path)
-    target = path / VIDEO_PROCESSOR_FILE
-    if target.is_file():
-        return target
+    if (path / VIDEO_PROCESSOR_FILE).is_file():
+        return path / VIDEO_PROCESSOR_FILE
     image: dict[str, Any] | None = None
     if processor is not None and getattr(processor, "image_processor", None) is not None:
         image = processor.image_processor.to_dict()
@@ -102,10 +84,8 @@ def write_vllm_files(path: str | Path, processor: Any | None = None) -> Path:
                 break
     if image is None:
         raise FileNotFoundError(f"{path}: no image processor config to derive {VIDEO_PROCESSOR_FILE} from")
-    video = {k: image[k] for k in _VIDEO_KEYS if k in image and image[k] is not None}
-    video["video_processor_type"] = "Qwen2VLVideoProcessor"
-    target.write_text(json.dumps(video, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    return target
+    kind = getattr(processor, "family_video_processor_class", "Qwen2VLVideoProcessor")
+    return write_video_processor_config(path, image, kind)
 
 
 def write_policy_dir(path: str | Path, model: nn.Module, processor: Any) -> Path:
