@@ -51,6 +51,7 @@ a 64×64 image for the built-in presets.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -95,7 +96,16 @@ class ModelShape:
     v_blocks: int
     v_intermediate: int
     patch: int
-    merge: int
+    merge: (
+        int  # Qwen: spatial merge; Idefics3: pixel-shuffle scale factor; Gemma 3: 0 (pooled to a fixed count)
+    )
+    # how many language-model tokens an image becomes: "qwen" (pixels / (patch·merge)²), "fixed" (Gemma 3:
+    # `tokens_per_image` whatever the size, pan-and-scan off), "tiles" (Idefics3: `tokens_per_image` per
+    # `tile`-sized tile, plus a global tile when an image is split)
+    image_rule: str = "qwen"
+    tokens_per_image: int = 0
+    tile: int = 0
+    patches_per_token: int = 0  # vision-tower patches behind one language-model image token
 
     @property
     def language(self) -> int:
@@ -219,17 +229,23 @@ def analyse(name: str, hf_config: Any, lora_targets: list[str]) -> ModelShape:
 
     model = build_meta_model(hf_config)
     total = sum(p.numel() for p in model.parameters())
-    vision_mod = _find(model, "visual")
-    vision = sum(p.numel() for p in vision_mod.parameters()) if vision_mod is not None else 0
+    # the vision tower and its projector into the language model (Qwen's merger sits inside `visual`)
+    vision_mods = [m for n in _VISION_MODULES if (m := _find(model, n)) is not None]
+    vision = sum(p.numel() for mod in vision_mods for p in mod.parameters())
     layers = [mod for mod in model.modules() if type(mod).__name__.endswith("DecoderLayer")]
-    blocks = [mod for mod in model.modules() if type(mod).__name__.endswith("VisionBlock")]
+    in_vision = {id(m) for mod in vision_mods for m in mod.modules()}
+    blocks = [
+        mod
+        for mod in model.modules()
+        if id(mod) in in_vision and type(mod).__name__.endswith(("VisionBlock", "EncoderLayer"))
+    ]
     size = [sum(p.numel() for p in mod.parameters()) for mod in layers]
     bsize = [sum(p.numel() for p in mod.parameters()) for mod in blocks]
     targets = set(lora_targets)
     lora_text = lora_vis = 0
     for mname, mod in model.named_modules():
         if isinstance(mod, nn.Linear) and mname.rsplit(".", 1)[-1] in targets:
-            if "visual" in mname.split("."):
+            if _VISION_MODULES & set(mname.split(".")):
                 lora_vis += mod.in_features + mod.out_features
             else:
                 lora_text += mod.in_features + mod.out_features
@@ -261,7 +277,42 @@ def analyse(name: str, hf_config: Any, lora_targets: list[str]) -> ModelShape:
         v_blocks=len(blocks),
         v_intermediate=v_inter,
         patch=vc.patch_size,
-        merge=vc.spatial_merge_size,
+        **_image_rule(hf_config),
+    )
+
+
+# the modules holding a family's vision tower and projector (Qwen; Gemma 3; Idefics3 / SmolVLM)
+_VISION_MODULES = frozenset({"visual", "vision_tower", "multi_modal_projector", "vision_model", "connector"})
+
+
+def _image_rule(hf_config: Any) -> dict[str, Any]:
+    """How `hf_config`'s family turns an image into language-model tokens (`ModelShape.image_rule`)."""
+    vc = hf_config.vision_config
+    merge = getattr(vc, "spatial_merge_size", None)
+    if merge is not None:  # Qwen2/2.5/3-VL
+        return {"merge": merge, "image_rule": "qwen", "patches_per_token": merge**2}
+    patches = (vc.image_size // vc.patch_size) ** 2  # SigLIP-style towers see one fixed-size image (tile)
+    fixed = getattr(hf_config, "mm_tokens_per_image", None)
+    if fixed:  # Gemma 3: pooled to mm_tokens_per_image
+        return {
+            "merge": 0,
+            "image_rule": "fixed",
+            "tokens_per_image": int(fixed),
+            "tile": vc.image_size,
+            "patches_per_token": max(1, patches // int(fixed)),
+        }
+    scale = getattr(hf_config, "scale_factor", None)
+    if scale:  # Idefics3 / SmolVLM: pixel shuffle by scale_factor per tile
+        return {
+            "merge": scale,
+            "image_rule": "tiles",
+            "tokens_per_image": patches // scale**2,
+            "tile": vc.image_size,
+            "patches_per_token": scale**2,
+        }
+    raise ConfigError(
+        f"mssr plan: no image-token rule for model_type {getattr(hf_config, 'model_type', '?')!r} "
+        "(known: Qwen2/2.5/3-VL, Gemma 3, Idefics3 / SmolVLM); an estimate would be wrong"
     )
 
 
@@ -290,6 +341,45 @@ def _max_pixels(cfg: Any) -> int:
     return DEFAULT_MAX_PIXELS
 
 
+def _image_tokens(cfg: Any, shape: ModelShape) -> int:
+    """Language-model tokens of the largest image `cfg` admits (`ModelShape.image_rule`)."""
+    if shape.image_rule == "qwen":
+        return _max_pixels(cfg) // (shape.patch * shape.merge) ** 2
+    if shape.image_rule == "fixed":
+        pre = _preprocessor(cfg)
+        if pre.get("do_pan_and_scan"):
+            raise ConfigError(
+                f"mssr plan: {shape.name} has pan-and-scan on (crops add images of {shape.tokens_per_image} "
+                "tokens each, a count the plan does not model); an estimate would be wrong"
+            )
+        return shape.tokens_per_image
+    # tiles: the image is resized to a longest edge, split into tile×tile crops plus a global one
+    m = cfg.model
+    pre = _preprocessor(cfg)
+    if m.max_pixels:
+        side = math.isqrt(int(m.max_pixels))
+    elif m.path is None:
+        side = PRESET_IMAGE_SIZE
+    elif pre.get("do_image_splitting", True):
+        side = int((pre.get("size") or {}).get("longest_edge") or 4 * shape.tile)
+    else:
+        side = int((pre.get("max_image_size") or {}).get("longest_edge") or shape.tile)
+    n = max(1, math.ceil(side / shape.tile))
+    tiles = n * n + (1 if n > 1 else 0)
+    return tiles * shape.tokens_per_image
+
+
+def _preprocessor(cfg: Any) -> dict[str, Any]:
+    """The model directory's ``preprocessor_config.json`` (``{}`` for a preset or when absent)."""
+    if cfg.model.path is None:
+        return {}
+    pre = Path(cfg.model.path).expanduser() / "preprocessor_config.json"
+    try:
+        return json.loads(pre.read_text(encoding="utf-8")) if pre.is_file() else {}
+    except (OSError, ValueError):
+        return {}
+
+
 # ---------------------------------------------------------------------------------------------- the plan
 def _setup(cfg: Any, shape: ModelShape, devices: int, strategy: str | None) -> _Setup:
     m, r, spec = cfg.model, cfg.rollout, cfg.algorithm.spec()
@@ -297,7 +387,7 @@ def _setup(cfg: Any, shape: ModelShape, devices: int, strategy: str | None) -> _
     n = spec.rollouts_per_prompt
     gen_rows = max(1, r.gen_batch_size // n) * n
     val_on = cfg.val.every > 0 or cfg.val.at_start
-    image_tokens = _max_pixels(cfg) // (shape.patch * shape.merge) ** 2
+    image_tokens = _image_tokens(cfg, shape)
     strategy = strategy or cfg.parallel.strategy
     return _Setup(
         strategy=strategy,
@@ -393,7 +483,7 @@ def _rows(s: ModelShape, k: _Setup) -> tuple[list[Row], int]:
     act = tokens * _layer_acts(s.hidden, s.kv_dim, s.intermediate, s.layers, c, k.gc)
     vision_trains = not k.freeze_vision and (k.lora_vision or not k.lora_rank)
     if vision_trains and s.v_blocks:
-        patches = k.micro * k.image_tokens * s.merge**2
+        patches = k.micro * k.image_tokens * s.patches_per_token
         act += patches * _layer_acts(s.v_hidden, s.v_hidden, s.v_intermediate, s.v_blocks, c, k.gc)
     gc = "with" if k.gc else "no"
     rows.append(Row("activations", f"activations ({gc} grad. checkpointing)", act, "update"))
@@ -407,7 +497,7 @@ def _rows(s: ModelShape, k: _Setup) -> tuple[list[Row], int]:
     rows.append(Row("kv_cache", f"rollout: KV cache ({g} rows)", kv, "rollout"))
     prefill = max(k.prefill_rows, k.val_rows)
     text = k.prompt * (3 * s.intermediate + 3 * s.hidden)
-    vis = k.image_tokens * s.merge**2 * (3 * s.v_intermediate + 3 * s.v_hidden)
+    vis = k.image_tokens * s.patches_per_token * (3 * s.v_intermediate + 3 * s.v_hidden)
     rows.append(
         Row(
             "rollout_transients",
