@@ -4,7 +4,7 @@ response-only loss."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,10 @@ class Example:
     mm_token_type_ids: list[int]
     pixel_values: torch.Tensor
     image_grid_thw: torch.Tensor
+    # other families (Gemma 3, Idefics3): the processor's image tensors for this example (``pixel_values``,
+    # ``pixel_attention_mask``) and the model input name of the per-token types (None: the model takes none)
+    extra: dict[str, torch.Tensor] = field(default_factory=dict)
+    types_key: str | None = "mm_token_type_ids"
 
 
 def response_text(record: Any) -> str:
@@ -36,7 +40,8 @@ def response_text(record: Any) -> str:
 
 def encode_example(policy: Policy, record: Any, instruction: str | None) -> Example:
     """Prompt through the processor (so image tokens are expanded exactly as at rollout time), then the
-    response tokens and ``<|im_end|>`` appended as ids — the same layout the RL trainer scores."""
+    response tokens and the family's end-of-turn token (`end_of_turn_token`: ``<|im_end|>`` for Qwen) appended
+    as ids — the same layout the RL trainer scores."""
     return encode_examples(policy, [record], instruction)[0]
 
 
@@ -45,8 +50,10 @@ def encode_examples(
 ) -> list[Example]:
     """:func:`encode_example` for many records, calling the processor on chunks (much faster)."""
     proc, tok = policy.processor, policy.tokenizer
-    im_end = tok.convert_tokens_to_ids("<|im_end|>")
-    merge = proc.image_processor.merge_size
+    im_end = tok.convert_tokens_to_ids(end_of_turn_token(policy))
+    merge = getattr(proc.image_processor, "merge_size", None)
+    if merge is None:  # not a Qwen image processor (patches + grid): Gemma 3, Idefics3
+        return [_encode_generic(policy, r, instruction, im_end) for r in records]
     out: list[Example] = []
     for start in range(0, len(records), chunk):
         recs = records[start : start + chunk]
@@ -79,6 +86,83 @@ def encode_examples(
     return out
 
 
+def end_of_turn_token(policy: Policy) -> str:
+    """The token ending an assistant turn in `policy`'s chat template (its family's first stop token;
+    Qwen's ``<|im_end|>`` for Qwen2/2.5-VL)."""
+    from mssr.models.families import FAMILIES
+
+    family = FAMILIES.get(getattr(policy.model.config, "model_type", ""))
+    return family.stop_tokens[0] if family is not None else "<|im_end|>"
+
+
+def pad_token_id(policy: Policy) -> int:
+    """The padding id of `policy`'s family (Qwen's ``<|endoftext|>``, Gemma 3's ``<pad>`` …)."""
+    from mssr.models.families import FAMILIES
+
+    family = FAMILIES.get(getattr(policy.model.config, "model_type", ""))
+    return int(policy.tokenizer.convert_tokens_to_ids(family.pad_token if family else "<|endoftext|>"))
+
+
+def _encode_generic(policy: Policy, record: Any, instruction: str | None, end_id: int) -> Example:
+    """One example through a non-Qwen processor (one record per call: images nested per sample), the number
+    of image tokens checked against what the processor says an image (Gemma 3) or tile (Idefics3) becomes."""
+    proc, tok = policy.processor, policy.tokenizer
+    prompt = build_prompt(proc, record.question, len(record.images), instruction)
+    images = [list(record.images)] if record.images else None
+    enc = proc(text=[prompt], images=images, return_tensors="pt")
+    ids = enc["input_ids"][0].tolist()
+    if record.images:
+        config = policy.model.config  # the token the model fills with image features (Gemma 3's processor
+        image_id = getattr(config, "image_token_id", None)  # .image_token_id is its <start_of_image>)
+        found = ids.count(image_id if image_id is not None else config.image_token_index)
+        pixels = enc["pixel_values"]
+        if getattr(proc, "image_seq_length", None):  # Gemma 3: a fixed count per image
+            expected = len(record.images) * proc.image_seq_length
+        else:  # Idefics3: image_seq_len per tile (nested pixels: 1 × tiles × C × H × W)
+            expected = pixels.shape[1] * proc.image_seq_len
+        if found != expected:
+            raise AssertionError(
+                f"record {record.id}: {found} image tokens, the processor's images make {expected}"
+            )
+    resp = [*tok(response_text(record), add_special_tokens=False)["input_ids"], end_id]
+    types_key = next((k for k in ("mm_token_type_ids", "token_type_ids") if k in enc), None)
+    types = enc[types_key][0].tolist() if types_key else [0] * len(ids)
+    extra = {k: enc[k] for k in ("pixel_values", "pixel_attention_mask") if record.images and k in enc}
+    return Example(
+        input_ids=ids + resp,
+        n_prompt=len(ids),
+        mm_token_type_ids=types + [0] * len(resp),
+        pixel_values=torch.empty(0),
+        image_grid_thw=torch.empty(0, 3, dtype=torch.long),
+        extra=extra,
+        types_key=types_key,
+    )
+
+
+def _collate_extra(examples: Sequence[Example]) -> dict[str, torch.Tensor]:
+    """The image tensors of non-Qwen examples: flat (images × …) concatenated over the rows that have them;
+    nested (1 × images × …, Idefics3) one entry per row, zero-padded to the most images (the model drops
+    all-zero images)."""
+    out: dict[str, torch.Tensor] = {}
+    keys = sorted({k for e in examples for k in e.extra})
+    for key in keys:
+        parts = [e.extra.get(key) for e in examples]
+        ref = next(p for p in parts if p is not None)
+        nested = ref.ndim == (5 if key == "pixel_values" else 4)
+        if not nested:
+            out[key] = torch.cat([p for p in parts if p is not None])
+            continue
+        most = max(p.shape[1] for p in parts if p is not None)
+        rows = []
+        for p in parts:
+            row = ref.new_zeros((1, most, *ref.shape[2:]))
+            if p is not None:
+                row[:, : p.shape[1]] = p
+            rows.append(row)
+        out[key] = torch.cat(rows)
+    return out
+
+
 def collate(examples: Sequence[Example], pad_id: int) -> dict[str, torch.Tensor]:
     """Right-padded batch with ``labels`` = -100 outside the response."""
     width = max(len(e.input_ids) for e in examples)
@@ -94,6 +178,13 @@ def collate(examples: Sequence[Example], pad_id: int) -> dict[str, torch.Tensor]
         mm[i, :L] = torch.tensor(e.mm_token_type_ids)
         labels[i, e.n_prompt : L] = input_ids[i, e.n_prompt : L]
     batch = {"input_ids": input_ids, "attention_mask": attention, "labels": labels, "mm_token_type_ids": mm}
+    if any(e.extra or e.types_key != "mm_token_type_ids" for e in examples):  # Gemma 3, Idefics3
+        types_key = examples[0].types_key
+        del batch["mm_token_type_ids"]
+        if types_key is not None:
+            batch[types_key] = mm
+        batch.update(_collate_extra(examples))
+        return batch
     pv = [e.pixel_values for e in examples if e.pixel_values.numel()]
     if pv:
         batch["pixel_values"] = torch.cat(pv)

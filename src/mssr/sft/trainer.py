@@ -14,7 +14,14 @@ import torch
 from mssr.models import Policy, build_tiny_policy
 from mssr.progress import Progress
 from mssr.sft.config import SFTConfig
-from mssr.sft.data import collate, encode_examples, load_splits, response_nll, tokenizer_corpus
+from mssr.sft.data import (
+    collate,
+    encode_examples,
+    load_splits,
+    pad_token_id,
+    response_nll,
+    tokenizer_corpus,
+)
 from mssr.sft.evaluate import evaluate_sampled
 
 
@@ -75,7 +82,7 @@ def train_sft(cfg: SFTConfig, out_dir: Path) -> dict[str, Any]:
     else:
         policy = _init_policy(cfg, image_size)
     examples = encode_examples(policy, train, cfg.instruction)
-    pad_id = policy.tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    pad_id = pad_token_id(policy)
     model = policy.model
     model.train()
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embed" not in n]
