@@ -127,7 +127,9 @@ def test_ensure_dataset_generates_once_keyed_by_config(tmp_path, monkeypatch):
 
 def test_config_key_fills_defaults_and_normalises():
     assert config_key() == config_key(n_train=2000, difficulty="easy")
-    assert config_key(families=None) == config_key(families=["counting", "arithmetic", "bars", "geometry", "shapes"])
+    assert config_key(families=None) == config_key(
+        families=["counting", "arithmetic", "bars", "geometry", "shapes"]
+    )
     assert config_key(difficulty="mixed") == config_key(difficulty={"easy": 1, "medium": 1, "hard": 1})
     assert config_key(image_size=64) != config_key(image_size=112)
 
