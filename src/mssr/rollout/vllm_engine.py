@@ -169,6 +169,13 @@ def _save_config(hf: nn.Module, path: Path) -> None:
     config.save_pretrained(path)
 
 
+def _on_cpu() -> bool:
+    """Does vLLM run on its CPU platform here?"""
+    from vllm.platforms import current_platform
+
+    return bool(current_platform.is_cpu())
+
+
 def _refresh_tied_heads(worker: Any) -> int:
     """Worker-side: re-run the quant method's `process_weights_after_loading` on every LM head that shares
     its weight with an input embedding. `reload_weights` processes each parameter once (under the
@@ -335,6 +342,15 @@ class VLLMRolloutEngine:
         FSDP2: gathered per tensor, so call it on every rank), then a tied LM head is re-packed and the prefix
         and multimodal caches are reset, so no response is computed from stale weights or cached prompts.
         """
+        from mssr.models.lora import base_model
+
+        model_type = getattr(base_model(self.model).config, "model_type", "?")
+        if model_type in _TRANSPOSED_EXPERTS and _on_cpu():
+            raise RuntimeError(
+                f"rollout.engine=vllm: vLLM-CPU cannot update a {model_type} policy's weights in place (its "
+                "fused-expert reload fails for the tiny preset, and with 32-aligned experts runs but leaves "
+                "log-probs off by 2e-3); use rollout.engine=hf"
+            )
         start = time.perf_counter()
         weights = iter_policy_weights(self.model if model is None else model)
         try:
@@ -342,9 +358,6 @@ class VLLMRolloutEngine:
         except Exception as exc:
             import vllm
 
-            from mssr.models.lora import base_model
-
-            model_type = getattr(base_model(self.model).config, "model_type", "?")
             first = (str(exc).strip().splitlines() or [""])[0][:300]
             raise RuntimeError(
                 f"rollout.engine=vllm: vLLM {vllm.__version__} could not reload the {model_type} policy's "
