@@ -2,7 +2,8 @@
 
 A tiny model never writes ``\\boxed{}`` by chance (docs/platform.md "Making a tiny model learn in minutes"), so
 RL starts from a base obtained by supervised fine-tuning on the built-in task's worked solutions
-(``<think>…</think> \\boxed{answer}``, then ``<|im_end|>``). The loss is the token-mean cross-entropy over
+(``<think>…</think> \\boxed{answer}``, then the family's end-of-turn token: ``<|im_end|>`` for Qwen, Gemma 3's
+``<end_of_turn>``, Idefics3's ``<end_of_utterance>``). The loss is the token-mean cross-entropy over
 response tokens only. Training stops at ``max_steps`` or, with ``stop_accuracy``, at the first check where
 the *sampled* (T = 1, top-k off, top-p 1) accuracy on a held-out dev slice reaches it, so that the base
 sits in a band that leaves RL room to improve (25–60 %).
