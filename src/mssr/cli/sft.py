@@ -9,7 +9,7 @@ import argparse
 import json
 import time
 
-HELP = "Train (or reuse from the cache) the SFT base policy for RL: a tiny Qwen2.5-VL on worked solutions."
+HELP = "Train (or reuse from the cache) the SFT base policy for RL: a built-in preset (tiny Qwen2.5-VL by default; any family preset) on worked solutions."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
