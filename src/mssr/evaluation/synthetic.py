@@ -32,6 +32,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mssr.rewards.equivalence import mathvista_normalize
+from mssr.rewards.official_rules import NUMBER_WORDS
 
 Row = dict[str, Any]
 # (response, official extraction) for one problem and one intended answer, or None if the style does not apply
@@ -346,23 +347,6 @@ def _program(p: Row, t: _Target, rng: random.Random) -> tuple[str, str] | None:
     return resp, printed
 
 
-_NUMBER_WORDS = [
-    "zero",
-    "one",
-    "two",
-    "three",
-    "four",
-    "five",
-    "six",
-    "seven",
-    "eight",
-    "nine",
-    "ten",
-    "eleven",
-    "twelve",
-]
-
-
 def _number_words(p: Row, t: _Target, rng: random.Random) -> tuple[str, str] | None:
     """An integer answer written as a word ("There are three people in the image."); the extractor, whose hint
     asks for an integer, writes its digits."""
@@ -370,7 +354,7 @@ def _number_words(p: Row, t: _Target, rng: random.Random) -> tuple[str, str] | N
         return None
     if int(t.text) < 0:
         return None
-    w = _NUMBER_WORDS[int(t.text)]
+    w = NUMBER_WORDS[int(t.text)]
     resp = rng.choice(
         [
             f"There are {w} of them in the image.",

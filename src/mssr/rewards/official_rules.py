@@ -335,11 +335,31 @@ def refusal_wording(text: str) -> str | None:
 
 
 # ----------------------------------------------------------------------------------------------- numbers
+NUMBER_WORDS = [
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+    "twenty",
+]  # NUMBER_WORDS[i] is i written as a word
 _NUM = r"[-+]?\d[\d,]*(?:\.\d+)?"
-_NUM_WORD = (
-    r"zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen"
-    r"|seventeen|eighteen|nineteen|twenty"
-)
+_NUM_WORD = "|".join(NUMBER_WORDS)
 _LEADING = re.compile(
     rf"^\s*(?:(?P<bare>{_NUM})\.?[ \t]*(?:\n|$)"  # "3" / "3." alone on the first line (not "1. First, …")
     rf"|(?:there\s+(?:are|is|were|was)|i\s+(?:see|count))\s+(?P<count>{_NUM}|{_NUM_WORD})\b[^.\n]{{0,120}}(?:[.\n]|$)"
@@ -362,34 +382,7 @@ def leading_answer(text: str) -> str | None:
     return str(_WORDS[tok.lower()]) if tok.lower() in _WORDS else tok
 
 
-_WORDS = {
-    w: i
-    for i, w in enumerate(
-        [
-            "zero",
-            "one",
-            "two",
-            "three",
-            "four",
-            "five",
-            "six",
-            "seven",
-            "eight",
-            "nine",
-            "ten",
-            "eleven",
-            "twelve",
-            "thirteen",
-            "fourteen",
-            "fifteen",
-            "sixteen",
-            "seventeen",
-            "eighteen",
-            "nineteen",
-            "twenty",
-        ]
-    )
-}
+_WORDS = {w: i for i, w in enumerate(NUMBER_WORDS)}
 _NUMBER_WORD = re.compile(r"\b(" + "|".join(_WORDS) + r")\b", re.I)
 
 
