@@ -21,7 +21,6 @@ from typing import Any
 
 from mssr.evaluation.benchmarks import get
 from mssr.evaluation.benchmarks.base import GradeItem
-from mssr.evaluation.regrade import _verify
 from mssr.rewards import official_rules as rules
 from mssr.rewards.extract import answer_statements
 from mssr.rewards.verify import _last_sentence, is_refusal
@@ -89,7 +88,7 @@ def _agreements(items: list[GradeItem], disabled: frozenset[str]) -> list[bool]:
     fmt = get("mathvista")
     with rules.disabled(disabled):
         return [
-            bool(_verify(fmt, it, "official").correct) == bool(it.official)
+            bool(fmt.verify_response(it, "official").correct) == bool(it.official)
             for it in items
             if it.official is not None
         ]

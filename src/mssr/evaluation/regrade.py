@@ -16,7 +16,7 @@ from typing import Any
 from mssr.evaluation.benchmarks.base import Benchmark, GradeItem, get
 from mssr.rewards.extract import answer_statements
 from mssr.rewards.runner import get_runner
-from mssr.rewards.verify import Verdict, is_refusal, verify
+from mssr.rewards.verify import is_refusal
 
 #: disagreement classes, in the order they are tested
 CLASSES = {
@@ -30,26 +30,10 @@ CLASSES = {
 }
 
 
-def _verify(fmt: Benchmark, item: GradeItem, mode: str) -> Verdict:
-    """The adapter's verdict; for adapters that keep the default, :func:`verify` with the question too, so that
-    a restated question is not read as the answer."""
-    if type(fmt).verify_response is not Benchmark.verify_response:
-        return fmt.verify_response(item, mode)
-    return verify(
-        item.response,
-        item.answer,
-        answer_type=item.answer_type,
-        choices=item.choices,
-        mode=mode,
-        precision=item.precision,
-        question=item.question or None,
-    )
-
-
 def _grade_one(benchmark: str, mode: str, item: GradeItem) -> dict[str, Any]:
     fmt = get(benchmark)
-    v = _verify(fmt, item, mode)
-    off = v if mode == "official" else _verify(fmt, item, "official")
+    v = fmt.verify_response(item, mode)
+    off = v if mode == "official" else fmt.verify_response(item, "official")
     return {
         "correct": v.correct,
         "extracted": v.extracted,

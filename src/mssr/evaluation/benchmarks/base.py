@@ -252,7 +252,8 @@ class Benchmark:
         raise NotImplementedError(f"{self.name}: reading published responses is not supported")
 
     def verify_response(self, item: GradeItem, mode: str) -> Verdict:
-        """Is the response right? mssr's verifier in ``mode``; an adapter may apply its benchmark's own scoring."""
+        """Is the response right? mssr's verifier in ``mode``, given the question too (a restated question is not
+        read as the answer); an adapter may apply its benchmark's own scoring."""
         return verify(
             item.response,
             item.answer,
@@ -260,6 +261,7 @@ class Benchmark:
             choices=item.choices,
             mode=mode,
             precision=item.precision,
+            question=item.question or None,
         )
 
     def official_prediction(self, item: GradeItem, extraction: str | None) -> str | None:
