@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import subprocess
-import sys
 
 import pytest
 import torch
 from PIL import Image
+from tests.trainer.launch import torchrun_cmd, worker_env
 
 from mssr.cli.main import main
 from mssr.data.builtin import corpus_texts
@@ -302,7 +301,7 @@ def test_prompt_ids_hold_the_templates_bos_once():
 @pytest.mark.slow
 def test_lora_and_fsdp_train_two_steps(family_policy, tiny_data_dir, tmp_path):
     # LoRA (in process) and FSDP2 (torchrun, 2 gloo processes): 2 steps each, finite metrics, a loadable checkpoint
-    name, _, policy_dir = family_policy
+    _, _, policy_dir = family_policy
     lora = tmp_path / "lora"
     assert (
         main(
@@ -318,25 +317,8 @@ def test_lora_and_fsdp_train_two_steps(family_policy, tiny_data_dir, tmp_path):
     _check_run(lora)
     load_policy(lora / "checkpoints" / "step_000002" / "policy")
     fsdp = tmp_path / "fsdp"
-    port = 29500 + (os.getpid() + len(name)) % 2000
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--master_addr",
-        "127.0.0.1",
-        "--master_port",
-        str(port),
-        "-m",
-        "mssr",
-        "train",
-        *_train_args(policy_dir, tiny_data_dir, fsdp),
-        "parallel.strategy=fsdp",
-    ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1"}
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    cmd = torchrun_cmd([*_train_args(policy_dir, tiny_data_dir, fsdp), "parallel.strategy=fsdp"])
+    done = subprocess.run(cmd, env=worker_env(), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     _check_run(fsdp)
     load_policy(fsdp / "checkpoints" / "step_000002" / "policy")
