@@ -108,6 +108,18 @@ def verify(
 
 
 # ------------------------------------------------------------------------------------------------ strict
+def _extract_past_question_echo(
+    text: str, question: str | None, choices: list[str] | None, answer_type: str
+) -> tuple[str, Extraction | None]:
+    """The response without a restated question (rule ``question_echo``) and the answer extracted from it,
+    its end offset mapped back into ``text``."""
+    body = rules.strip_question_echo(text, question, choices) if rules.enabled("question_echo") else text
+    ex = extract_answer(body, choices=choices, answer_type=answer_type)
+    if ex is not None and body is not text:
+        ex = Extraction(ex.text, ex.source, _end_in(text, body, ex))
+    return body, ex
+
+
 def _verify_strict(
     text: str,
     gold: str,
@@ -119,12 +131,7 @@ def _verify_strict(
 ) -> Verdict:
     if choices and rules.enabled("echoed_options") and rules.echoed_options(text, choices) is not None:
         return Verdict(False, text.strip(), "no_choice_match")  # several options echoed: none chosen
-    body = text
-    if rules.enabled("question_echo"):
-        body = rules.strip_question_echo(text, question, choices)
-    ex = extract_answer(body, choices=choices, answer_type=answer_type)
-    if ex is not None and body is not text:
-        ex = Extraction(ex.text, ex.source, _end_in(text, body, ex))
+    body, ex = _extract_past_question_echo(text, question, choices, answer_type)
     if ex is None:
         return Verdict(False, None, "refusal" if is_refusal(text) else "no_answer")
     if (
@@ -236,12 +243,7 @@ def official_extraction(
         letter = rules.echoed_options(text, choices)
         if letter is not None:
             return letter, None
-    body = text
-    if rules.enabled("question_echo"):
-        body = rules.strip_question_echo(text, question, choices)
-    ex = extract_answer(body, choices=choices, answer_type=answer_type)
-    if ex is not None and body is not text:
-        ex = Extraction(ex.text, ex.source, _end_in(text, body, ex))
+    body, ex = _extract_past_question_echo(text, question, choices, answer_type)
     if answer_type in ("integer", "float") and not choices:
         if answer_type == "integer" and rules.enabled("number_words"):
             span = ex.text if ex is not None else clean_span(body)
