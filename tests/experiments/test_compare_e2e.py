@@ -43,6 +43,14 @@ def _check_runs(out: Path) -> dict[str, list[dict]]:
         assert [r["train/rollouts"] for r in rows[1:]] == [8.0, 16.0]
         assert all("val/accuracy" in r for r in rows)
     assert "init/rollouts" in runs["mssr"][0] and "init/rollouts" not in runs["grpo"][0]
+    for rows in runs.values():  # compute accounting: the generated response tokens, counted per step
+        tokens = [0.0] + [r["train/gen_tokens"] for r in rows[1:]]
+        for r, before, after in zip(rows[1:], tokens[:-1], tokens[1:], strict=True):
+            assert after - before == round(r["response_length/mean"] * 8)
+    init = runs["mssr"][0]
+    assert init["init/rollouts"] <= init["init/gen_tokens"] <= init["init/rollouts"] * 8  # max_new_tokens=8
+    assert all(r["train/init_gen_tokens"] == init["init/gen_tokens"] for r in runs["mssr"][1:])
+    assert all(r["train/init_gen_tokens"] == 0 for r in runs["grpo"][1:])
     assert "grpo/zero_std_frac" in runs["grpo"][1] and "mssr/rho" in runs["mssr"][1]
     return runs
 

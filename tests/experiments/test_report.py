@@ -25,6 +25,7 @@ def _write_run(
     step_s: float = 1.0,
     init_s: float | None = None,
     init_rollouts: int = 0,
+    counted_tokens: tuple[int, int] | None = None,
 ) -> RunRecord:
     rel = f"runs/{arm}/seed{seed}"
     d = out / rel
@@ -33,6 +34,8 @@ def _write_run(
     start = {"step": 0, "val/accuracy": val[0]}
     if init_s is not None:
         start.update({"init/time_s": init_s, "init/rollouts": init_rollouts})
+    if counted_tokens is not None:  # the trainer's counters: (init tokens, tokens per step)
+        start["init/gen_tokens"] = counted_tokens[0]
     rows.append(start)
     for step in range(1, 11):
         r = {
@@ -45,6 +48,9 @@ def _write_run(
             "train/rollouts": PER_STEP * step,
             "train/init_rollouts": init_rollouts,
         }
+        if counted_tokens is not None:
+            r["train/gen_tokens"] = counted_tokens[1] * step
+            r["train/init_gen_tokens"] = counted_tokens[0]
         if step in VAL_STEPS:
             r["val/accuracy"] = val[VAL_STEPS.index(step)]
         rows.append(r)
@@ -166,3 +172,48 @@ def test_report_without_reference_or_metrics(compare_dir):
 
 def _rec(arm: str, seed: int) -> RunRecord:
     return RunRecord(f"{arm}/seed{seed}", arm, arm, None, seed, f"runs/{arm}/seed{seed}", 10, "done", 10)
+
+
+def test_compute_accounting_counts_the_initialisation(compare_dir):
+    """Old runs (no token counters): tokens estimated from mean lengths (20 per response here)."""
+    arms = {a.arm: a for a in summarize(compare_dir).arms}
+    m, g = arms["mssr"], arms["grpo"]
+    r = m.runs[0]
+    assert not r.tokens_exact
+    assert (r.init_rollouts, r.total_rollouts, r.all_rollouts) == (100, 640, 740)
+    assert (r.init_tokens, r.train_tokens, r.all_tokens) == (2000, 12800, 14800)  # 100 × 20, 640 × 20
+    assert r.init_wall_s == 10.0 and r.wall_s == 30.0
+    # target 0.5 at steps 2 and 4: 100 init + 128 / 256 rollouts; 2000 + 20 × 128 / 256 tokens
+    assert [x.all_rollouts_to_target for x in m.runs] == [228, 356]
+    assert [x.tokens_to_target for x in m.runs] == [4560, 7120]
+    assert g.runs[0].all_rollouts_to_target == 384 and g.runs[0].tokens_to_target == 7680
+    text = write_report(compare_dir, plots=False).read_text()
+    assert "## Compute accounting" in text
+    row = next(line for line in text.splitlines() if line.startswith("| mssr | 2 | 0.675"))
+    cells = [c.strip() for c in row.split("|")[1:-1]]
+    assert cells[3:] == [
+        "100 ± 0", "640 ± 0", "740 ± 0", "≈ 14,800 ± 0 (2,000 ± 0 + 12,800 ± 0)", "30 ± 0 s (10 ± 0 + 20 ± 0)",
+        "292 ± 91 (2/2)", "≈ 5,840 ± 1,810 (2/2)", "16 ± 3 s (2/2)",
+    ]  # fmt: skip
+
+
+def test_compute_accounting_uses_the_counted_tokens(tmp_path):
+    out = tmp_path / "cmp"
+    flat = [0.1] * 10
+    recs = [
+        _write_run(out, "mssr", 0, [0.2, 0.5, 0.6, 0.7, 0.7, 0.7], flat, init_s=5.0, init_rollouts=100,
+                   counted_tokens=(1234, 999)),
+        _write_run(out, "grpo", 0, [0.2, 0.3, 0.4, 0.5, 0.6, 0.7], flat, counted_tokens=(0, 1500)),
+    ]  # fmt: skip
+    save_manifest(out, {r.id: r for r in recs})
+    (out / COMPARE_JSON).write_text(json.dumps({"reference": "grpo"}))
+    arms = {a.arm: a for a in summarize(out).arms}
+    m, g = arms["mssr"].runs[0], arms["grpo"].runs[0]
+    assert m.tokens_exact and g.tokens_exact
+    assert (m.init_tokens, m.train_tokens) == (1234, 9990) and (g.init_tokens, g.train_tokens) == (0, 15000)
+    # target 0.7 (grpo's final): mssr at step 6 (1234 + 6 × 999 tokens, 100 + 384 rollouts), grpo at step 10
+    assert (m.tokens_to_target, m.all_rollouts_to_target) == (1234 + 5994, 484)
+    assert (g.tokens_to_target, g.all_rollouts_to_target) == (15000, 640)
+    text = write_report(out, plots=False).read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| mssr | 1 |"))
+    assert "≈" not in row and "11,224 (1,234 + 9,990)" in row

@@ -10,7 +10,11 @@ Statistics (all stated in the report):
   then mean ± std over seeds (< 1: fewer rollouts than the reference — the paper's "half the steps" claim is
   a ratio of 0.5; at equal rollouts per step the step ratio is the same number);
 - collapse flags come from :func:`mssr.algos.collapse.detect_collapse` with its documented default
-  thresholds, run on the logged sampled-token entropy and validation accuracy of each run.
+  thresholds, run on the logged sampled-token entropy and validation accuracy of each run;
+- compute accounting counts the value tracker's initialisation: all rollouts = initialisation + training
+  rollouts, generated tokens likewise (:mod:`mssr.experiments.curves`: counted by the trainer, estimated for
+  runs written before the counters, and then marked ≈), wall-clock = initialisation + step times; "... to
+  target" in that table includes the initialisation, so single-rollout and group methods meet on equal terms.
 """
 
 from __future__ import annotations
@@ -78,10 +82,24 @@ class RunSummary:
     wall_s: float
     entropy_collapse_step: int | None
     val_collapse_step: int | None
+    init_tokens: float = 0.0
+    train_tokens: float = 0.0
+    init_wall_s: float = 0.0
+    tokens_exact: bool = True
     steps_to_target: int | None = None
     rollouts_to_target: float | None = None
     wall_to_target: float | None = None
     ratio: float | None = None
+    all_rollouts_to_target: float | None = None  # initialisation included
+    tokens_to_target: float | None = None  # initialisation included
+
+    @property
+    def all_rollouts(self) -> float:
+        return self.init_rollouts + self.total_rollouts
+
+    @property
+    def all_tokens(self) -> float:
+        return self.init_tokens + self.train_tokens
 
 
 @dataclass
@@ -98,6 +116,8 @@ class ArmSummary:
     rollouts_to_target: Stat
     wall_to_target: Stat
     ratio: Stat
+    all_rollouts_to_target: Stat = field(default_factory=lambda: Stat.of([]))
+    tokens_to_target: Stat = field(default_factory=lambda: Stat.of([]))
     entropy_collapses: list[tuple[int, int]] = field(default_factory=list)  # (seed, step)
     val_collapses: list[tuple[int, int]] = field(default_factory=list)
 
@@ -137,6 +157,10 @@ def summarize_run(rec: RunRecord, curves: RunCurves) -> RunSummary:
         wall_s=curves.wall.get(last, 0.0),
         entropy_collapse_step=col["entropy_collapse_step"],
         val_collapse_step=col["val_collapse_step"],
+        init_tokens=curves.init_tokens,
+        train_tokens=curves.tokens.get(last, 0.0),
+        init_wall_s=curves.init_wall,
+        tokens_exact=curves.tokens_exact,
     )
 
 
@@ -182,6 +206,8 @@ def summarize(out: Path, reference: str | None = None) -> Summary:
                 hit = _reach(curves, target)
                 if hit is not None:
                     rs.steps_to_target, rs.rollouts_to_target, rs.wall_to_target = hit
+                    rs.all_rollouts_to_target = rs.init_rollouts + rs.rollouts_to_target
+                    rs.tokens_to_target = rs.init_tokens + curves.tokens.get(hit[0], 0.0)
         ref_hits = [r.rollouts_to_target for r in runs[reference] if r.rollouts_to_target is not None]
         ref_mean = statistics.fmean(ref_hits) if ref_hits else None
         if ref_mean:
@@ -209,6 +235,8 @@ def summarize(out: Path, reference: str | None = None) -> Summary:
                 rollouts_to_target=Stat.of([r.rollouts_to_target for r in rs]),
                 wall_to_target=Stat.of([r.wall_to_target for r in rs]),
                 ratio=Stat.of([r.ratio for r in rs]),
+                all_rollouts_to_target=Stat.of([r.all_rollouts_to_target for r in rs]),
+                tokens_to_target=Stat.of([r.tokens_to_target for r in rs]),
                 entropy_collapses=[
                     (r.seed, r.entropy_collapse_step) for r in rs if r.entropy_collapse_step is not None
                 ],
@@ -268,6 +296,46 @@ def summary_table(s: Summary) -> str:
                     a.final_entropy.fmt(".4f"),
                     _collapse_cell(a.entropy_collapses, a.n),
                     _collapse_cell(a.val_collapses, a.n),
+                ]
+            )
+            + " |"
+        )
+    return "\n".join(lines)
+
+
+def compute_table(s: Summary) -> str:
+    """Per arm: what the runs cost, with the tracker's initialisation counted (mean ± std over seeds)."""
+    lines = [
+        "| arm | seeds | final val acc | init rollouts | training rollouts | all rollouts | generated tokens "
+        "(init + training) | wall-clock (init + steps) | all rollouts to target | tokens to target | "
+        "wall-clock to target |",
+        "|" + "---|" * 11,
+    ]
+    for a in s.arms:
+        rs = a.runs
+        approx = "≈ " if any(not r.tokens_exact for r in rs) else ""
+        init_tok = Stat.of([r.init_tokens for r in rs])
+        train_tok = Stat.of([r.train_tokens for r in rs])
+        init_wall = Stat.of([r.init_wall_s for r in rs])
+        steps_wall = Stat.of([r.wall_s - r.init_wall_s for r in rs])
+        to_target = s.target is not None
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    a.arm,
+                    str(a.n),
+                    a.final_val.fmt(),
+                    Stat.of([r.init_rollouts for r in rs]).fmt(",.0f"),
+                    Stat.of([r.total_rollouts for r in rs]).fmt(",.0f"),
+                    Stat.of([r.all_rollouts for r in rs]).fmt(",.0f"),
+                    f"{approx}{Stat.of([r.all_tokens for r in rs]).fmt(',.0f')} "
+                    f"({init_tok.fmt(',.0f')} + {train_tok.fmt(',.0f')})",
+                    f"{Stat.of([r.wall_s for r in rs]).fmt(',.0f')} s ({init_wall.fmt(',.0f')} + "
+                    f"{steps_wall.fmt(',.0f')})",
+                    _to_target(a.all_rollouts_to_target, ",.0f") if to_target else "no target",
+                    (approx + _to_target(a.tokens_to_target, ",.0f")) if to_target else "no target",
+                    _to_target(a.wall_to_target, ",.0f", " s") if to_target else "no target",
                 ]
             )
             + " |"
@@ -368,6 +436,15 @@ def render_markdown(s: Summary, out: Path, meta: dict[str, Any], figures: dict[s
         "initialisation rollouts of single-rollout methods (listed per run below). Wall-clock is training "
         "compute (tracker initialisation + step times, no validation); runs that shared the machine slow each "
         "other, so compare it only within one comparison. Collapse cells: seeds flagged, as s<seed>@<step>.",
+        "",
+        "## Compute accounting (the value tracker's initialisation counted)",
+        "",
+        compute_table(s),
+        "",
+        "All rollouts = the tracker's initialisation rollouts + training rollouts; generated tokens and "
+        "wall-clock likewise (init + training). *... to target* here includes the initialisation, so a "
+        "single-rollout method's 'half the steps' is checked against a group method on equal terms. "
+        "≈: tokens estimated from mean response lengths (runs logged before the token counters).",
         "",
         "## Runs",
         "",
