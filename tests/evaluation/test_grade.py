@@ -11,7 +11,8 @@ import pytest
 
 from mssr.cli.main import main
 from mssr.evaluation.benchmarks import BenchmarkDataError, UnknownBenchmarkError, get, gradable
-from mssr.evaluation.regrade import grade
+from mssr.evaluation.benchmarks.base import GradeItem
+from mssr.evaluation.regrade import _untraceable, classify, grade
 from shared_data import path_or_skip
 
 from . import layouts
@@ -174,6 +175,50 @@ def test_problems_are_read_by_the_eval_adapter(tmp_path: Path) -> None:
         fmt.load_responses(d, responses)
     with pytest.raises(BenchmarkDataError, match=r"pid 1\): answer '7' is not one of its choices"):
         fmt.load(d)
+
+
+def _mc(response: str, official_extraction: str) -> GradeItem:
+    return GradeItem(
+        id="1",
+        response=response,
+        answer="4 cm",
+        answer_type="text",
+        choices=["2 cm", "3 cm", "4 cm"],
+        question_type="multi_choice",
+        question="How long is AB?",
+        official=True,
+        official_extraction=official_extraction,
+    )
+
+
+def test_untraceable_official_extraction_is_its_own_class() -> None:
+    """`official_untraceable`: the option (letter, text) or value the official extraction names is nowhere in the
+    response — as when a file's extractions were made on an earlier version of its responses."""
+    fmt = get("mathvista")
+    ours = {"official_mode_extracted": "B", "reason": "mismatch"}
+    item = _mc("The answer is (B) 3 cm.", "C")
+    assert _untraceable(fmt, item)
+    assert classify(fmt, item, ours) == "official_untraceable"
+    # the option is written somewhere — by its "(X)", an answer-form letter or its text: traceable
+    assert not _untraceable(fmt, _mc("The answer is (B) 3 cm.\nChoices:\n(A) 2 cm\n(B) 3 cm\n(C) 4 cm", "C"))
+    assert not _untraceable(fmt, _mc("AB is 4 cm long, so the answer is (B).", "C"))
+    assert not _untraceable(fmt, _mc("I first got B, then C.\nC.", "C"))
+    for named in ("(C) 4 cm", "4 cm"):  # neither "(C)" nor "4 cm" is in the response
+        assert _untraceable(fmt, _mc("The answer is (B) 3 cm.", named))
+    # a no-answer string is refusal_fuzzy's business, not this class's
+    assert not _untraceable(fmt, _mc("The answer is (B) 3 cm.", "No answer provided."))
+    free = GradeItem(
+        id="2",
+        response="There are three red apples and 4 green ones, 7 in all.",
+        answer="7",
+        answer_type="integer",
+        question_type="free_form",
+        official=False,
+        official_extraction="5",
+    )
+    assert _untraceable(fmt, free)
+    for written in ("7", "7.0", "4", "3"):  # a value of the response, as digits or as a number word
+        assert not _untraceable(fmt, GradeItem(**{**free.__dict__, "official_extraction": written}))
 
 
 def test_normaliser_reproduces_the_files_own_predictions() -> None:

@@ -15,13 +15,17 @@ from typing import Any
 
 from mssr.evaluation.benchmarks.base import Benchmark, GradeItem, get
 from mssr.rewards.extract import answer_statements
+from mssr.rewards.official_rules import NUMBER_WORDS
 from mssr.rewards.runner import get_runner
+from mssr.rewards.text import numbers_in, parse_number
 from mssr.rewards.verify import is_refusal
 
 #: disagreement classes, in the order they are tested
 CLASSES = {
     "same_extraction": "same answer extracted, different scoring rule (official: our normalisation miss)",
     "refusal_fuzzy": "refusal/no answer mapped to an option by edit distance",
+    "official_untraceable": "official extraction names an answer (option letter, option text or value) that the "
+    "response never writes: no rule over the response text can reproduce it",
     "degenerate": "degenerate response (prompt echo or repetition)",
     "ambiguous": "response states several different answers",
     "official_contradicts": "official extraction contradicts the response's single explicit answer",
@@ -81,6 +85,45 @@ def _is_degenerate(text: str) -> bool:
     return any(c >= 3 for c in Counter(lines).values())
 
 
+def _untraceable(fmt: Benchmark, item: GradeItem) -> bool:
+    """Does the official extraction name an answer the response never writes? For multiple choice: the option
+    it normalises to appears neither as "(X)", nor as an answer-form letter ("answer is X", "X." opening a line),
+    nor by its text; for a number: no number (or number word) of the response has its value. A no-answer string
+    or free text is never called untraceable."""
+    ex = (item.official_extraction or "").strip()
+    text = item.response
+    if not ex or is_refusal(ex) or re.search(r"no answer|not provided|^none$", ex, re.I):
+        return False
+    if item.choices:
+        pred = fmt.official_prediction(item, ex)
+        if pred not in item.choices:
+            return False
+        letter = chr(65 + item.choices.index(pred))
+        if re.search(rf"\(\s*{letter}\s*\)", text) or re.search(
+            rf"(?:answer|option|choice)\s*(?:is|:)?\s*{letter}\b|^\s*{letter}[.):]?\s*$", text, re.I | re.M
+        ):
+            return False
+        for named in {pred.strip(), ex}:
+            if (len(named) > 1 or named.isdigit()) and re.search(
+                rf"(?<![\w.]){re.escape(named)}(?!\w)", text, re.I
+            ):
+                return False
+        return True
+    num = parse_number(ex)
+    if num is None or len(text) > 100_000:
+        return False
+    for tok in numbers_in(text, limit=10_000):
+        val = parse_number(tok)
+        if val is not None and abs(val.value - num.value) <= 1e-9 * max(1.0, abs(num.value)):
+            return False
+    word = (
+        NUMBER_WORDS[int(num.value)]
+        if float(num.value).is_integer() and 0 <= num.value < len(NUMBER_WORDS)
+        else None
+    )
+    return not (word and re.search(rf"\b{word}\b", text, re.I))
+
+
 def classify(fmt: Benchmark, item: GradeItem, ours: dict[str, Any]) -> str:
     """Why our verdict differs from the official one (see :data:`CLASSES`)."""
     if item.official_extraction is None:
@@ -102,6 +145,8 @@ def classify(fmt: Benchmark, item: GradeItem, ours: dict[str, Any]) -> str:
         is_refusal(item.response) or is_refusal(item.official_extraction) or not off_named
     ):
         return "refusal_fuzzy"
+    if _untraceable(fmt, item):
+        return "official_untraceable"
     if _is_degenerate(item.response):
         return "degenerate"
     statements = answer_statements(item.response, item.choices, item.answer_type)
