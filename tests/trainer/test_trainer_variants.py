@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from mssr.trainer.trainer import RLTrainer
 
 
@@ -181,3 +183,71 @@ def test_spo_drift_uses_the_policy_that_sampled_the_step(make_config, tmp_path):
     assert not torch.isnan(d.drift).all() and (d.drift[~torch.isnan(d.drift)] > 0).any()
     assert torch.equal(torch.isnan(seen["drift"]), torch.isnan(d.drift))
     torch.testing.assert_close(seen["drift"].nan_to_num(), d.drift.nan_to_num(), rtol=0, atol=1e-6)
+
+
+SCHEDULER_WARNING = "ignore:Seems like `optimizer.step\\(\\)` has been overridden"
+
+
+def _kl_stop_run(make_config, out, *overrides):
+    """Train 3 steps of 4 mini-batches; record each mini-batch's loss-reported KL terms and the optimizer steps."""
+    trainer = RLTrainer(
+        make_config("optim.mini_batch_prompts=2", "optim.lr=5e-2", "steps=3", *overrides, out=out)
+    )
+    minibatches: list[list] = []  # per forwarded mini-batch: its norm, then (k1 KL, tokens) per micro-batch
+    real_micro_loss, real_update = trainer._micro_loss, trainer.update_policy
+    steps_taken = []
+
+    def micro_loss(d, micro, norm, padding=False):
+        loss, terms = real_micro_loss(d, micro, norm, padding=padding)
+        if not minibatches or minibatches[-1][0] is not norm:  # one norm dict per mini-batch
+            minibatches.append([norm])
+        minibatches[-1].append((terms["actor/ppo_kl"], float(d.loss_mask[micro].sum())))
+        return loss, terms
+
+    def update_policy(step, d):
+        before = len(optimizer_steps)
+        out = real_update(step, d)
+        steps_taken.append(len(optimizer_steps) - before)
+        return out
+
+    optimizer_steps = []
+    real_step = trainer.optimizer.step
+    trainer.optimizer.step = lambda *a, **k: (optimizer_steps.append(1), real_step(*a, **k))[1]
+    trainer._micro_loss, trainer.update_policy = micro_loss, update_policy
+    trainer.train()
+    return _rows(out), steps_taken, minibatches
+
+
+@pytest.mark.filterwarnings(SCHEDULER_WARNING)  # the test wraps optimizer.step to count the updates
+def test_target_kl_stops_the_step_at_the_first_mini_batch_over_1_5_target(make_config, tmp_path):
+    target = 1e-4
+    rows, steps_taken, minibatches = _kl_stop_run(make_config, tmp_path / "kl", f"optim.target_kl={target}")
+    # independent of the trainer's bookkeeping: replay the recorded mini-batch KLs (token-weighted over the
+    # micro-batches, before each update); each step updates until the first one above 1.5 × target
+    kls = [sum(k * w for k, w in mb[1:]) / mb[0]["global_tokens"] for mb in minibatches]
+    expected, i = [], 0
+    for _ in range(3):
+        n = 0
+        while n < 4:
+            kl = kls[i]
+            i += 1
+            if kl > 1.5 * target:
+                break
+            n += 1
+        expected.append(n)
+    assert i == len(kls)  # every forwarded mini-batch is accounted for, none after a stop
+    assert steps_taken == expected and min(expected) < 4, expected  # the stop happened in this run
+    by_step = [r for r in rows if "actor/updates" in r]
+    assert [r["actor/updates"] for r in by_step] == [float(n) for n in expected]
+    assert [r["actor/kl_stopped"] for r in by_step] == [float(n < 4) for n in expected]
+
+
+@pytest.mark.filterwarnings(SCHEDULER_WARNING)
+def test_target_kl_off_or_never_reached_leaves_training_unchanged(make_config, tmp_path):
+    off, steps_off, _ = _kl_stop_run(make_config, tmp_path / "off")
+    high, steps_high, _ = _kl_stop_run(make_config, tmp_path / "high", "optim.target_kl=1e9")
+    assert steps_off == steps_high == [4, 4, 4]
+    assert all("actor/kl_stopped" not in r for r in off)
+    for a, b in zip(off, high, strict=True):  # timings differ; compare the learning numbers bitwise
+        keys = {k for k in a if not k.startswith(("timing_s/", "perf/")) and k != "init/time_s"}
+        assert {k: a[k] for k in keys} == {k: b[k] for k in keys}

@@ -346,6 +346,10 @@ class OptimConfig:
     # more updates per step than a group method. Set updates_per_step for the equal-updates convention.
     mini_batch_prompts: int = 16  # CPU: paper 128
     updates_per_step: int | None = None  # fixed optimizer updates per step (overrides the mini-batch count)
+    # PPO's target-KL early stopping (ours for MSSR; off by default): a step's remaining updates are skipped
+    # once a mini-batch's KL(π_old ‖ π_θ) (k1, ``actor/ppo_kl``, measured before its update) exceeds
+    # 1.5 × target_kl, as in the PPO implementations of Spinning Up / Stable-Baselines3; null: off
+    target_kl: float | None = None
     micro_batch_size: int = 16  # responses per forward/backward (gradient accumulation)
     lr_schedule: Literal["constant", "cosine"] = "constant"  # cosine: decays to 0 over `steps`
     warmup_steps: int = 0  # linear learning-rate warm-up, in steps
@@ -364,6 +368,7 @@ class OptimConfig:
             raise ConfigError("optim.mini_batch_prompts and optim.micro_batch_size must be >= 1")
         if self.updates_per_step is not None and self.updates_per_step < 1:
             raise ConfigError("optim.updates_per_step must be >= 1")
+        _number("optim.target_kl", self.target_kl, lo=0, lo_open=True, optional=True)
 
 
 @dataclass

@@ -717,6 +717,8 @@ class RLTrainer:
         sums: dict[str, float] = {}
         weights: dict[str, float] = {}
         grad_norms = []
+        measured = taken = 0  # mini-batches forwarded / updated (target-KL early stopping may end the pass)
+        kl_stopped = False
         # the lr this step's updates use (logged as actor/lr; scheduler.step() below sets the next step's)
         lr_used = self.scheduler.get_last_lr()[0]
         self.model.train()
@@ -733,6 +735,7 @@ class RLTrainer:
                 n_micro = int(dist.all_reduce_max(torch.tensor([n_micro]))[0])
             self.optimizer.zero_grad(set_to_none=True)
             total = 0.0
+            kl_num = 0.0  # token-weighted k1 KL(π_old ‖ π_θ) of this mini-batch, before its update
             for i in range(n_micro):
                 padding = i >= len(micros)
                 micro = micros[i] if not padding else list(range(min(o.micro_batch_size, len(d.rewards))))
@@ -742,12 +745,20 @@ class RLTrainer:
                     continue
                 total += float(loss.detach())
                 w = float(d.loss_mask[micro].sum())
+                kl_num += terms.get("actor/ppo_kl", 0.0) * w
                 for k, v in terms.items():
                     if k in _TOKEN_WEIGHTED:
                         sums[k] = sums.get(k, 0.0) + v * w
                         weights[k] = weights.get(k, 0.0) + w
                     else:  # loss terms are partial sums of the mini-batch loss: add them up
                         sums[k] = sums.get(k, 0.0) + v
+            measured += 1
+            if o.target_kl is not None:  # PPO's early stopping: every rank sees the same global KL
+                kl = float(dist.all_reduce_sum(torch.tensor([kl_num], dtype=torch.float64))[0])
+                if kl / max(norm["global_tokens"], 1.0) > 1.5 * o.target_kl:
+                    self.optimizer.zero_grad(set_to_none=True)
+                    kl_stopped = True
+                    break
             self.strategy.reduce_grads(self.params)
             gn = self.strategy.clip_grad_norm(self.params, self.grad_clip)
             total_all = float(dist.all_reduce_sum(torch.tensor([total], dtype=torch.float64))[0])
@@ -756,18 +767,21 @@ class RLTrainer:
                 self.counters["skipped_updates"] += 1
             else:
                 self.optimizer.step()
+            taken += 1
             grad_norms.append(float(gn))
         with warnings.catch_warnings():  # every update of the step may have been skipped (non-finite)
             warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
             self.scheduler.step()
         out = {
-            k: (v / weights[k] if k in weights else v / len(chunks))
+            k: (v / weights[k] if k in weights else v / measured)
             for k, v in sums.items()
             if not (k in weights and weights[k] == 0)
         }
-        out["actor/grad_norm"] = sum(grad_norms) / len(grad_norms)
+        out["actor/grad_norm"] = sum(grad_norms) / len(grad_norms) if grad_norms else 0.0
         out["actor/lr"] = lr_used
-        out["actor/updates"] = float(len(chunks))
+        out["actor/updates"] = float(taken)
+        if o.target_kl is not None:
+            out["actor/kl_stopped"] = float(kl_stopped)
         return out
 
     def _micro_loss(
