@@ -91,4 +91,9 @@ def test_compare_extends_finished_runs_from_their_checkpoints(tmp_path, fast_ove
         assert [r["step"] for r in rows] == [0, 1, 2, 3]
         assert rows[:3] == before[a]
         assert rows[3]["train/rollouts"] == 24.0
+        # the token counters resume from the checkpoint: step 3 adds its own tokens to step 2's count
+        assert rows[3]["train/gen_tokens"] - rows[2]["train/gen_tokens"] == round(
+            rows[3]["response_length/mean"] * 8
+        )
+        assert rows[3]["train/init_gen_tokens"] == rows[2]["train/init_gen_tokens"]
     assert {r.attempts for r in load_manifest(out).values()} == {2}
