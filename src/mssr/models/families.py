@@ -180,18 +180,6 @@ def _ids(tokenizer: Any, tokens: tuple[str, ...]) -> dict[str, int]:
     return {t: int(tokenizer.convert_tokens_to_ids(t)) for t in tokens}
 
 
-def _text_sizes(p: Any, vocab_size: int) -> dict[str, int]:
-    """The language model's sizes from a preset, under the key names every family's text config uses."""
-    return {
-        "vocab_size": vocab_size,
-        "hidden_size": p.text_hidden,
-        "intermediate_size": p.text_intermediate,
-        "num_hidden_layers": p.text_layers,
-        "num_attention_heads": p.text_heads,
-        "num_key_value_heads": p.text_kv_heads,
-    }
-
-
 def make_family_config(
     preset: Any, family: str, *, token_ids: dict[str, int], vocab_size: int, image_size: int = 64
 ) -> Any:
@@ -210,7 +198,7 @@ def make_family_config(
         t = half * 3 // 8  # Qwen3-VL: [24, 20, 20] of 64, interleaved over the frequencies
         h = (half - t) // 2
         text = {
-            **_text_sizes(p, vocab_size),
+            **p.text_sizes(vocab_size),
             "head_dim": head_dim,
             "max_position_embeddings": 4096,
             "rope_parameters": {
@@ -261,7 +249,7 @@ def make_family_config(
         patches = image_size // p.patch_size
         layers = ["sliding_attention"] * (p.text_layers - 1) + ["full_attention"]
         text = {
-            **_text_sizes(p, vocab_size),
+            **p.text_sizes(vocab_size),
             "head_dim": head_dim,
             "query_pre_attn_scalar": head_dim,
             "max_position_embeddings": 4096,
@@ -296,7 +284,7 @@ def make_family_config(
 
         text = {
             "model_type": "llama",
-            **_text_sizes(p, vocab_size),
+            **p.text_sizes(vocab_size),
             "max_position_embeddings": 4096,
             "rms_norm_eps": 1e-5,
             "pad_token_id": token_ids["<|endoftext|>"],

@@ -36,6 +36,17 @@ class TinyPreset:
     def head_dim(self) -> int:
         return self.text_hidden // self.text_heads
 
+    def text_sizes(self, vocab_size: int) -> dict[str, int]:
+        """The language model's sizes under the key names every family's text config uses."""
+        return {
+            "vocab_size": vocab_size,
+            "hidden_size": self.text_hidden,
+            "intermediate_size": self.text_intermediate,
+            "num_hidden_layers": self.text_layers,
+            "num_attention_heads": self.text_heads,
+            "num_key_value_heads": self.text_kv_heads,
+        }
+
     def mrope_section(self) -> list[int]:
         """Split head_dim/2 rotary frequencies over (time, height, width) in Qwen's 2:3:3 ratio
         (Qwen2.5-VL-7B: head_dim 128 → [16, 24, 24])."""
@@ -125,12 +136,7 @@ def make_config(
         "hidden_act": "silu",
     }
     text = {
-        "vocab_size": vocab_size,
-        "hidden_size": p.text_hidden,
-        "intermediate_size": p.text_intermediate,
-        "num_hidden_layers": p.text_layers,
-        "num_attention_heads": p.text_heads,
-        "num_key_value_heads": p.text_kv_heads,
+        **p.text_sizes(vocab_size),
         "max_position_embeddings": 4096,
         "rms_norm_eps": 1e-6,
         "rope_parameters": {
