@@ -19,7 +19,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from mssr.experiments.curves import aggregate, load_run_curves
+from mssr.experiments.curves import aggregate
 from mssr.experiments.report import summarize
 
 
@@ -49,7 +49,7 @@ def main() -> None:
                     continue
                 name = label or arm.arm
                 c = colours.setdefault(name, cmap(len(colours) % 10))
-                runs = [load_run_curves(d / r.dir / "metrics.jsonl") for r in _records(d, arm.arm)]
+                runs = summary.curves[arm.arm]  # in the order of arm.runs
                 for ax, series in ((top, "val"), (bottom, "entropy")):
                     band = aggregate(runs, series)
                     if not band.x:
@@ -76,12 +76,6 @@ def main() -> None:
     )
     fig.tight_layout()
     fig.savefig(out, dpi=90)
-
-
-def _records(d: Path, arm: str):
-    from mssr.experiments.runner import load_manifest
-
-    return [r for r in load_manifest(d).values() if r.arm == arm and (d / r.dir / "metrics.jsonl").exists()]
 
 
 if __name__ == "__main__":
