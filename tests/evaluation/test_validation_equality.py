@@ -74,3 +74,24 @@ def test_eval_equals_trainer_validation(tiny_policy, builtin_dir, tmp_path, rewa
     assert [rows[r.id]["samples"][0]["response"] for r in val] == res.responses
     assert [rows[r.id]["samples"][0]["correct"] for r in val] == res.correct
     assert len(set(res.responses)) > 1  # the responses differ from prompt to prompt
+
+
+def test_builtin_without_a_pinned_dataset_reads_the_split_training_validates_on(tmp_path):
+    """A training config with no data.train pinned (``--model base``, a policy without its run's config): the
+    builtin benchmark is the RL task's val split in the directory training generates and pins — not the SFT
+    base's own items (seed 1), as it was before."""
+    from mssr.cli.eval import builtin_location
+    from mssr.trainer.setup import build_data
+
+    small = ["data.builtin.n_train=6", "data.builtin.n_val=4", "data.builtin.n_test=2"]
+    tc = load_config(TrainConfig, None, [f"data.cache_dir={tmp_path}", *small])
+    root, split = builtin_location(tc, None)
+    trained = load_config(TrainConfig, None, [f"data.cache_dir={tmp_path}", *small])
+    _, val = build_data(trained)
+    assert trained.data.train == str(root) and split == "val"  # the directory training pins
+    assert [(r.id, r.question, r.answer) for r in load_records(root, "val")] == [
+        (r.id, r.question, r.answer) for r in val
+    ]
+    assert sorted(p.name for p in tmp_path.rglob("builtin-*") if p.is_dir()) == [
+        root.name
+    ]  # nothing else made

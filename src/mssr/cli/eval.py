@@ -195,11 +195,9 @@ def builtin_location(tc: Any, split: str | None) -> tuple[Path, str]:
         return p, split or (d.val_split if p.is_dir() else p.stem)
     if d.train:
         return Path(d.train), split or d.val_split or "val"
-    from mssr.data.builtin import ensure_dataset
-    from mssr.trainer.setup import cache_dir, sft_config
+    from mssr.trainer.setup import builtin_root
 
-    root = ensure_dataset(cache_dir(tc), **{**sft_config(tc).data, **d.builtin})
-    return root, split or "val"
+    return builtin_root(tc), split or "val"  # the directory training generates and pins
 
 
 def _ks(args: argparse.Namespace) -> tuple[int, ...]:

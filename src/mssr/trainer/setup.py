@@ -33,6 +33,14 @@ def builtin_task(cfg: TrainConfig) -> dict[str, Any]:
     return {**sft_config(cfg).data, "seed": 0, "n_train": 1000, "n_val": 200, "n_test": 200}
 
 
+def builtin_root(cfg: TrainConfig) -> Path:
+    """The built-in task's dataset directory for ``cfg`` (generated on first use): the one training pins in its
+    ``config.yaml`` and evaluation reads when a config has nothing pinned."""
+    from mssr.data.builtin import ensure_dataset
+
+    return ensure_dataset(cache_dir(cfg) / "data", **{**builtin_task(cfg), **cfg.data.builtin})
+
+
 def build_policy(cfg: TrainConfig) -> tuple[Any, str]:
     """``model.path`` → load it; else the built-in preset, warm-started by the cached SFT base."""
     m = cfg.model
@@ -87,10 +95,7 @@ def build_data(cfg: TrainConfig) -> tuple[list[Any], list[Any]]:
         elif has_split(d.train, d.val_split):  # the val split beside data.train's (DIR@train -> DIR's val)
             val = load_data(cfg, without_split(d.train), d.val_split)
         return train, val
-    from mssr.data.builtin import ensure_dataset
-
-    data_cfg = {**builtin_task(cfg), **d.builtin}
-    root = ensure_dataset(cache_dir(cfg) / "data", **data_cfg)
+    root = builtin_root(cfg)
     # pin the resolved dataset in the run's config.yaml, so evaluation and resumes read the same files even if
     # the built-in defaults change later
     d.train = str(root)
