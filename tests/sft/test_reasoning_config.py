@@ -24,3 +24,34 @@ def test_reasoning_sft_and_rl_configs_agree():
     for key in ("families", "difficulty", "mc_fraction"):
         assert rl.data.builtin[key] == sft.data[key]
     assert sft.data["seed"] != 0  # the RL items (seed 0) are not the SFT items
+
+
+def test_reasoning_collapse_config_is_the_learning_config_at_the_collapse_study_scale():
+    """configs/cpu/reasoning_collapse.yaml (the collapse study's base, docs/results/reasoning/collapse-grid.md)
+    differs from configs/cpu/reasoning.yaml only in scale, and resolves to the settings the study ran with."""
+    from dataclasses import asdict
+
+    from mssr.trainer.config import TrainConfig
+
+    rl = asdict(load_config(TrainConfig, REPO / "configs/cpu/reasoning.yaml"))
+    small = asdict(load_config(TrainConfig, REPO / "configs/cpu/reasoning_collapse.yaml"))
+    assert rl["rollout"]["rollouts_per_step"] == 256 and rl["optim"]["mini_batch_prompts"] == 64
+    assert (rl["data"]["builtin"]["n_train"], rl["data"]["builtin"]["n_val"], rl["steps"]) == (8000, 500, 200)
+    # the study's settings: 64 rollouts in mini-batches of 16 prompts, 1,000 / 200 items, 100 steps, val every 10
+    assert small["rollout"]["rollouts_per_step"] == 64 and small["optim"]["mini_batch_prompts"] == 16
+    assert (small["data"]["builtin"]["n_train"], small["data"]["builtin"]["n_val"]) == (1000, 200)
+    assert (small["steps"], small["val"]["every"], small["optim"]["lr"]) == (100, 10, 1e-4)
+    differ = {
+        f"{section}.{k}"
+        for section, v in rl.items()
+        if isinstance(v, dict)
+        for k in v
+        if v[k] != small[section][k]
+    } | {k for k, v in rl.items() if not isinstance(v, dict) and v != small[k]}
+    assert differ == {
+        "steps",
+        "data.builtin",
+        "rollout.rollouts_per_step",
+        "optim.mini_batch_prompts",
+        "val.every",
+    }
