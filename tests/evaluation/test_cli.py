@@ -81,3 +81,29 @@ def test_errors_exit_2_and_name_the_problem(tiny_policy_dir, bench_root, tmp_pat
     assert "no such directory" in capsys.readouterr().err
     assert main(["eval", "--compare", str(tmp_path)]) == 2
     assert "not an evaluation directory" in capsys.readouterr().err
+
+
+def test_config_gives_a_policy_without_a_run_its_builtin_task(tiny_policy_dir, builtin_dir, tmp_path, capsys):
+    """--config YAML: the training config's dataset, instruction and response length are what `builtin` uses
+    for a bare policy directory (no run config.yaml beside it); bad paths and bad configs exit 2 in one line."""
+    cfg = tmp_path / "task.yaml"
+    cfg.write_text(f"data:\n  train: {builtin_dir}\n  instruction: null\nrollout:\n  max_new_tokens: 5\n")
+    out = tmp_path / "o"
+    argv = ["eval", "--model", f"p={tiny_policy_dir}", "--config", str(cfg), "--out", str(out), "--quiet"]
+    assert main(argv) == 0
+    capsys.readouterr()
+    meta = json.loads((out / "p" / "run.json").read_text())
+    protocol = meta["benchmarks"]["builtin"]["protocol"]
+    assert protocol["max_new_tokens"] == 5 and protocol["instruction"] is None
+    rows = _rows(out / "p" / "results" / "builtin.jsonl")
+    from mssr.data import load_records
+
+    assert [r["id"] for r in rows] == [r.id for r in load_records(builtin_dir, "val")]
+    assert all(s["tokens"] <= 5 for r in rows for s in r["samples"])
+
+    assert main([*argv[:5], "--config", str(tmp_path / "none.yaml"), "--out", str(out)]) == 2
+    assert "training config" in capsys.readouterr().err
+    cfg.write_text("rollout:\n  max_new_tokenz: 5\n")
+    assert main([*argv[:5], "--config", str(cfg), "--out", str(tmp_path / "o2")]) == 2
+    err = capsys.readouterr().err
+    assert "max_new_tokenz" in err and "Traceback" not in err

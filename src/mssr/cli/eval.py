@@ -27,6 +27,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "'base[:PRESET]' (the cached SFT base of a tiny preset) or 'scratch[:PRESET]'; repeat to compare",
     )
     p.add_argument(
+        "--config",
+        default=None,
+        metavar="YAML",
+        help="training config whose built-in task, instruction, reward and response length 'builtin' uses, in "
+        "place of the model's run config (for a policy without one, e.g. an SFT base: --model "
+        "runs/reasoning-sft/policy --config configs/cpu/reasoning.yaml)",
+    )
+    p.add_argument(
         "--benchmarks",
         "-b",
         default="builtin",
@@ -155,10 +163,17 @@ def resolve_model(spec: str) -> tuple[str, Path | None, Path | None, str | None]
 
 
 def _train_config(path: Path | None) -> Any:
-    from mssr.config import load_config
+    from mssr.config import ConfigError, load_config
     from mssr.trainer.config import TrainConfig
 
-    return load_config(TrainConfig, path) if path is not None else TrainConfig()
+    if path is None:
+        return TrainConfig()
+    if not path.is_file():
+        raise CliError(f"training config {path}: no such file")
+    try:
+        return load_config(TrainConfig, path)
+    except ConfigError as exc:
+        raise CliError(f"training config {path}: {exc}") from None
 
 
 def load_model(kind: str, policy_dir: Path | None, preset: str | None, tc: Any, args: argparse.Namespace):
@@ -363,7 +378,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     for spec in args.model:
         spec_label, model_spec = _split_label(spec)
         kind, policy_dir, cfg_path, preset = resolve_model(model_spec)
-        tc = _train_config(cfg_path)
+        tc = _train_config(Path(args.config) if args.config else cfg_path)
         runs = load_benchmarks(args, tc, names)
         label = _label(spec_label, kind, policy_dir, preset)
         if label in used_labels:
