@@ -170,6 +170,9 @@ def test_short_run_lowers_loss_and_is_deterministic(data_dir, records, tmp_path)
     assert log[-1]["loss"] < log[0]["loss"]
     metrics = json.loads((a / "metrics.json").read_text())
     assert metrics["steps"] == 6 and metrics["n_train"] == len(records)
+    env = metrics["environment"]  # what the weights depend on beyond the config (mssr.environment)
+    assert env["torch"] == torch.__version__
+    assert env["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
 
 
 def test_cache_is_reused(data_dir, tmp_path, monkeypatch):

@@ -52,6 +52,9 @@ def test_six_steps_straight_equal_three_plus_resumed_three(make_config, tmp_path
         assert len(resumed.tracker) > 0
     resumed.train()
     _assert_same(a, b)
+    starts = [json.loads(x) for x in (b / "environment.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in starts] == [0, 3]  # the first start and the resume, each with its machine
+    assert {e["torch"] for e in starts} == {torch.__version__}
 
 
 KILL_SCRIPT = r"""

@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from mssr.environment import describe as describe_environment
 from mssr.models import Policy, build_tiny_policy
 from mssr.progress import Progress
 from mssr.sft.config import SFTConfig
@@ -154,6 +155,7 @@ def train_sft(cfg: SFTConfig, out_dir: Path) -> dict[str, Any]:
         "train_s": round(train_s, 2),
         "prep_s": round(prep_s, 2),
         "threads": torch.get_num_threads(),
+        "environment": describe_environment(),
         "n_train": len(train),
         "n_dev": len(dev),
         "n_test": len(test),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import logging
 import math
 import random
@@ -40,6 +41,7 @@ from mssr.algos import (
 from mssr.algos.collapse import CollapseDetector
 from mssr.algos.objective import ObjectiveWeights, rl_objective, truncated_is_weights
 from mssr.config import ConfigError, dump_yaml, to_dict
+from mssr.environment import describe as describe_environment
 from mssr.evaluation.evaluator import evaluate
 from mssr.models.lora import (
     adapter_state_dict,
@@ -82,6 +84,7 @@ log = logging.getLogger("mssr.train")
 runlog = logging.getLogger("mssr.runlog")
 runlog.propagate = False
 RUN_LOG = "run.log"
+ENVIRONMENT_LOG = "environment.jsonl"  # versions and CPU kernels, one line per (re)start of the run
 # signals that finish the current step, write a checkpoint and stop (a second SIGINT stops at once)
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
 
@@ -1222,6 +1225,9 @@ class RLTrainer:
             self._say(f"resumed from step {self.step} (checkpoint {resumed})")
         if dist.is_main():
             (self.run_dir / "config.yaml").write_text(dump_yaml(cfg), encoding="utf-8")
+            # one line per start or resume: a run resumed on another machine shows it (mssr.environment)
+            with (self.run_dir / ENVIRONMENT_LOG).open("a", encoding="utf-8") as f:
+                f.write(json.dumps({"step": self.step, **describe_environment()}) + "\n")
             self.logger = MetricsLogger(
                 self.run_dir,
                 tensorboard=cfg.logging.tensorboard,
