@@ -12,10 +12,11 @@ the interval is over items, so it counts the item draw as well as the sampling.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 from collections import defaultdict
 from pathlib import Path
+
+from mssr.evaluation.results import ResultStore
 
 
 def load(eval_dir: Path) -> dict[str, tuple[str, float]]:
@@ -24,11 +25,9 @@ def load(eval_dir: Path) -> dict[str, tuple[str, float]]:
     files = sorted((eval_dir / "results").glob("*.jsonl"))
     if not files:
         raise SystemExit(f"{eval_dir}: no results/*.jsonl (not an `mssr eval` output directory)")
-    for f in files:
-        for line in f.read_text().splitlines():
-            if line.strip():
-                r = json.loads(line)
-                items[f"{f.stem}/{r['id']}"] = (r.get("category") or "all", r["c"] / r["n"])
+    for f in files:  # read with the evaluator's own reader: validated, a torn last line dropped
+        for rid, r in ResultStore(f).load().items():
+            items[f"{f.stem}/{rid}"] = (r.get("category") or "all", r["c"] / r["n"])
     return items
 
 

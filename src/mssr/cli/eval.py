@@ -168,9 +168,7 @@ def _train_config(path: Path | None) -> Any:
 
     if path is None:
         return TrainConfig()
-    if not path.is_file():
-        raise CliError(f"training config {path}: no such file")
-    try:
+    try:  # a missing file is a ConfigError too (mssr.config.read_yaml)
         return load_config(TrainConfig, path)
     except ConfigError as exc:
         raise CliError(f"training config {path}: {exc}") from None
