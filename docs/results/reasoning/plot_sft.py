@@ -1,8 +1,10 @@
 """Plot the dev-accuracy curves of SFT attempts on the reasoning world from their ``loss_log.jsonl`` files.
 
     python docs/results/reasoning/plot_sft.py OUT.png LABEL=PATH/loss_log.jsonl [LABEL=PATH ...]
+    python docs/results/reasoning/plot_sft.py OUT.png LABEL=docs/results/reasoning/sft_attempts.jsonl#ATTEMPT ...
 
-One panel per family (plus the overall accuracy) against optimizer steps; the 25-60 % band is shaded.
+One panel per family (plus the overall accuracy) against optimizer steps; the 25-60 % band is shaded. A path
+``FILE#NAME`` reads the dev checks of attempt NAME from the committed record ``sft_attempts.jsonl``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,14 @@ FAMILIES = ("all", "counting", "arithmetic", "bars", "geometry")
 
 
 def checks(path: str) -> list[dict]:
+    if "#" in path:
+        record, name = path.split("#", 1)
+        with open(record, encoding="utf-8") as f:
+            for line in f:
+                attempt = json.loads(line)
+                if attempt["attempt"] == name:
+                    return attempt["dev_checks"]
+        raise SystemExit(f"{record}: no attempt named {name!r}")
     with open(path, encoding="utf-8") as f:
         return [json.loads(line)["eval"] for line in f if '"eval"' in line]
 
