@@ -9,7 +9,6 @@ One panel per family (plus the overall accuracy) against optimizer steps; the 25
 
 from __future__ import annotations
 
-import json
 import sys
 
 import matplotlib
@@ -17,20 +16,19 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from mssr.io import read_jsonl
+
 FAMILIES = ("all", "counting", "arithmetic", "bars", "geometry")
 
 
 def checks(path: str) -> list[dict]:
     if "#" in path:
         record, name = path.split("#", 1)
-        with open(record, encoding="utf-8") as f:
-            for line in f:
-                attempt = json.loads(line)
-                if attempt["attempt"] == name:
-                    return attempt["dev_checks"]
+        for attempt in read_jsonl(record):
+            if attempt["attempt"] == name:
+                return attempt["dev_checks"]
         raise SystemExit(f"{record}: no attempt named {name!r}")
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line)["eval"] for line in f if '"eval"' in line]
+    return [row["eval"] for row in read_jsonl(path) if "eval" in row]
 
 
 def main() -> None:
