@@ -84,6 +84,42 @@ def test_single_rollout_variance_floor():
     assert out.scores.tolist() == pytest.approx([0.1, -0.1], rel=1e-3)
 
 
+def test_single_rollout_signal_scale_golden():
+    # stale baseline: A = [1, -1, 1, -1], σ_A = 1; rewards [1, 0, 1, 0], σ_r = 0.5 -> gain 0.5
+    r, v = torch.tensor([1.0, 0.0, 1.0, 0.0]), torch.tensor([0.0, 1.0, 0.0, 1.0])
+    out = compute_advantages("single_rollout", r, _mask(4), baselines=v, scale="signal")
+    assert out.scores.tolist() == pytest.approx([0.5, -0.5, 0.5, -0.5], abs=1e-6)
+    assert out.metrics["signal_gain"] == pytest.approx(0.5)
+    # a baseline that explains part of the reward: A = [.1, -.9, -.1, -.1], σ_A = sqrt(.1475) = .38406 <
+    # σ_r = sqrt(.1875) = .43301 -> gain 1, the unit-spread advantage unchanged
+    r, v = torch.tensor([1.0, 0.0, 0.0, 0.0]), torch.tensor([0.9, 0.9, 0.1, 0.1])
+    out = compute_advantages("single_rollout", r, _mask(4), baselines=v, scale="signal")
+    sd = math.sqrt(0.1475)
+    assert out.scores.tolist() == pytest.approx([0.35 / sd, -0.65 / sd, 0.15 / sd, 0.15 / sd], abs=1e-6)
+    assert out.metrics["signal_gain"] == 1.0
+    # equal rewards carry no signal: σ_r = 0 -> every advantage 0 (unit scale gives unit spread here)
+    r, v = torch.tensor([0.0, 0.0, 0.0]), torch.tensor([0.2, 0.5, 0.8])
+    out = compute_advantages("single_rollout", r, _mask(3), baselines=v, scale="signal")
+    assert out.scores.tolist() == [0.0, 0.0, 0.0]
+    unit = compute_advantages("single_rollout", r, _mask(3), baselines=v)
+    assert float(unit.scores.std(unbiased=False)) == pytest.approx(1.0, abs=1e-6)
+    with pytest.raises(ValueError, match="scale"):
+        compute_advantages("single_rollout", r, _mask(3), baselines=v, scale="nope")
+
+
+def test_single_rollout_zero_uniform():
+    r, v = torch.tensor([0.0, 0.0, 0.0]), torch.tensor([0.2, 0.5, 0.8])
+    out = compute_advantages("single_rollout", r, _mask(3), baselines=v, zero_uniform=True)
+    assert out.scores.tolist() == [0.0, 0.0, 0.0] and out.metrics["uniform_batch"] == 1.0
+    assert out.advantages.abs().sum() == 0
+    # a batch with any spread in its rewards is untouched (the golden values above)
+    r, v = torch.tensor([1.0, 0.0, 1.0, 0.0]), torch.tensor([0.5, 0.5, 0.75, 0.25])
+    out = compute_advantages("single_rollout", r, _mask(4), baselines=v, zero_uniform=True)
+    sd = math.sqrt(0.15625)
+    assert out.scores.tolist() == pytest.approx([0.5 / sd, -0.5 / sd, 0.25 / sd, -0.25 / sd], abs=1e-6)
+    assert out.metrics["uniform_batch"] == 0.0
+
+
 def test_single_rollout_needs_baselines_and_finite_rewards():
     with pytest.raises(ValueError, match="baselines"):
         compute_advantages("single_rollout", torch.tensor([1.0]), _mask(1))

@@ -251,3 +251,18 @@ def test_target_kl_off_or_never_reached_leaves_training_unchanged(make_config, t
     for a, b in zip(off, high, strict=True):  # timings differ; compare the learning numbers bitwise
         keys = {k for k in a if not k.startswith(("timing_s/", "perf/")) and k != "init/time_s"}
         assert {k: a[k] for k in keys} == {k: b[k] for k in keys}
+
+
+def test_signal_scaled_advantages_run_and_are_logged(make_config, tmp_path):
+    from mssr.config import ConfigError
+
+    cfg = make_config(
+        "algorithm.adv_scale=signal", "algorithm.adv_zero_uniform=true", "steps=2", out=tmp_path / "g"
+    )
+    RLTrainer(cfg).train()
+    rows = [r for r in _rows(tmp_path / "g") if "adv/signal_gain" in r]
+    assert len(rows) == 2
+    for r in rows:
+        assert 0.0 <= r["adv/signal_gain"] <= 1.0 and r["adv/uniform_batch"] in (0.0, 1.0)
+    with pytest.raises(ConfigError, match="single_rollout"):
+        make_config("algorithm.name=grpo", "algorithm.adv_scale=signal", out=tmp_path / "x").validate()

@@ -151,6 +151,9 @@ def reinforce_pp_advantage(
     return AdvantageOutput(adv, scores, {})
 
 
+SINGLE_ROLLOUT_SCALES = ("unit", "signal")
+
+
 @ADVANTAGE_ESTIMATORS.register("single_rollout")
 def single_rollout_advantage(
     rewards: torch.Tensor,
@@ -160,29 +163,55 @@ def single_rollout_advantage(
     var_floor: float = 1e-6,
     unbiased: bool = False,
     normalize: bool = True,
+    scale: str = "unit",
+    zero_uniform: bool = False,
     **_: object,
 ) -> AdvantageOutput:
     """Single-rollout advantage (docs/method.md §3): ``A_i = r_i − v̂(x_i)``, normalised over the whole batch
-    ``Â_i = (A_i − mean_j A_j) / sqrt(max(Var_j A_j, var_floor))`` with the biased variance (ddof=0).
+    ``Â_i = (A_i − mean_j A_j) / σ_A`` with ``σ_A = sqrt(max(Var_j A_j, var_floor))``, biased variance (ddof=0).
 
     ``baselines`` are the tracker's posterior means *before* this step's update.
+
+    Two opt-in variants of ours (docs/algorithms.md "Signal-scaled advantages"), for the regime study:
+
+    - ``zero_uniform``: a batch whose rewards are all equal carries no learning signal; its advantages are 0
+      (GRPO's rule for a uniform group, applied to the whole single-rollout batch).
+    - ``scale="signal"``: ``Â_i = (A_i − mean_j A_j) / σ_A · min(1, σ_r / σ_A)`` with ``σ_r`` the batch's
+      reward std (ddof as for ``σ_A``). Unit spread is kept while the baseline explains part of the reward
+      (σ_A ≤ σ_r); a stale baseline that adds spread the rewards do not have (σ_A > σ_r) is scaled down, and a
+      batch of equal rewards (σ_r = 0) gets 0 — so it implies ``zero_uniform``.
     """
     r = _check(rewards, response_mask)
     if baselines is None:
         raise ValueError("single_rollout advantage needs baselines (the value tracker's v̂ per response)")
+    if scale not in SINGLE_ROLLOUT_SCALES:
+        raise ValueError(f"scale must be one of {SINGLE_ROLLOUT_SCALES}, got {scale!r}")
     b = torch.as_tensor(baselines, dtype=r.dtype)
     if b.shape != r.shape:
         raise ValueError(f"baselines must have shape {tuple(r.shape)}, got {tuple(b.shape)}")
     raw = r - b
     scores = raw
+    metrics: dict[str, float] = {}
     if normalize and raw.numel() > 0:
         ddof = 1 if unbiased and raw.numel() > 1 else 0
         var = ((raw - raw.mean()) ** 2).sum() / (raw.numel() - ddof)
-        scores = (raw - raw.mean()) / torch.sqrt(torch.clamp(var, min=var_floor))
+        sigma_a = torch.sqrt(torch.clamp(var, min=var_floor))
+        scores = (raw - raw.mean()) / sigma_a
+        if scale == "signal":
+            sigma_r = torch.sqrt(((r - r.mean()) ** 2).sum() / (r.numel() - ddof))
+            gain = torch.clamp(sigma_r / sigma_a, max=1.0)
+            scores = scores * gain
+            metrics["signal_gain"] = float(gain)
+    if zero_uniform and raw.numel() > 0:
+        uniform = bool((r == r[0]).all())
+        if uniform:
+            scores = torch.zeros_like(scores)
+        metrics["uniform_batch"] = float(uniform)
     metrics = {
         "raw_adv_mean": float(raw.mean()) if raw.numel() else 0.0,
         "raw_adv_std": float(raw.std(unbiased=False)) if raw.numel() else 0.0,
         "baseline_mean": float(b.mean()) if b.numel() else 0.0,
+        **metrics,
     }
     return AdvantageOutput(_broadcast(scores, response_mask), scores, metrics)
 

@@ -178,6 +178,9 @@ class AlgorithmConfig:
     grpo_eps: float = 1e-6  # GRPO: added to the group std before dividing, >= 0
     grpo_unbiased: bool = True  # GRPO: group std with ddof = 1 (false: ddof = 0)
     scale_by_std: bool = True  # GRPO: divide by the group std (false: Dr. GRPO's mean-only centring)
+    # single-rollout advantage variants of ours (docs/algorithms.md "Signal-scaled advantages"; off = the paper)
+    adv_scale: Literal["unit", "signal"] = "unit"  # signal: Â × min(1, σ_r/σ_A), 0 when all rewards are equal
+    adv_zero_uniform: bool = False  # true: a batch whose rewards are all equal gets zero advantages
     # prompt sampling
     sampler: Literal["uniform", "prioritized"] = "uniform"  # prioritized: SPO's weights √(p̂(1 − p̂)) + eps
     priority_eps: float = 0.05  # ε of the prioritized sampler's weights, >= 0
@@ -193,8 +196,11 @@ class AlgorithmConfig:
 
     def estimator_kwargs(self) -> dict[str, float | bool]:
         """The advantage estimator's own settings (GRPO's ε, ddof and std scaling; the others use defaults)."""
-        if self.spec().advantage == "grpo":
+        advantage = self.spec().advantage
+        if advantage == "grpo":
             return dict(eps=self.grpo_eps, unbiased=self.grpo_unbiased, scale_by_std=self.scale_by_std)
+        if advantage == "single_rollout" and (self.adv_scale != "unit" or self.adv_zero_uniform):
+            return dict(scale=self.adv_scale, zero_uniform=self.adv_zero_uniform)
         return {}
 
     def spec(self) -> AlgorithmSpec:
@@ -248,6 +254,12 @@ class AlgorithmConfig:
         if self.shaping_cap < 1:
             raise ConfigError(
                 "algorithm.shaping_cap must be >= 1 (shaping may never flip an advantage's sign)"
+            )
+        if self.adv_scale not in ("unit", "signal"):
+            raise ConfigError(f"algorithm.adv_scale must be unit or signal, got {self.adv_scale!r}")
+        if (self.adv_scale != "unit" or self.adv_zero_uniform) and self.spec().advantage != "single_rollout":
+            raise ConfigError(
+                "algorithm.adv_scale / adv_zero_uniform apply to the single_rollout advantage (mssr, mvsr)"
             )
         if self.rho_kl_window < 1:
             raise ConfigError("algorithm.rho_kl_window must be >= 1")
