@@ -266,3 +266,29 @@ def test_signal_scaled_advantages_run_and_are_logged(make_config, tmp_path):
         assert 0.0 <= r["adv/signal_gain"] <= 1.0 and r["adv/uniform_batch"] in (0.0, 1.0)
     with pytest.raises(ConfigError, match="single_rollout"):
         make_config("algorithm.name=grpo", "algorithm.adv_scale=signal", out=tmp_path / "x").validate()
+
+
+def test_shaping_probe_logs_the_psi_entropy_change_and_leaves_training_unchanged(make_config, tmp_path):
+    import torch
+
+    runs = {}
+    for every in (0, 1):
+        cfg = make_config(f"logging.shaping_probe_every={every}", "steps=3", out=tmp_path / f"p{every}")
+        trainer = RLTrainer(cfg)
+        trainer.train()
+        runs[every] = (
+            _rows(tmp_path / f"p{every}"),
+            {k: v.clone() for k, v in trainer.model.state_dict().items()},
+        )
+    (off, w_off), (on, w_on) = runs[0], runs[1]
+    for k in w_off:
+        assert torch.equal(w_off[k], w_on[k]), k  # the counterfactual restores weights and optimizer exactly
+    learn = [r for r in off if "actor/pg_loss" in r]
+    assert len(learn) == 3
+    assert [r["actor/pg_loss"] for r in learn] == [r["actor/pg_loss"] for r in on if "actor/pg_loss" in r]
+    probed = [r for r in on if "probe/entropy_psi" in r]
+    assert len(probed) == 3 and not any("probe/entropy_psi" in r for r in off)
+    for r in probed:
+        assert r["probe/entropy"] > 0
+        psi = r["probe/entropy_step_shaped"] - r["probe/entropy_step_unshaped"]
+        assert abs(r["probe/entropy_psi"] - psi) < 1e-9

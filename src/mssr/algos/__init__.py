@@ -32,9 +32,12 @@ from mssr.algos.registry import Registry
 from mssr.algos.rho import RHO_SCHEDULES, ResponseStore, build_rho_schedule, policy_drift, spo_rho
 from mssr.algos.sampling import PromptSampler, spo_priority_weights
 from mssr.algos.shaping import ShapingOutput, shape_advantages
+from mssr.algos.shaping_drift import entropy_change, expected_shaping_logit_change
 from mssr.algos.tracker import BetaTracker
 
 __all__ = [
+    "entropy_change",
+    "expected_shaping_logit_change",
     "ADVANTAGE_ESTIMATORS",
     "AGG_MODES",
     "ALGORITHMS",

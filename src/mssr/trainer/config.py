@@ -456,6 +456,12 @@ class LoggingConfig:
     progress: bool = True  # live progress bar on the terminal
     plot: bool = True  # write metric plots (PNG) into the run directory at the end
     collapse_warning: bool = True  # warn when entropy or validation accuracy collapses (mssr.algos.collapse)
+    # every N steps, the entropy change attributable to entropy shaping on a fixed probe batch (a one-step
+    # counterfactual with and without ψ; mssr.trainer.shaping_probe); 0 = off. Shaping algorithms, one process
+    shaping_probe_every: int = 0
+
+    def validate(self) -> None:
+        _number("logging.shaping_probe_every", self.shaping_probe_every, lo=0)
 
 
 @dataclass

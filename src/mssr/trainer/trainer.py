@@ -60,6 +60,7 @@ from mssr.rollout.logprobs import compute_logprobs
 from mssr.rollout.prompting import records_to_prompts
 from mssr.rollout.vllm_engine import build_engine
 from mssr.trainer import distributed as dist
+from mssr.trainer.shaping_probe import ShapingProbe
 from mssr.trainer.checkpoint import (
     latest_checkpoint,
     load_state,
@@ -132,6 +133,7 @@ class StepData:
     drift: torch.Tensor | None = None  # [N] SPO's D(x) per gathered row (per_prompt ρ), NaN if unseen
     gathered: Gathered | None = None
     advantages: torch.Tensor | None = None
+    unshaped_advantages: torch.Tensor | None = None  # Â before entropy shaping (the shaping probe's baseline)
     is_weights: torch.Tensor | None = None  # [B, T] truncated importance weights (rollout.tis_cap), else None
 
 
@@ -269,6 +271,12 @@ class RLTrainer:
         )
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_lambda)
         self.grad_clip = o.grad_clip if o.grad_clip is not None else self.spec.grad_clip
+        probe_every = config.logging.shaping_probe_every
+        if probe_every and dist.is_distributed():
+            raise ConfigError(
+                "logging.shaping_probe_every runs in one process only (set it to 0 under torchrun)"
+            )
+        self.shaping_probe = ShapingProbe(probe_every) if probe_every and self.spec.shaping else None
         self.objective_weights = ObjectiveWeights(
             kl_coef=self.spec.kl_coef,
             entropy_coef=self.spec.entropy_coef,
@@ -625,6 +633,7 @@ class RLTrainer:
                 metrics["grpo/zero_std_frac"] = out.metrics["zero_std_frac"]
         b = len(d.rewards)  # this rank's rows of the global arrays
         adv = scores[dist.rank() * b : (dist.rank() + 1) * b][:, None] * d.loss_mask
+        d.unshaped_advantages = adv
         if self.spec.shaping:
             shaped = shape_advantages(adv, d.entropy, d.loss_mask, alpha=a.shaping_alpha, kappa=a.shaping_cap)
             adv = shaped.advantages
@@ -846,6 +855,9 @@ class RLTrainer:
                 self.compute_policy_drift(d)
             self.gather(d)
             metrics.update(self.compute_advantages(d))
+            if self.shaping_probe is not None and self.shaping_probe.due(step):
+                with timed(t, "probe"):
+                    metrics.update(self.shaping_probe(self, d, d.unshaped_advantages))
             with timed(t, "update"):
                 metrics.update(self.update_policy(step, d))
             if self.sync_engine is not None:
