@@ -36,8 +36,6 @@ from mssr.algos.shaping_drift import entropy_change, expected_shaping_logit_chan
 from mssr.algos.tracker import BetaTracker
 
 __all__ = [
-    "entropy_change",
-    "expected_shaping_logit_change",
     "ADVANTAGE_ESTIMATORS",
     "AGG_MODES",
     "ALGORITHMS",
@@ -56,8 +54,10 @@ __all__ = [
     "build_rho_schedule",
     "compute_advantages",
     "cross_modal_kl_loss",
+    "entropy_change",
     "entropy_from_logits",
     "entropy_loss",
+    "expected_shaping_logit_change",
     "full_kl_from_logits",
     "kl_loss",
     "kl_penalty",

@@ -60,7 +60,6 @@ from mssr.rollout.logprobs import compute_logprobs
 from mssr.rollout.prompting import records_to_prompts
 from mssr.rollout.vllm_engine import build_engine
 from mssr.trainer import distributed as dist
-from mssr.trainer.shaping_probe import ShapingProbe
 from mssr.trainer.checkpoint import (
     latest_checkpoint,
     load_state,
@@ -79,6 +78,7 @@ from mssr.trainer.rundir import (
     resume_config_diff,
     run_has_data,
 )
+from mssr.trainer.shaping_probe import ShapingProbe
 
 log = logging.getLogger("mssr.train")
 # the run's log file only (RUN_DIR/run.log): tracebacks of reward failures and the like
