@@ -100,7 +100,7 @@ def train_sft(cfg: SFTConfig, out_dir: Path) -> dict[str, Any]:
     checks: list[dict[str, Any]] = []
     stopped_at = cfg.max_steps
     prep_s = time.perf_counter() - t0
-    bar = Progress(cfg.max_steps, enabled=cfg.progress, description=f"SFT {cfg.preset}")
+    bar = Progress(cfg.max_steps, enabled=cfg.progress, description=f"SFT {cfg.preset}", every_s=10.0)
     try:
         with log_path.open("w", encoding="utf-8") as log:
             for step in range(cfg.max_steps):

@@ -453,7 +453,10 @@ class LoggingConfig:
     tensorboard: bool = True  # write TensorBoard event files into the run directory
     wandb: bool = False  # log to Weights & Biases (needs wandb installed)
     wandb_project: str = "mssr"  # W&B project name
-    progress: bool = True  # live progress bar on the terminal
+    progress: bool = True  # a live bar on a terminal; one plain line per step when stderr is not a terminal
+    # plain progress lines (stderr when it is not a terminal, and run.log always): at most one per N seconds
+    # (the last step always); 0 = every step
+    line_every_s: float = 0.0
     plot: bool = True  # write metric plots (PNG) into the run directory at the end
     collapse_warning: bool = True  # warn when entropy or validation accuracy collapses (mssr.algos.collapse)
     # every N steps, the entropy change attributable to entropy shaping on a fixed probe batch (a one-step
@@ -462,6 +465,7 @@ class LoggingConfig:
 
     def validate(self) -> None:
         _number("logging.shaping_probe_every", self.shaping_probe_every, lo=0)
+        _number("logging.line_every_s", self.line_every_s, lo=0)
 
 
 @dataclass

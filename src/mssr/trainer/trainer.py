@@ -1253,6 +1253,8 @@ class RLTrainer:
             self.step,
             enabled=cfg.logging.progress and dist.is_main(),
             description=cfg.algorithm.name,
+            every_s=cfg.logging.line_every_s,
+            sink=runlog.info,
         )
         last_saved = self.step if resumed else -1
         failure = None
