@@ -82,5 +82,22 @@ def save_state(path: Path, state: dict) -> None:
     torch.save(state, path)
 
 
+class UnsafeCheckpointError(RuntimeError):
+    """A checkpoint file holds more than tensors and plain data (loading it could run code)."""
+
+
 def load_state(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=False)
+    """Read a state file as tensors and plain data only (``weights_only=True``): a pickled object planted in a
+    shared checkpoint is refused, never run. Every state mssr writes is plain data, older ones included."""
+    import pickle
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()
+        detail = next((x for x in first if "Unsupported global" in x), first[0] if first else "")
+        raise UnsafeCheckpointError(
+            f"{path} holds objects other than tensors and plain data and was not loaded (loading it could run "
+            f"code; {detail.strip()}). mssr writes only plain data: resume from a checkpoint this version wrote, "
+            f"or start the run afresh with checkpoint.resume=never in another output_dir"
+        ) from None

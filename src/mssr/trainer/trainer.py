@@ -61,6 +61,7 @@ from mssr.rollout.prompting import records_to_prompts
 from mssr.rollout.vllm_engine import build_engine
 from mssr.trainer import distributed as dist
 from mssr.trainer.checkpoint import (
+    UnsafeCheckpointError,
     latest_checkpoint,
     load_state,
     prepare_checkpoint,
@@ -1122,7 +1123,10 @@ class RLTrainer:
                     f"checkpoint {path} was written by a run with another config ({shown}): choose a new "
                     "output_dir, or continue it anyway with checkpoint.resume=force"
                 )
-        self.load_checkpoint(path)
+        try:
+            self.load_checkpoint(path)
+        except UnsafeCheckpointError as exc:
+            raise RunError(str(exc)) from None
         self.resumed_from = path
         return path
 
