@@ -3,8 +3,10 @@ PNG of the main curves at the end of a run."""
 
 from __future__ import annotations
 
+import errno
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -28,14 +30,17 @@ class MetricsLogger:
         self.run_dir = run_dir
         self.path = run_dir / "metrics.jsonl"
         run_dir.mkdir(parents=True, exist_ok=True)
-        if resume_step and self.path.exists():
+        if self.path.exists() and resume_step:  # resumed: keep the steps up to the checkpoint
             self._truncate_after(resume_step)
+        elif self.path.exists():  # a fresh start (no checkpoint): a fresh file, not a second history
+            self.path.write_text("", encoding="utf-8")
         self._tb = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
+            # purge the events of steps after the checkpoint (of every step on a fresh start)
             self._tb = SummaryWriter(
-                log_dir=str(run_dir / "tensorboard"), purge_step=resume_step + 1 if resume_step else None
+                log_dir=str(run_dir / "tensorboard"), purge_step=resume_step + 1 if resume_step else 0
             )
         self._wandb = None
         if wandb:
@@ -59,8 +64,7 @@ class MetricsLogger:
 
     def log(self, step: int, metrics: dict[str, Any]) -> None:
         rec = {"step": step, **{k: _jsonable(v) for k, v in metrics.items()}}
-        with self.path.open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps(rec) + "\n")
+        _append_whole_line(self.path, (json.dumps(rec) + "\n").encode("utf-8"))
         scalars = {k: v for k, v in rec.items() if isinstance(v, (int, float)) and k != "step"}
         if self._tb is not None:
             for k, v in scalars.items():
@@ -75,6 +79,23 @@ class MetricsLogger:
             self._tb.close()
         if self._wandb is not None:
             self._wandb.finish()
+
+
+def _append_whole_line(path: Path, data: bytes) -> None:
+    """Append ``data`` in one write; if it fails part-way (a full disk) cut the file back to where it was, so
+    no torn line is left for the next line to be glued onto. The error is raised (the run stops in one line)."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        size = os.fstat(fd).st_size
+        try:
+            written = os.write(fd, data)
+            if written != len(data):
+                raise OSError(errno.ENOSPC, f"short write to {path} ({written} of {len(data)} bytes)")
+        except OSError:
+            os.ftruncate(fd, size)
+            raise
+    finally:
+        os.close(fd)
 
 
 def _jsonable(v: Any) -> Any:
