@@ -8,8 +8,8 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
+from mssr.cli.args import output_dir
 from mssr.io import cache_root
 
 HELP = (
@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument(
         "--out",
-        type=Path,
+        type=output_dir,
         default=None,
         help="output directory (default: a config-keyed directory under $MSSR_CACHE/data, "
         "reused when it already exists)",

@@ -8,6 +8,8 @@ import os
 import sys
 from pathlib import Path
 
+from mssr.cli.args import non_negative_int, output_file, positive_seconds
+
 HELP = "Regrade a file of benchmark responses; report accuracy and agreement with the official verdicts"
 
 
@@ -45,19 +47,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--json",
-        type=Path,
+        type=output_file,
         default=None,
         dest="json_out",
         help="write per-problem verdicts here: [{pid, verdict, official, extracted, reason}]",
     )
     parser.add_argument(
-        "--report-json", type=Path, default=None, help="write the full report (breakdowns, classes)"
+        "--report-json", type=output_file, default=None, help="write the full report (breakdowns, classes)"
     )
     parser.add_argument(
-        "--workers", type=int, default=min(2, os.cpu_count() or 1), help="worker processes (0 = in-process)"
+        "--workers",
+        type=non_negative_int,
+        default=min(2, os.cpu_count() or 1),
+        help="worker processes (0 = in-process)",
     )
     parser.add_argument(
-        "--timeout", type=float, default=5.0, help="seconds per response before it counts as a timeout"
+        "--timeout",
+        type=positive_seconds,
+        default=5.0,
+        help="seconds per response before it counts as a timeout",
     )
     parser.add_argument("--show", type=int, default=20, help="disagreements to print (-1 = all)")
     parser.add_argument(

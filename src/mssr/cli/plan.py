@@ -11,18 +11,23 @@ import argparse
 import os
 import sys
 
+from mssr.cli.args import OneLineParser, positive_int, positive_number
+
 HELP = "estimate per-device GPU memory of a training config; exit 0 if it fits, 1 if not, 2 on a config error"
 
 
 def _options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--devices",
-        type=int,
+        type=positive_int,
         default=int(os.environ.get("WORLD_SIZE", "1")),
         help="number of GPUs (data-parallel processes); default $WORLD_SIZE or 1",
     )
     p.add_argument(
-        "--device-memory", type=float, default=80.0, help="memory per GPU in GB (10^9 bytes); default 80"
+        "--device-memory",
+        type=positive_number,
+        default=80.0,
+        help="memory per GPU in GB (10^9 bytes); default 80",
     )
     p.add_argument("--strategy", choices=("ddp", "fsdp"), default=None, help="override parallel.strategy")
 
@@ -41,7 +46,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _split(args: argparse.Namespace) -> argparse.Namespace:
     """Options given after CONFIG are in ``args.overrides``: parse them out, the rest are overrides."""
-    p = argparse.ArgumentParser(prog="mssr plan", add_help=False)
+    p = OneLineParser(prog="mssr plan", add_help=False)
     _options(p)
     p.add_argument("overrides", nargs="*")
     p.set_defaults(devices=args.devices, device_memory=args.device_memory, strategy=args.strategy)

@@ -534,6 +534,10 @@ class VLLMRolloutEngine:
         )
 
 
+class VLLMUnavailable(ImportError, ConfigError):
+    """rollout.engine=vllm where vLLM cannot be imported: a config mistake (one line from the CLI)."""
+
+
 def build_engine(
     name: EngineName | str,
     model: nn.Module,
@@ -556,7 +560,7 @@ def build_engine(
     if name == "vllm":
         ok, why = vllm_available()
         if not ok:
-            raise ImportError(
+            raise VLLMUnavailable(
                 f"rollout.engine=vllm needs vLLM: pip install 'mssr[vllm]' on GPUs, or scripts/vllm_cpu_env.sh "
                 f"for a CPU test environment ({why})"
             )

@@ -94,7 +94,14 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise ConfigError(f"device: {exc}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        why = "this torch build has no CUDA" if torch.version.cuda is None else "no CUDA device is visible"
+        raise ConfigError(f"device={name}: {why} (torch {torch.__version__}); use device=cpu or device=auto")
+    return device
 
 
 # per-token statistics of the policy loss, averaged over the step's tokens (the loss terms are summed)
@@ -178,7 +185,9 @@ class RLTrainer:
             self.strategy = build_strategy(config, self.device)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
-        if config.model.lora_rank and self.strategy.sharded:
+        if (
+            config.model.lora_rank and config.parallel.strategy == "fsdp"
+        ):  # one process too, not only torchrun
             raise ConfigError(
                 "model.lora_rank with parallel.strategy=fsdp is not supported yet: LoRA trains few weights, "
                 "use parallel.strategy=ddp (the frozen base is not sharded)"
@@ -330,14 +339,17 @@ class RLTrainer:
         needs_ref = self.spec.kl_coef > 0 or self.rho_needs == "kl"
         self.ref_model = None
         if m.lora_rank:
-            model = apply_lora(
-                model,
-                rank=m.lora_rank,
-                alpha=m.lora_alpha,
-                dropout=m.lora_dropout,
-                target_modules=m.lora_target_modules,
-                include_vision=m.lora_vision,
-            )
+            try:
+                model = apply_lora(
+                    model,
+                    rank=m.lora_rank,
+                    alpha=m.lora_alpha,
+                    dropout=m.lora_dropout,
+                    target_modules=m.lora_target_modules,
+                    include_vision=m.lora_vision,
+                )
+            except ValueError as exc:  # a target name no linear layer has
+                raise ConfigError(f"model.lora_target_modules: {exc}") from None
             if m.freeze_vision:  # peft made every adapter trainable, the tower's too
                 freeze_vision(model)
             self.policy.model = model
