@@ -87,6 +87,7 @@ def evaluate(
     seed: int | None = 0,
     timeout_s: float = 5.0,
     num_workers: int = 0,
+    max_response_chars: int | None = 32768,
     n: int = 1,
     top_k: int = 0,
     ks: Sequence[int] = (1,),
@@ -129,6 +130,7 @@ def evaluate(
         row_columns,
         timeout_s=timeout_s,
         num_workers=num_workers,
+        max_response_chars=max_response_chars,
     )
     correct = [s is not None and s > 0.5 for s in scored.scores]
     total = len(correct)

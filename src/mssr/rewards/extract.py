@@ -89,17 +89,29 @@ def last_boxed(text: str) -> tuple[str, int, int] | None:
     return boxes[-1] if boxes else None
 
 
-_ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.S | re.I)
+_ANSWER_OPEN = re.compile(r"<answer>", re.I)
+_ANSWER_CLOSE = re.compile(r"</answer>", re.I)
+
+
+def answer_tags(text: str) -> list[tuple[str, int, int]]:
+    """Content, start and end offsets of every ``<answer>…</answer>`` pair, as ``<answer>(.*?)</answer>``
+    (case-insensitive) finds them left to right. Linear in the text: each search starts where the last pair
+    ended, and an opening tag without a closing one ends the scan (``finditer`` over the lazy pattern was
+    quadratic in repeated opening tags)."""
+    found, pos = [], 0
+    while (o := _ANSWER_OPEN.search(text, pos)) is not None:
+        c = _ANSWER_CLOSE.search(text, o.end())
+        if c is None:
+            break
+        found.append((text[o.end() : c.start()], o.start(), c.end()))
+        pos = c.end()
+    return found
 
 
 def last_answer_tag(text: str) -> tuple[str, int, int] | None:
     """Content, start and end offsets of the last ``<answer>…</answer>``."""
-    last = None
-    for m in _ANSWER_TAG.finditer(text):
-        last = m
-    if last is None:
-        return None
-    return last.group(1), last.start(), last.end()
+    tags = answer_tags(text)
+    return tags[-1] if tags else None
 
 
 # ----------------------------------------------------------------------------------------------- phrases
@@ -348,7 +360,7 @@ def answer_statements(
     """Every explicit answer the response states (answer tags, boxes, answer phrases outside conditionals),
     canonicalised like :func:`extract_answer` does; used to tell ambiguous responses apart."""
     text = to_text(response)
-    spans: list[str] = [m.group(1) for m in _ANSWER_TAG.finditer(text)]
+    spans: list[str] = [t[0] for t in answer_tags(text)]
     spans.extend(b[0] for b in _boxes(text))
     for m in _PHRASE.finditer(text):
         if not _hypothetical(text, m.start()):

@@ -107,7 +107,8 @@ def strip_question_echo(text: str, question: str | None, choices: list[str] | No
     q = (question or "").strip()
     if len(q) >= 12 and q in out:
         out = out.replace(q, " ")
-    if not re.search(r"(?mi)^\s*(?:hint|question|choices|options)\s*[:：]", out):
+    # [^\S\n]* (not \s*): \s* would run over a run of blank lines from every line start (quadratic)
+    if not re.search(r"(?mi)^[^\S\n]*(?:hint|question|choices|options)[^\S\n]*[:：]", out):
         return out
     kept: list[str] = []
     in_choices = False

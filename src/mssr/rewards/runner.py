@@ -6,6 +6,7 @@ Two backends, both persistent (created once, reused by every call):
   trainer's threads and CUDA state are never forked). An item that overruns its deadline gets its worker
   killed (SIGKILL) and replaced; the timeout is a *hard* guarantee, also for hangs inside C code (a sympy
   bignum power). A worker that dies is replaced and its item counted as an error.
+  Workers die with their parent (:func:`die_with_parent`): none is left running after the parent is killed.
 * :class:`InlineRunner` — the calling process, for ``num_workers=0``. Items run one by one on a persistent
   daemon thread; the caller waits with a deadline, so it works from any thread (no ``signal.alarm``). On a
   deadline the runner raises :class:`ItemTimeout` inside the worker thread (``PyThreadState_SetAsyncExc``),
@@ -143,9 +144,22 @@ class InlineRunner:
 SHIELDED_SIGNALS = ("SIGINT", "SIGTERM", "SIGUSR1", "SIGUSR2", "SIGHUP")
 
 
+def die_with_parent() -> None:
+    """Linux: the kernel SIGKILLs this process when its parent exits (``prctl(PR_SET_PDEATHSIG)``), even while it
+    is stuck in C code holding the GIL. A worker's parent is the forkserver, which dies with the trainer or
+    ``mssr grade`` however it ends (SIGTERM, SIGKILL, a crash; :mod:`mssr.rewards.forkserver_guard`); under
+    ``spawn`` the parent is that process itself."""
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+    if os.getppid() == 1:  # the parent died before the prctl took effect
+        os._exit(0)
+
+
 def _worker_main(conn: Connection) -> None:
     """Worker loop: ("fn", key, payload) registers a callable; ("task", id, key, args) runs it. Replies are
     (id, True, value) or (id, False, message, traceback)."""
+    die_with_parent()
     for name in SHIELDED_SIGNALS:
         with contextlib.suppress(AttributeError, OSError, ValueError):
             signal.signal(getattr(signal, name), signal.SIG_IGN)
@@ -209,8 +223,8 @@ class ProcessRunner:
         self.num_workers = num_workers
         self.start_method = start_method or default_start_method()
         self._ctx = mp.get_context(self.start_method)
-        if self.start_method == "forkserver" and preload:
-            self._ctx.set_forkserver_preload(list(preload))
+        if self.start_method == "forkserver":  # the guard first: the forkserver dies with its starter
+            self._ctx.set_forkserver_preload(["mssr.rewards.forkserver_guard", *preload])
         self._workers: list[_Worker] = []
         self._lock = threading.Lock()
         self._fn_keys: dict[int, tuple[Any, bytes]] = {}

@@ -61,6 +61,7 @@ def score_batch(
     num_workers: int = 0,
     binarize_threshold: float | None = None,
     require_unit_interval: bool = False,
+    max_response_chars: int | None = None,
 ) -> ScoreResult:
     """Score ``responses[i]`` against ``records[i]`` with ``reward`` (a spec or a built reward).
 
@@ -70,6 +71,8 @@ def score_batch(
       ``backend`` says so.
     * Each response gets ``timeout_s`` seconds; an overrun is counted in ``n_timeouts`` and scored ``None``;
       an exception is counted in ``n_errors`` and scored ``None``. The batch always completes.
+    * ``max_response_chars=n`` hands the reward only each response's last ``n`` characters (the final answer is
+      at the end), bounding the work of any reward on a degenerate response; None: whole responses.
     * ``binarize_threshold=t`` maps each score to ``1.0 if score >= t else 0.0``. Otherwise, with
       ``require_unit_interval=True`` (the single-rollout Beta tracker), any score outside [0, 1] raises
       :class:`RewardRangeError` naming the first offending items.
@@ -80,7 +83,10 @@ def score_batch(
         raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
     fn = build_reward(reward)
     columns = getattr(fn, "columns", None)
-    items = [(fn, to_text(r), _project(rec, columns)) for r, rec in zip(responses, records)]
+    texts = [to_text(r) for r in responses]
+    if max_response_chars is not None:
+        texts = [t[-max_response_chars:] if len(t) > max_response_chars else t for t in texts]
+    items = [(fn, t, _project(rec, columns)) for t, rec in zip(texts, records)]
     backend = "inline"
     if num_workers > 0:
         if is_picklable(fn):

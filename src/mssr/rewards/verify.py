@@ -30,6 +30,9 @@ from mssr.rewards.program import program_output
 from mssr.rewards.text import clean_span, parse_number, to_text
 
 MODES = ("strict", "official")
+# responses are graded on their last MAX_RESPONSE_CHARS characters (the final answer is at the end): every
+# extraction path is linear, and this bounds the constant, so a degenerate 10 MB response is graded in ~0.1 s
+MAX_RESPONSE_CHARS = 32_768
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,7 @@ def verify(
     precision: int | None = None,
     require_clean_end: bool = False,
     question: str | None = None,
+    max_chars: int | None = MAX_RESPONSE_CHARS,
 ) -> Verdict:
     """Grade ``response`` against the gold ``answer``.
 
@@ -93,6 +97,7 @@ def verify(
     delimiters or end tags after it (guards against a policy padding junk after a correct answer).
     ``question``: the question text, when known; a restated question is ignored by extraction (no number or
     option is taken from it).
+    ``max_chars``: grade only the response's last ``max_chars`` characters (None: all of it).
 
     Pure and thread-safe, no timeout of its own: run it under :func:`mssr.rewards.score_batch` (or
     :class:`mssr.rewards.runner.InlineRunner`/``ProcessRunner``) when inputs are untrusted.
@@ -100,6 +105,8 @@ def verify(
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     text = to_text(response)
+    if max_chars is not None and len(text) > max_chars:
+        text = text[-max_chars:]
     gold = to_text(answer).strip()
     choices = [to_text(c) for c in choices] if choices else None
     if mode == "official":

@@ -389,6 +389,9 @@ class RewardConfig:
     require_clean_end: bool = True  # nothing but whitespace may follow the final \boxed{}
     timeout_s: float = 5.0  # seconds one reward call may take; a late one counts as no reward
     num_workers: int = 0  # reward worker processes; 0 = in-process thread (use > 0 for untrusted plug-ins)
+    # the reward sees each response's last N characters (the final answer is at the end); bounds the work of
+    # grading a degenerate response so that in-process deadlines hold; null = whole responses
+    max_response_chars: int | None = 32768
     binarize_threshold: float | None = None  # map each score to 1.0 if >= this else 0.0; None: keep scores
     # stop the run when more than this fraction of a step's samples has no usable reward (raised, timed out or
     # None) for max_excluded_steps consecutive steps (0 = never stop)
@@ -398,6 +401,7 @@ class RewardConfig:
     def validate(self) -> None:
         _number("reward.timeout_s", self.timeout_s, lo=0, lo_open=True)
         _number("reward.num_workers", self.num_workers, lo=0)
+        _number("reward.max_response_chars", self.max_response_chars, lo=1, optional=True)
         _number("reward.binarize_threshold", self.binarize_threshold, optional=True)
         _number("reward.max_excluded_frac", self.max_excluded_frac, lo=0, hi=1)
         _number("reward.max_excluded_steps", self.max_excluded_steps, lo=0)

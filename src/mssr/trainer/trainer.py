@@ -421,6 +421,7 @@ class RLTrainer:
             num_workers=rc.num_workers,
             binarize_threshold=rc.binarize_threshold,
             require_unit_interval=self.spec.use_tracker,
+            max_response_chars=rc.max_response_chars,
         )
         valid = torch.tensor([s is not None for s in res.scores], dtype=torch.bool)
         rewards = torch.tensor([float(s) if s is not None else 0.0 for s in res.scores], dtype=torch.float32)
@@ -981,6 +982,7 @@ class RLTrainer:
             seed=_step_seed(self.cfg.seed, self.step, 999),
             timeout_s=self.cfg.reward.timeout_s,
             num_workers=self.cfg.reward.num_workers,
+            max_response_chars=self.cfg.reward.max_response_chars,
         )
 
     # ------------------------------------------------------------------ checkpoints
