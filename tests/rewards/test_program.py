@@ -66,3 +66,27 @@ def test_program_output_rule_in_official_mode() -> None:
         assert not verify(r, "1000", answer_type="integer", mode="official").correct
     mc = "```python\nprint('B')\n```"
     assert verify(mc, "8/11", choices=["3/11", "8/11", "6/11"], mode="official").correct
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "x = (0,) * (3 * 10**8)\nprint(len(x))",  # 2.3 GB before
+        "print(f'{1:500000000}')",  # 0.5 GB before
+        "t = 0\nfor i in range(20000):\n    t = t + sum(range(100000))\nprint(t)",  # 50 s before
+        "x = tuple(range(100000))\nprint(len(x))",
+        "s = 'ab'\nfor i in range(12):\n    s = s + s\nprint(s)",
+        "for i in range(20000):\n    print('x' * 1 if False else 'y' + str(10**90))",
+    ],
+)
+def test_programs_are_bounded_in_memory_and_time(code):
+    import tracemalloc
+
+    tracemalloc.start()
+    t = time.perf_counter()
+    run_program(code)
+    elapsed = time.perf_counter() - t
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 50 * 2**20, f"{peak / 2**20:.0f} MiB"
+    assert elapsed < 5.0, elapsed  # the interpreter's own deadline is 1 s of wall-clock

@@ -13,10 +13,15 @@ from __future__ import annotations
 import ast
 import math
 import re
+import time
 import warnings
 from typing import Any
 
 _MAX_STEPS = 20_000
+_MAX_WORK = 2_000_000  # elements that builtins (sum, sorted, min, len, str, ...) may walk over, in all
+_MAX_SECONDS = 1.0  # wall-clock per program
+_MAX_SIZE = 10_000  # elements of a list / tuple, characters of a string
+_MAX_FORMAT_WIDTH = 1_000  # width or precision in a format spec (f"{x:500000000}" would allocate 0.5 GB)
 _MAX_ABS = 1e100
 _MAX_CODE = 8_000
 
@@ -81,11 +86,26 @@ class _Interpreter:
         self.env: dict[str, Any] = {"math": _MATH, "pi": math.pi}
         self.out: list[str] = []
         self.steps = 0
+        self.work = 0
+        self.printed = 0
+        self.deadline = time.monotonic() + _MAX_SECONDS
 
     def tick(self) -> None:
         self.steps += 1
         if self.steps > _MAX_STEPS:
             raise _Unsupported("step budget")
+        if not self.steps % 256 and time.monotonic() > self.deadline:
+            raise _Unsupported("time budget")
+
+    def charge(self, args: list[Any]) -> None:
+        """A builtin walks over its sized arguments: count their elements against the work budget."""
+        for a in args:
+            if isinstance(a, range | list | tuple | str | dict):
+                self.work += len(a)
+        if self.work > _MAX_WORK:
+            raise _Unsupported("work budget")
+        if time.monotonic() > self.deadline:
+            raise _Unsupported("time budget")
 
     # ------------------------------------------------------------------ statements
     def run(self, body: list[ast.stmt]) -> None:
@@ -201,7 +221,7 @@ class _Interpreter:
             return self.expr(e.body) if self.expr(e.test) else self.expr(e.orelse)
         if isinstance(e, ast.List | ast.Tuple):
             vals = [self.expr(x) for x in e.elts]
-            if len(vals) > 10_000:
+            if len(vals) > _MAX_SIZE:
                 raise _Unsupported("size")
             return vals if isinstance(e, ast.List) else tuple(vals)
         if isinstance(e, ast.Subscript):
@@ -221,10 +241,12 @@ class _Interpreter:
                     parts.append(str(v.value))
                 elif isinstance(v, ast.FormattedValue):
                     spec = self.expr(v.format_spec) if v.format_spec is not None else ""
+                    if any(int(n) > _MAX_FORMAT_WIDTH for n in re.findall(r"\d+", str(spec))):
+                        raise _Unsupported("format width")
                     parts.append(format(self.expr(v.value), spec))
                 else:
                     raise _Unsupported("f-string")
-            return "".join(parts)
+            return self._bound("".join(parts))
         if isinstance(e, ast.Call):
             return self.call(e)
         raise _Unsupported(type(e).__name__)
@@ -241,6 +263,9 @@ class _Interpreter:
                 elif kw.arg != "end":
                     raise _Unsupported("print keyword")
             self.out.append(sep.join(str(a) for a in args))
+            self.printed += len(self.out[-1])
+            if self.printed > _MAX_SIZE * 10:
+                raise _Unsupported("output size")
             return None
         if isinstance(e.func, ast.Name) and e.func.id == "pow":
             if len(args) != 2:
@@ -255,6 +280,7 @@ class _Interpreter:
             raise _Unsupported("size")
         if fn is range and (len(args) > 3 or any(abs(a) > 100_000 for a in args if isinstance(a, int))):
             raise _Unsupported("range")
+        self.charge(args)
         return self._bound(fn(*args))
 
     def binop(self, op: ast.operator, a: Any, b: Any) -> Any:
@@ -270,8 +296,16 @@ class _Interpreter:
             ):
                 raise _Unsupported("exponent")
             return self._bound(a**b)
-        if isinstance(op, ast.Mult) and (isinstance(a, str | list) or isinstance(b, str | list)):
-            raise _Unsupported("sequence repetition")
+        if isinstance(op, ast.Mult) and (
+            isinstance(a, str | list | tuple) or isinstance(b, str | list | tuple)
+        ):
+            raise _Unsupported("sequence repetition")  # (0,) * (3 * 10**8) would allocate 2.3 GB
+        if (
+            isinstance(op, ast.Add)
+            and isinstance(a, str | list | tuple)
+            and isinstance(b, str | list | tuple)
+        ) and len(a) + len(b) > _MAX_SIZE:
+            raise _Unsupported("size")
         fns = {
             ast.Add: lambda x, y: x + y,
             ast.Sub: lambda x, y: x - y,
@@ -289,7 +323,7 @@ class _Interpreter:
     def _bound(v: Any) -> Any:
         if isinstance(v, int | float) and not isinstance(v, bool) and abs(v) > _MAX_ABS:
             raise _Unsupported("number too large")
-        if isinstance(v, str | list) and len(v) > 10_000:
+        if isinstance(v, str | list | tuple | dict) and len(v) > _MAX_SIZE:
             raise _Unsupported("size")
         return v
 
