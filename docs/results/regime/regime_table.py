@@ -1,0 +1,201 @@
+"""The regime study's tables, recomputed from the per-step metrics committed beside this script.
+
+    python docs/results/regime/regime_table.py collect RUNS_DIR STUDY     # a compare directory -> runs/STUDY/
+    python docs/results/regime/regime_table.py table STUDY [--floor 0.05]  # markdown tables of runs/STUDY/
+
+``collect`` stores every finished run of a ``mssr compare`` directory as ``runs/STUDY/ARM/seedK.jsonl.gz`` (its
+``metrics.jsonl``, gzip'd, byte for byte) with its ``config.yaml`` and ``environment.jsonl``, and the directory's
+``compare.json`` (commands, machine). ``table`` reads only those files, so every number in
+docs/results/regime/README.md can be recomputed from the repository. Per arm, mean ± sample std over seeds
+(``k/n``: seeds where an event happened):
+
+- validation (sampled pass@1 on 200 items) at step 0 and at the given steps; the onset: the first validation at
+  or below ``--floor`` (collapse to zero), and the first at or below half the run's starting value;
+- sampled-token entropy: mean of steps 1–5, of the last 5 steps, and the paper's criterion — the first step whose
+  entropy is below half of its running peak, and whether that came before the validation onset;
+- KL to the reference (``actor/kl_loss``, k3 token mean) over the last 5 steps; response length and truncated
+  fraction over the last 5 steps; training reward over the last 5 steps;
+- mechanism: zero-reward steps before the onset, the raw advantage spread (``adv/raw_adv_std``) against the
+  reward's own spread sqrt(p(1−p)) over steps 1–5, the gradient norm, and ``adv/signal_gain`` where logged;
+- compute: rollouts and generated tokens (the tracker's initialisation included) and wall-clock (initialisation
+  + steps, without validation).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import math
+import shutil
+import statistics
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def _read(path: Path) -> list[dict]:
+    rows = []
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        for line in fh:
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # a torn line
+    return sorted(rows, key=lambda r: r.get("step", 0))
+
+
+def collect(runs_dir: Path, study: str) -> None:
+    """Copy each finished run's metrics (gzip'd), config and environment into runs/STUDY/ARM/."""
+    manifest = json.loads((runs_dir / "manifest.json").read_text())
+    target = HERE / "runs" / study
+    target.mkdir(parents=True, exist_ok=True)
+    n = 0
+    for rec in manifest["runs"]:
+        run = runs_dir / rec["dir"]
+        metrics = run / "metrics.jsonl"
+        if rec.get("status") != "done" or not metrics.is_file():
+            continue
+        arm_dir = target / rec["arm"]
+        arm_dir.mkdir(exist_ok=True)
+        seed = Path(rec["dir"]).name
+        with metrics.open("rb") as src, gzip.GzipFile(arm_dir / f"{seed}.jsonl.gz", "wb", mtime=0) as dst:
+            shutil.copyfileobj(src, dst)
+        shutil.copyfile(run / "config.yaml", arm_dir / f"{seed}.config.yaml")
+        if (run / "environment.jsonl").is_file():
+            shutil.copyfile(run / "environment.jsonl", arm_dir / f"{seed}.environment.jsonl")
+        n += 1
+    shutil.copyfile(runs_dir / "compare.json", target / "compare.json")
+    print(f"{n} runs -> {target}")
+
+
+def _stat(xs: list[float], spec: str = ".3f") -> str:
+    xs = [x for x in xs if x is not None and not math.isnan(x)]
+    if not xs:
+        return "—"
+    s = format(statistics.fmean(xs), spec)
+    return s + (f" ± {format(statistics.stdev(xs), spec)}" if len(xs) > 1 else "")
+
+
+def _event(xs: list[int | None]) -> str:
+    hit = [x for x in xs if x is not None]
+    return f"{_stat(hit, '.0f')} ({len(hit)}/{len(xs)})" if hit else f"— (0/{len(xs)})"
+
+
+def _mean(rows: list[dict], key: str) -> float:
+    vals = [r[key] for r in rows if isinstance(r.get(key), int | float)]
+    return statistics.fmean(vals) if vals else float("nan")
+
+
+def run_summary(rows: list[dict], floor: float) -> dict:
+    """One run's figures (see the module docstring)."""
+    val = {r["step"]: r["val/accuracy"] for r in rows if isinstance(r.get("val/accuracy"), int | float)}
+    steps = [r for r in rows if r.get("step", 0) > 0 and "actor/entropy" in r]
+    start = val.get(0)
+    onset = next((s for s in sorted(val) if s > 0 and val[s] <= floor), None)
+    half = next((s for s in sorted(val) if s > 0 and start and val[s] <= start / 2), None)
+    peak, ent_half = 0.0, None
+    for r in steps:
+        peak = max(peak, r["actor/entropy"])
+        if ent_half is None and r["actor/entropy"] < peak / 2:
+            ent_half = r["step"]
+    drop = onset or half
+    first5, last5 = steps[:5], steps[-5:]
+    before = [r for r in steps if drop is None or r["step"] < drop]
+    p = [r["critic/score/mean"] for r in first5 if "critic/score/mean" in r]
+    init = next((r for r in rows if r.get("step") == 0), {})
+    last = steps[-1] if steps else {}
+    return {
+        "start": start,
+        "val": val,
+        "final": val.get(max(val)) if val else None,
+        "onset": onset,
+        "half": half,
+        "ent_first5": _mean(first5, "actor/entropy"),
+        "ent_last5": _mean(last5, "actor/entropy"),
+        "ent_half": ent_half,
+        "ent_half_first": None if ent_half is None else (drop is None or ent_half < drop),
+        "kl_last5": _mean(last5, "actor/kl_loss"),
+        "len_last5": _mean(last5, "response_length/mean"),
+        "trunc_last5": _mean(last5, "response_length/clip_ratio"),
+        "reward_last5": _mean(last5, "critic/score/mean"),
+        "zero_reward_before": sum(1 for r in before if r.get("critic/score/mean") == 0),
+        "raw_adv_std_first5": _mean(first5, "adv/raw_adv_std"),
+        "reward_std_first5": statistics.fmean(math.sqrt(x * (1 - x)) for x in p) if p else float("nan"),
+        "grad_norm_first5": _mean(first5, "actor/grad_norm"),
+        "signal_gain": _mean(steps, "adv/signal_gain"),
+        "updates": _mean(steps, "actor/updates"),
+        "rollouts": last.get("train/rollouts", 0) + last.get("train/init_rollouts", 0),
+        "init_rollouts": last.get("train/init_rollouts", 0),
+        "tokens": last.get("train/gen_tokens", 0) + last.get("train/init_gen_tokens", 0),
+        "wall": init.get("init/time_s", 0.0) + sum(r.get("timing_s/step", 0.0) for r in steps),
+    }
+
+
+def load_study(study: str) -> dict[str, list[dict]]:
+    root = HERE / "runs" / study
+    arms: dict[str, list[list[dict]]] = {}
+    for path in sorted(root.glob("*/seed*.jsonl.gz")):
+        arms.setdefault(path.parent.name, []).append(_read(path))
+    return arms
+
+
+def tables(study: str, floor: float, at: list[int]) -> str:
+    arms = load_study(study)
+    summ = {arm: [run_summary(rows, floor) for rows in runs] for arm, runs in arms.items()}
+    out = []
+    head = ["arm", "seeds", "upd/step", "val @ 0", *[f"val @ {s}" for s in at], f"first val ≤ {floor}",
+            "first val ≤ ½ start", "entropy 1–5", "entropy last 5", "entropy < ½ peak (first, k/n)",
+            "KL last 5", "length last 5", "truncated last 5", "train reward last 5"]  # fmt: skip
+    out += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for arm, ss in summ.items():
+        cells = [arm, str(len(ss)), _stat([s["updates"] for s in ss], ".1f"), _stat([s["start"] for s in ss])]
+        cells += [_stat([s["val"].get(t) for s in ss]) for t in at]
+        cells += [_event([s["onset"] for s in ss]), _event([s["half"] for s in ss])]
+        cells += [_stat([s["ent_first5"] for s in ss], ".4f"), _stat([s["ent_last5"] for s in ss], ".4f")]
+        first = sum(1 for s in ss if s["ent_half_first"])
+        cells += [f"{_event([s['ent_half'] for s in ss])}; before the val drop {first}/{len(ss)}"]
+        cells += [_stat([s["kl_last5"] for s in ss], ".3f"), _stat([s["len_last5"] for s in ss], ".1f")]
+        cells += [_stat([s["trunc_last5"] for s in ss], ".2f"), _stat([s["reward_last5"] for s in ss])]
+        out.append("| " + " | ".join(cells) + " |")
+    out += ["", "Mechanism (steps 1–5 unless said):", ""]
+    head = ["arm", "zero-reward steps before the val drop", "raw advantage std", "reward std √(p(1−p))",
+            "ratio", "grad norm", "signal gain (mean)"]  # fmt: skip
+    out += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for arm, ss in summ.items():
+        ratio = [s["raw_adv_std_first5"] / s["reward_std_first5"] for s in ss if s["reward_std_first5"] > 0]
+        cells = [arm, _stat([s["zero_reward_before"] for s in ss], ".1f"),
+                 _stat([s["raw_adv_std_first5"] for s in ss]), _stat([s["reward_std_first5"] for s in ss]),
+                 _stat(ratio, ".2f"), _stat([s["grad_norm_first5"] for s in ss], ".2f"),
+                 _stat([s["signal_gain"] for s in ss])]  # fmt: skip
+        out.append("| " + " | ".join(cells) + " |")
+    out += ["", "Compute (the tracker's initialisation included; wall-clock without validation):", ""]
+    head = ["arm", "final val", "rollouts (init)", "generated tokens", "wall-clock s"]
+    out += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for arm, ss in summ.items():
+        cells = [arm, _stat([s["final"] for s in ss]),
+                 f"{_stat([s['rollouts'] for s in ss], ',.0f')} ({_stat([s['init_rollouts'] for s in ss], ',.0f')})",
+                 _stat([s["tokens"] for s in ss], ",.0f"), _stat([s["wall"] for s in ss], ".0f")]  # fmt: skip
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("collect")
+    c.add_argument("runs_dir", type=Path)
+    c.add_argument("study")
+    t = sub.add_parser("table")
+    t.add_argument("study")
+    t.add_argument("--floor", type=float, default=0.05)
+    t.add_argument("--at", default="10,20,30,50")
+    args = ap.parse_args()
+    if args.cmd == "collect":
+        collect(args.runs_dir, args.study)
+    else:
+        print(tables(args.study, args.floor, [int(x) for x in args.at.split(",")]))
+
+
+if __name__ == "__main__":
+    main()

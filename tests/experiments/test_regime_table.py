@@ -1,0 +1,69 @@
+"""docs/results/regime/regime_table.py: per-run figures of the regime study, against hand-computed values."""
+
+import importlib.util
+import math
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "docs/results/regime/regime_table.py"
+
+
+def _module():
+    spec = importlib.util.spec_from_file_location("regime_table", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _rows():
+    rows = [{"step": 0, "val/accuracy": 0.40, "init/time_s": 10.0}]
+    entropy = [0.05, 0.06, 0.05, 0.04, 0.02, 0.02, 0.03, 0.02]  # peak 0.06; first < 0.03 at step 5
+    reward = [0.5, 0.5, 0.0, 0.3, 0.0, 0.0, 0.1, 0.1]
+    val = {4: 0.30, 6: 0.15, 8: 0.04}  # ≤ half of 0.40 at step 6, ≤ 0.05 at step 8
+    for i, (h, r) in enumerate(zip(entropy, reward), start=1):
+        row = {"step": i, "actor/entropy": h, "critic/score/mean": r, "timing_s/step": 2.0,
+               "adv/raw_adv_std": 0.6, "actor/kl_loss": 0.1 * i, "actor/updates": 16.0,
+               "train/rollouts": 64 * i, "train/init_rollouts": 1000, "train/gen_tokens": 100 * i,
+               "train/init_gen_tokens": 5000}  # fmt: skip
+        if i in val:
+            row["val/accuracy"] = val[i]
+        rows.append(row)
+    return rows
+
+
+def test_run_summary_by_hand():
+    s = _module().run_summary(_rows(), floor=0.05)
+    assert s["start"] == 0.40 and s["final"] == 0.04
+    assert s["onset"] == 8 and s["half"] == 6
+    assert s["ent_half"] == 5 and s["ent_half_first"] is True  # before the onset at step 8
+    assert s["ent_first5"] == pytest.approx((0.05 + 0.06 + 0.05 + 0.04 + 0.02) / 5)
+    assert s["ent_last5"] == pytest.approx((0.04 + 0.02 + 0.02 + 0.03 + 0.02) / 5)
+    assert s["kl_last5"] == pytest.approx(0.1 * (4 + 5 + 6 + 7 + 8) / 5)
+    assert s["zero_reward_before"] == 3  # steps 3, 5 and 6 are before step 8
+    expect = (2 * math.sqrt(0.25) + 0.0 + math.sqrt(0.21) + 0.0) / 5
+    assert s["reward_std_first5"] == pytest.approx(expect)
+    assert s["rollouts"] == 64 * 8 + 1000 and s["tokens"] == 800 + 5000
+    assert s["wall"] == 10.0 + 8 * 2.0
+
+
+def test_collect_then_table(tmp_path, monkeypatch):
+    import gzip
+    import json
+
+    m = _module()
+    monkeypatch.setattr(m, "HERE", tmp_path)
+    runs = tmp_path / "cmp"
+    for arm in ("mvsr", "grpo"):
+        d = runs / "runs" / arm / "seed0"
+        d.mkdir(parents=True)
+        (d / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in _rows()))
+        (d / "config.yaml").write_text("seed: 0\n")
+    manifest = {"runs": [{"arm": a, "dir": f"runs/{a}/seed0", "status": "done"} for a in ("mvsr", "grpo")]}
+    (runs / "manifest.json").write_text(json.dumps(manifest))
+    (runs / "compare.json").write_text("{}")
+    m.collect(runs, "s")
+    stored = tmp_path / "runs" / "s" / "mvsr" / "seed0.jsonl.gz"
+    assert gzip.decompress(stored.read_bytes()) == (runs / "runs/mvsr/seed0/metrics.jsonl").read_bytes()
+    text = m.tables("s", 0.05, [4, 8])
+    assert "| mvsr | 1 | 16.0 | 0.400 | 0.300 | 0.040 | 8 (1/1) | 6 (1/1) |" in text
