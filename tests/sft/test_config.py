@@ -80,7 +80,8 @@ def test_cli_reports_config_errors_and_uses_the_loader(tmp_path, capsys, monkeyp
     from mssr.sft import cache
 
     assert main(["sft", "max_steps=-1"]) == 2
-    assert "config error" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "config error" in captured.err and captured.out == ""  # errors go to stderr
 
     seen = {}
 

@@ -75,3 +75,8 @@ def test_plan_and_data_argument_mistakes(tmp_path, capsys):
     as_file.write_text("x")
     _one_line_rc2(capsys, ["data", "--out", str(as_file)], "is a file; give a directory")
     assert as_file.read_text() == "x"
+
+
+def test_compare_mistakes_go_to_stderr(capsys):
+    _one_line_rc2(capsys, ["compare", "--algorithms", "nope", "--dry-run"], "algorithms: unknown 'nope'")
+    assert capsys.readouterr().out == ""

@@ -91,6 +91,37 @@ def test_second_run_into_a_locked_directory_and_sigint_to_the_process_group(make
     assert not (out / LOCK_NAME).exists()  # released
 
 
+HOLD_LOCK = r"""
+import sys, time
+from mssr.io import RunLock
+lock = RunLock(sys.argv[1], what="mssr train").acquire()
+print("held", flush=True)
+time.sleep(120)
+"""
+
+
+def test_the_lock_is_taken_before_the_model_and_data_are_built(make_config, tmp_path, capsys, monkeypatch):
+    import mssr.trainer.setup as setup
+
+    out = tmp_path / "run"
+    out.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(out)], stdout=subprocess.PIPE, text=True)
+    built = []
+    real = setup.build_policy
+    monkeypatch.setattr(setup, "build_policy", lambda cfg: built.append(1) or real(cfg))
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        rc, err = _cli(capsys, _args(make_config("steps=2", out=out)))
+    finally:
+        holder.kill()
+        holder.wait()
+    assert rc == 2 and f"is in use by mssr train (pid {holder.pid} on " in err, err
+    assert built == []  # refused first thing (was: after ~10 s of building model and data)
+    # once the holder is gone the directory is free again, and the run releases it when done
+    assert _cli(capsys, _args(make_config("steps=1", out=out)))[0] == 0
+    assert not (out / LOCK_NAME).exists()
+
+
 def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path):
     d = tmp_path / "d"
     d.mkdir()
@@ -157,6 +188,8 @@ def test_a_signal_to_one_rank_stops_every_rank_after_the_same_step(make_config, 
     assert proc.returncode != 0 and (tmp_path / "signalled").exists()
     assert "mssr train: interrupted by SIGTERM after step 1/3" in proc.stderr, proc.stderr[-3000:]
     assert "exitcode  : 143" in proc.stderr  # torchrun reports the ranks' exit codes (and itself exits 1)
+    assert "checkpoint None" not in proc.stderr  # rank 1 (no run.log) says nothing of its own
+    assert proc.stderr.count("interrupted by SIGTERM") == 1, proc.stderr[-3000:]
     assert _steps(out) == [1]
     assert [p.name for p in complete_checkpoints(out / "checkpoints")] == ["step_000001"]
     assert not (out / LOCK_NAME).exists()
@@ -320,6 +353,7 @@ def test_full_disk_at_a_checkpoint_is_one_line_and_leaves_no_temporary(
     monkeypatch.setattr(T, "save_state", full_disk)
     code, err = _cli(capsys, _args(make_config("steps=3", "checkpoint.every=1", out=out)))
     assert code == 2 and "could not write the checkpoint of step 2" in err
+    assert "(writing trainer_state.pt)" in err  # the file and the step
     assert "the latest complete checkpoint is step_000001" in err
     _one_line(err)
     assert [p.name for p in (out / "checkpoints").iterdir()] == ["step_000001"]  # no .tmp-* left

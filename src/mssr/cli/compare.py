@@ -99,11 +99,14 @@ def run(args: argparse.Namespace) -> int:
         if not args.no_report:
             print(f"report: {write_report(plan.out, args.reference)}")
     except CompareError as e:
-        print(f"mssr compare: {e}")
+        print(f"mssr compare: {e}", file=sys.stderr)
         return 2
     if result.interrupted:
         return 130
     if result.failed:
-        print(f"mssr compare: failed runs (their train.log says why): {', '.join(result.failed)}")
+        print(
+            f"mssr compare: failed runs (their train.log says why): {', '.join(result.failed)}",
+            file=sys.stderr,
+        )
         return 1
     return 0

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 
 HELP = "Train (or reuse from the cache) the SFT base policy for RL: a built-in preset (tiny Qwen2.5-VL by default; any family preset) on worked solutions."
@@ -31,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         cfg = load_sft_config(args.config, args.overrides)
     except ConfigError as e:
-        print(f"mssr sft: config error: {e}")
+        print(f"mssr sft: config error: {e}", file=sys.stderr)
         return 2
     cached = is_cached(cfg) and not args.force
     t0 = time.perf_counter()

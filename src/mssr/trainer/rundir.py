@@ -70,8 +70,9 @@ def _mb(n: float) -> str:
     return f"{n / 2**20:.0f} MB"
 
 
-def open_run_dir(run_dir: Path, ckpt_root: Path, *, checkpoint_bytes: int) -> RunLock:
-    """Check and lock ``run_dir`` (see the module docstring); returns the held lock. Raises :class:`RunError`."""
+def lock_run_dir(run_dir: Path) -> RunLock:
+    """Create and lock ``run_dir`` (the first thing a run does, before its model and data are built, so that a
+    second run into the same directory is refused at once). Raises :class:`RunError`."""
     if run_dir.exists() and not run_dir.is_dir():
         raise RunError(f"output_dir {run_dir} is a file, not a directory")
     try:
@@ -79,11 +80,20 @@ def open_run_dir(run_dir: Path, ckpt_root: Path, *, checkpoint_bytes: int) -> Ru
     except OSError as exc:
         raise RunError(f"cannot create output_dir {run_dir}: {exc.strerror or exc}") from None
     try:
-        lock = RunLock(run_dir, what="mssr train").acquire()
+        return RunLock(run_dir, what="mssr train").acquire()
     except DirectoryLocked as exc:
         raise RunError(str(exc)) from None
     except OSError as exc:
         raise RunError(f"output_dir {run_dir} is not writable: {exc.strerror or exc}") from None
+
+
+def open_run_dir(
+    run_dir: Path, ckpt_root: Path, *, checkpoint_bytes: int, lock: RunLock | None = None
+) -> RunLock:
+    """Check and lock ``run_dir`` (see the module docstring; ``lock``: already taken by
+    :func:`lock_run_dir`); returns the held lock. Raises :class:`RunError` (releasing a lock it took)."""
+    if lock is None:
+        lock = lock_run_dir(run_dir)
     try:
         _check_writable(ckpt_root)
         free = shutil.disk_usage(ckpt_root).free

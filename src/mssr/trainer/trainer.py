@@ -75,6 +75,7 @@ from mssr.trainer.parallel import build_strategy
 from mssr.trainer.rundir import (
     RunError,
     TrainingInterrupted,
+    lock_run_dir,
     open_run_dir,
     resume_config_diff,
     run_has_data,
@@ -85,6 +86,7 @@ log = logging.getLogger("mssr.train")
 # the run's log file only (RUN_DIR/run.log): tracebacks of reward failures and the like
 runlog = logging.getLogger("mssr.runlog")
 runlog.propagate = False
+runlog.addHandler(logging.NullHandler())  # ranks without run.log stay silent (no last-resort stderr lines)
 RUN_LOG = "run.log"
 ENVIRONMENT_LOG = "environment.jsonl"  # versions and CPU kernels, one line per (re)start of the run
 # signals that finish the current step, write a checkpoint and stop (a second SIGINT stops at once)
@@ -168,11 +170,28 @@ class RLTrainer:
         val_records: list[Any] | None = None,
         reward: Any | None = None,
     ) -> None:
+        self._lock: Any = None
+        self._runlog_handler: logging.Handler | None = None
+        try:
+            self._build(config, policy, train_records, val_records, reward)
+        except BaseException:
+            self._close_run()  # a run refused while it was being built leaves its directory unlocked
+            raise
+
+    def _build(
+        self,
+        config: TrainConfig,
+        policy: Any | None,
+        train_records: list[Any] | None,
+        val_records: list[Any] | None,
+        reward: Any | None,
+    ) -> None:
         self.cfg = config
         self.spec = config.algorithm.spec()
         self.device = resolve_device(config.device)
         dist.init_from_env(self.device)
         self.run_dir = Path(config.output_dir)
+        self._take_lock()  # first: a second run into this directory is refused before anything is built
         if config.threads:
             torch.set_num_threads(config.threads)
         random.seed(config.seed)
@@ -314,8 +333,6 @@ class RLTrainer:
         self._stop_signal = 0
         self._excluded_streak = 0
         self._failure_kinds: set[str] = set()
-        self._lock: Any = None
-        self._runlog_handler: logging.Handler | None = None
         self.resumed_from: Path | None = None
         self.logger: MetricsLogger | None = None
         if not self.val_prompts and (config.val.every or config.val.at_start) and dist.is_main():
@@ -1031,31 +1048,37 @@ class RLTrainer:
         export = self._export_state_dict()
         path, error = None, None
         if main:
+            writing = tmp / "policy"  # the file being written, for the error message
             try:
-                self._save_export(tmp / "policy", export)
+                self._save_export(writing, export)
                 if is_lora(self.model):
-                    save_state(tmp / "adapter.pt", adapter_state_dict(self.model))
-                save_state(tmp / "trainer_state.pt", state)
-                (tmp / "config.yaml").write_text(dump_yaml(self.cfg), encoding="utf-8")
+                    writing = tmp / "adapter.pt"
+                    save_state(writing, adapter_state_dict(self.model))
+                writing = tmp / "trainer_state.pt"
+                save_state(writing, state)
+                writing = tmp / "config.yaml"
+                writing.write_text(dump_yaml(self.cfg), encoding="utf-8")
+                writing = self.ckpt_root / f"step_{self.step:06d}"
                 path = publish_checkpoint(
                     self.ckpt_root, self.step, tmp, keep_last=self.cfg.checkpoint.keep_last
                 )
             except (OSError, RuntimeError) as exc:  # a full disk: torch says "basic_ios::clear"
                 shutil.rmtree(tmp, ignore_errors=True)
-                error = self._checkpoint_error(exc)
+                error = self._checkpoint_error(exc, getattr(exc, "filename", None) or writing)
         error = dist.broadcast_object(error)
         if error:
             raise RunError(error)
         return path
 
-    def _checkpoint_error(self, exc: BaseException) -> str:
+    def _checkpoint_error(self, exc: BaseException, writing: Path | str | None = None) -> str:
         try:
             free = f"{shutil.disk_usage(self.ckpt_root).free / 2**20:.0f} MB free"
         except OSError:
             free = "free space unknown"
         latest = latest_checkpoint(self.ckpt_root)
+        where = f" (writing {Path(writing).name})" if writing else ""
         return (
-            f"could not write the checkpoint of step {self.step} to {self.ckpt_root} ({free}): "
+            f"could not write the checkpoint of step {self.step} to {self.ckpt_root}{where} ({free}): "
             f"{getattr(exc, 'strerror', None) or exc}; the latest complete checkpoint is "
             f"{latest.name if latest else 'none'}"
         )
@@ -1177,15 +1200,28 @@ class RLTrainer:
             print(f"mssr train: {msg}", file=sys.stderr, flush=True)
             runlog.info(msg)
 
+    def _take_lock(self) -> None:
+        """Rank 0 locks the run directory (before the model and data are built); every rank raises its error."""
+        error = None
+        if dist.is_main():
+            try:
+                self._lock = lock_run_dir(self.run_dir)
+            except RunError as exc:
+                error = str(exc)
+        error = dist.broadcast_object(error)
+        if error:
+            raise RunError(error)
+
     def _open_run(self) -> None:
-        """Rank 0 checks and locks the run directory; every rank raises rank 0's error, if any."""
+        """Rank 0 checks the (locked) run directory and opens run.log; every rank raises rank 0's error, if any."""
         error = None
         if dist.is_main():
             try:
                 self._lock = open_run_dir(
-                    self.run_dir, self.ckpt_root, checkpoint_bytes=self._checkpoint_bytes()
+                    self.run_dir, self.ckpt_root, checkpoint_bytes=self._checkpoint_bytes(), lock=self._lock
                 )
             except RunError as exc:
+                self._lock = None  # open_run_dir released it
                 error = str(exc)
             else:
                 h = logging.FileHandler(self.run_dir / RUN_LOG, encoding="utf-8")
@@ -1206,6 +1242,7 @@ class RLTrainer:
         if callable(close):
             dist.barrier()
             close()
+        self._close_run()  # a trainer built but never trained holds its directory's lock until here
 
     def _close_run(self) -> None:
         h, self._runlog_handler = self._runlog_handler, None
