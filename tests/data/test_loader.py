@@ -251,3 +251,46 @@ def test_mathvista_style_json_dict(tmp_path):
     one, two = load_records(tmp_path / "testmini.json", columns=cols)
     assert (one.id, one.answer, one.answer_type, one.extra["answer_text"]) == ("1", "B", "choice", "7")
     assert (two.id, two.answer, two.answer_type, two.choices) == ("2", "1.5", "float", None)
+
+
+def _bomb_png(side: int = 20000) -> bytes:
+    """A tiny PNG whose header claims side × side pixels (IHDR rewritten, CRC recomputed)."""
+    import struct
+    import zlib
+
+    raw = bytearray(png_bytes(size=(8, 8)))
+    ihdr = raw.index(b"IHDR")
+    raw[ihdr + 4 : ihdr + 12] = struct.pack(">II", side, side)
+    raw[ihdr + 17 : ihdr + 21] = struct.pack(">I", zlib.crc32(bytes(raw[ihdr : ihdr + 17])))
+    return bytes(raw)
+
+
+def test_decompression_bomb_is_a_bad_row_raised_or_skipped(tmp_path):
+    path = write_dataset(tmp_path, [GOOD, {**GOOD, "id": "b", "images": ["images/bomb.png"]}])
+    (tmp_path / "images" / "bomb.png").write_bytes(_bomb_png())
+    with pytest.raises(
+        DataError, match=r"train.jsonl: line 2: image 0 .*bomb.png: refused as a decompression bomb"
+    ):
+        load_records(path)
+    kept = load_records(path, on_error="skip")
+    assert [r.id for r in kept] == ["a"] and len(kept.skipped) == 1
+
+
+def test_large_images_are_held_downscaled(tmp_path):
+    from mssr.data.loader import MAX_IMAGE_PIXELS
+
+    buf = io.BytesIO()
+    Image.new("RGB", (4000, 4000), (200, 10, 10)).save(buf, format="JPEG", quality=80)
+    row = {**GOOD, "images": [{"bytes": base64.b64encode(buf.getvalue()).decode()}]}
+    (rec,) = load_records(write_dataset(tmp_path, [row]))
+    w, h = rec.images[0].size
+    assert w * h <= MAX_IMAGE_PIXELS and abs(w - h) <= 1 and w >= 3000  # aspect kept, still large
+    assert rec.images[0].getpixel((w // 2, h // 2))[0] > 150  # the content, not a blank
+
+
+def test_a_corrupt_parquet_file_is_one_clear_error(tmp_path):
+    bad = tmp_path / "train.parquet"
+    bad.write_bytes(b"PAR1" + b"\x00garbage" * 100)
+    for on_error in ("raise", "skip"):
+        with pytest.raises(DataError, match=r"train.parquet: not a readable parquet file"):
+            load_records(bad, on_error=on_error)

@@ -21,6 +21,7 @@ import io
 import json
 import logging
 import re
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -252,7 +253,16 @@ def iter_file_rows(path: Path, on_error: str, skipped: list[str]) -> Iterator[tu
             import pyarrow.parquet as pq
         except ImportError as exc:  # pragma: no cover - pyarrow ships with `datasets`
             raise DataError(f"{path}: reading parquet needs pyarrow (pip install pyarrow)") from exc
-        for i, row in enumerate(pq.read_table(path).to_pylist(), start=1):
+        import pyarrow as pa
+
+        try:
+            table = pq.read_table(path)
+        except (pa.ArrowException, OSError) as exc:
+            raise DataError(
+                f"{path}: not a readable parquet file ({' '.join(str(exc).split())[:300]}); a damaged file "
+                "cannot be read row by row, so data.on_error=skip does not apply to it"
+            ) from None
+        for i, row in enumerate(table.to_pylist(), start=1):
             yield (str(path), f"row {i}"), row
     else:
         raise DataError(f"{path}: unsupported data file type {path.suffix!r}; use one of {DATA_SUFFIXES}")
@@ -433,13 +443,12 @@ def _load_image(value: Any, root: Path, fail, k: int) -> Image.Image:
     path: Path | None = None
     if isinstance(value, Image.Image):  # a decoded datasets Image feature, or a PIL image passed in memory
         try:
-            value.load()
-            return value.convert("RGB")
+            return _bounded_rgb(value)
         except (OSError, SyntaxError, ValueError) as exc:
             raise fail(f"{label}: corrupt or unreadable image ({exc})") from exc
     if type(value).__module__ == "numpy" and getattr(value, "ndim", 0) in (2, 3):
         try:
-            return Image.fromarray(value).convert("RGB")
+            return _bounded_rgb(Image.fromarray(value))
         except (TypeError, ValueError) as exc:
             raise fail(f"{label}: array is not an image ({exc})") from exc
     if isinstance(value, dict):  # HF datasets Image feature / EasyR1 parquet: {"bytes": ..., "path": ...}
@@ -469,14 +478,38 @@ def _load_image(value: Any, root: Path, fail, k: int) -> Image.Image:
                 f"got {type(value).__name__}"
             )
     try:
-        with Image.open(io.BytesIO(data) if data is not None else path) as im:
-            im.load()
-            return im.convert("RGB")
+        with warnings.catch_warnings():  # a decompression bomb is a bad row, not a warning
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data) if data is not None else path) as im:
+                return _bounded_rgb(im)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise fail(f"{label}: refused as a decompression bomb ({exc})") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         why = (
             re.sub(r"<_io\.BytesIO object at 0x[0-9a-f]+>", f"<{len(data)} bytes>", str(exc)) if data else exc
         )
         raise fail(f"{label}: corrupt or unreadable image ({why})") from exc
+
+
+# images are held downscaled to at most this many pixels (aspect kept): Qwen2-VL's processor default max_pixels
+# (16384 × 28 × 28); the processor resizes into [min_pixels, max_pixels] anyway, and a 4000² photo would
+# otherwise be held at full resolution (16 of them took 2.5 GB)
+MAX_IMAGE_PIXELS = 16384 * 28 * 28
+
+
+def _bounded_rgb(im: Image.Image, max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Image:
+    """``im`` decoded as RGB with at most ``max_pixels`` pixels (JPEGs decoded at a reduced scale directly)."""
+    w, h = im.size
+    if w * h > max_pixels:
+        scale = (max_pixels / (w * h)) ** 0.5
+        target = (max(1, int(w * scale)), max(1, int(h * scale)))
+        im.draft("RGB", target)  # JPEG: decode at 1/2, 1/4 or 1/8 scale; other formats ignore it
+        im.load()
+        out = im.convert("RGB")
+        out.thumbnail(target, Image.Resampling.BICUBIC)
+        return out
+    im.load()
+    return im.convert("RGB")
 
 
 def _b64(value: str, fail, label: str) -> bytes:
