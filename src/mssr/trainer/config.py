@@ -121,10 +121,14 @@ class DataConfig:
     # it, counted and logged with the first reason (`mssr data inspect` lists every one)
     on_error: Literal["raise", "skip"] = "raise"
     max_train_items: int | None = None  # use only the first N training items; None: all
+    # prompts longer than this many text tokens are bad rows (data.on_error: raise or skip); None: the model's
+    # context (max_position_embeddings) less rollout.max_new_tokens
+    max_prompt_tokens: int | None = None
     cache_dir: str | None = None  # default: $MSSR_CACHE or ~/.cache/mssr
 
     def validate(self) -> None:
         _number("data.max_train_items", self.max_train_items, lo=1, optional=True)
+        _number("data.max_prompt_tokens", self.max_prompt_tokens, lo=1, optional=True)
 
 
 @dataclass

@@ -102,3 +102,47 @@ def build_data(cfg: TrainConfig) -> tuple[list[Any], list[Any]]:
     train = load_records(root, "train", on_error=d.on_error)
     val = load_data(cfg, d.val, d.val_split) if d.val else load_records(root, "val")
     return list(train), list(val)
+
+
+def model_context(model: Any) -> int | None:
+    """The longest sequence the model's positions cover (``max_position_embeddings`` of its text config)."""
+    cfg = getattr(model, "config", None)
+    for c in (getattr(cfg, "text_config", None), cfg):
+        n = getattr(c, "max_position_embeddings", None)
+        if isinstance(n, int) and n > 0:
+            return n
+    return None
+
+
+def limit_prompt_length(
+    records: list[Any], prompts: list[Any], tokenizer: Any, max_tokens: int, *, on_error: str, label: str
+) -> tuple[list[Any], list[Any]]:
+    """Drop (``on_error=skip``, counted and logged) or refuse (``raise``: a :class:`DataError` naming the first
+    item) the prompts whose templated text is longer than ``max_tokens`` tokens (image tokens not counted)."""
+    if not prompts:
+        return records, prompts
+    lengths = [
+        len(ids) for ids in tokenizer([p.text for p in prompts], add_special_tokens=False)["input_ids"]
+    ]
+    over = [i for i, n in enumerate(lengths) if n > max_tokens]
+    if not over:
+        return records, prompts
+    first = over[0]
+    what = (
+        f"{label} item {getattr(records[first], 'id', first)!r}: its prompt is {lengths[first]} tokens, over "
+        f"data.max_prompt_tokens={max_tokens}"
+    )
+    if on_error == "raise":
+        raise DataError(
+            f"{what} ({len(over)} such item(s); data.on_error=skip drops them, or raise data.max_prompt_tokens)"
+        )
+    import logging
+
+    logging.getLogger("mssr.data").warning(
+        "%s: skipped %d %s item(s) with too long prompts", what, len(over), label
+    )
+    drop = set(over)
+    return (
+        [r for i, r in enumerate(records) if i not in drop],
+        [p for i, p in enumerate(prompts) if i not in drop],
+    )

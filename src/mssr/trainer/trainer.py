@@ -278,6 +278,7 @@ class RLTrainer:
             )
         self.train_prompts = records_to_prompts(self.train_records, proc, namespace="train", **kw)
         self.val_prompts = records_to_prompts(self.val_records, proc, namespace="val", **kw)
+        self._limit_prompts()
         if len({p.key for p in self.train_prompts}) != len(self.train_prompts):
             raise ValueError(
                 "training prompts have duplicate keys (ids); the value tracker needs unique prompts"
@@ -1199,6 +1200,28 @@ class RLTrainer:
         if dist.is_main():
             print(f"mssr train: {msg}", file=sys.stderr, flush=True)
             runlog.info(msg)
+
+    def _limit_prompts(self) -> None:
+        """Apply ``data.max_prompt_tokens`` (default: the model's context less ``rollout.max_new_tokens``)."""
+        from mssr.data.record import DataError
+        from mssr.trainer.setup import limit_prompt_length, model_context
+
+        limit = self.cfg.data.max_prompt_tokens
+        if limit is None:
+            context = model_context(self.policy.model)
+            limit = context - self.cfg.rollout.max_new_tokens if context else None
+        if limit is None:
+            return
+        tok = getattr(self.policy.processor, "tokenizer", self.policy.processor)
+        on_error = self.cfg.data.on_error
+        self.train_records, self.train_prompts = limit_prompt_length(
+            self.train_records, self.train_prompts, tok, limit, on_error=on_error, label="training"
+        )
+        self.val_records, self.val_prompts = limit_prompt_length(
+            self.val_records, self.val_prompts, tok, limit, on_error=on_error, label="validation"
+        )
+        if not self.train_prompts:
+            raise DataError(f"every training prompt is longer than data.max_prompt_tokens={limit}")
 
     def _take_lock(self) -> None:
         """Rank 0 locks the run directory (before the model and data are built); every rank raises its error."""
