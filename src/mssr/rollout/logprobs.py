@@ -190,6 +190,7 @@ def compute_logprobs(
     chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
     share_prompts: bool = True,
     device: torch.device | None = None,
+    micro_batches: Sequence[Sequence[int]] | None = None,
 ) -> LogprobOutput:
     """Teacher-forced log-probs (and entropies) of `batch`'s response tokens under `model`.
 
@@ -208,6 +209,9 @@ def compute_logprobs(
         chunk_elements: chunk size of the log-softmax / entropy computation (see `token_stats`).
         share_prompts: run a prompt shared by several rows of a forward once and reuse its KV cache
             (`shared_prompt_response_logits`); ``False`` runs every row's full sequence.
+        micro_batches: row groups to run one forward each (a token-budget plan,
+            :func:`mssr.rollout.micro_batches.plan_micro_batches`); results come back in row order. ``None``:
+            consecutive chunks of `micro_batch_size` rows.
         device: where the inputs go; ``None`` = the device of the model's first parameter (give it when the
             parameters live elsewhere, e.g. FSDP with CPU offload).
 
@@ -255,9 +259,16 @@ def compute_logprobs(
 
     lps: list[torch.Tensor] = []
     ents: list[torch.Tensor] = []
+    plan = (
+        [list(mb) for mb in micro_batches]
+        if micro_batches is not None
+        else [
+            list(range(s, min(s + micro_batch_size, len(batch))))
+            for s in range(0, len(batch), micro_batch_size)
+        ]
+    )
     with torch.no_grad():
-        for start in range(0, len(batch), micro_batch_size):
-            rows = list(range(start, min(start + micro_batch_size, len(batch))))
+        for rows in plan:
             lp, ent = score(batch.select(rows))
             lps.append(lp)
             if ent is not None:
@@ -265,4 +276,11 @@ def compute_logprobs(
     if not lps:
         empty = torch.zeros(batch.response_ids.shape, dtype=torch.float32, device=device)
         return LogprobOutput(empty, empty.clone() if entropy != "none" else None, entropy)
+    if micro_batches is not None:  # back into row order
+        from mssr.rollout.micro_batches import scatter_rows
+
+        n = len(batch)
+        return LogprobOutput(
+            scatter_rows(lps, plan, n), scatter_rows(ents, plan, n) if ents else None, entropy
+        )
     return LogprobOutput(torch.cat(lps), torch.cat(ents) if ents else None, entropy)

@@ -362,6 +362,10 @@ class OptimConfig:
     # more updates per step than a group method. Set updates_per_step for the equal-updates convention.
     mini_batch_prompts: int = 16  # CPU: paper 128
     updates_per_step: int | None = None  # fixed optimizer updates per step (overrides the mini-batch count)
+    # token budget of one micro-batch (rows × (longest prompt + longest response)), for the update and the
+    # log-prob / reference passes: rows sorted by length and packed under it (verl's ppo_max_token_len_per_gpu);
+    # null = micro_batch_size rows per micro-batch
+    micro_batch_tokens: int | None = None
     # PPO's target-KL early stopping (ours for MSSR; off by default): a step's remaining updates are skipped
     # once a mini-batch's KL(π_old ‖ π_θ) (k1, ``actor/ppo_kl``, measured before its update) exceeds
     # 1.5 × target_kl, as in the PPO implementations of Spinning Up / Stable-Baselines3; null: off
@@ -382,6 +386,7 @@ class OptimConfig:
         _number("optim.warmup_steps", self.warmup_steps, lo=0)
         if self.mini_batch_prompts < 1 or self.micro_batch_size < 1:
             raise ConfigError("optim.mini_batch_prompts and optim.micro_batch_size must be >= 1")
+        _number("optim.micro_batch_tokens", self.micro_batch_tokens, lo=1, optional=True)
         if self.updates_per_step is not None and self.updates_per_step < 1:
             raise ConfigError("optim.updates_per_step must be >= 1")
         _number("optim.target_kl", self.target_kl, lo=0, lo_open=True, optional=True)

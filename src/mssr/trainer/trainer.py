@@ -57,6 +57,7 @@ from mssr.rewards import build_reward, score_batch
 from mssr.rollout.concat import concat_batches
 from mssr.rollout.engine import default_suppress_token_ids
 from mssr.rollout.logprobs import compute_logprobs
+from mssr.rollout.micro_batches import plan_micro_batches, row_lengths
 from mssr.rollout.prompting import records_to_prompts
 from mssr.rollout.vllm_engine import build_engine
 from mssr.trainer import distributed as dist
@@ -582,6 +583,7 @@ class RLTrainer:
                     micro_batch_size=self.cfg.optim.micro_batch_size,
                     entropy=mode,
                     share_prompts=self.cfg.rollout.share_prompts,
+                    micro_batches=self._pass_plan(d),
                 )
             trainer, full = out.logprobs.cpu().float(), out.entropy
         d.old_logprobs = sampler if self.old_from_sampler else trainer
@@ -632,6 +634,7 @@ class RLTrainer:
                 d.batch,
                 micro_batch_size=self.cfg.optim.micro_batch_size,
                 share_prompts=self.cfg.rollout.share_prompts,
+                micro_batches=self._pass_plan(d),
             ).logprobs.cpu()
 
     def gather(self, d: StepData) -> None:
@@ -742,6 +745,29 @@ class RLTrainer:
                 self.response_store.put(k, d.batch.response_ids[j][m], d.old_logprobs[j][m])
         d.drift = torch.cat([p for p in dist.all_gather_objects(drift)])
 
+    def _padding_rows(self, lengths: tuple[list[int], list[int]], n: int) -> list[int]:
+        """The rows of a lockstep padding micro-batch (loss weight 0): row-count batching keeps its old
+        micro-batch of ``micro_batch_size`` rows; under a token budget, the shortest row."""
+        if self.cfg.optim.micro_batch_tokens is None:
+            return list(range(min(self.cfg.optim.micro_batch_size, n)))
+        p, r = lengths
+        return [min(range(n), key=lambda i: p[i] + r[i])]
+
+    def _pass_plan(self, d: StepData) -> list[list[int]] | None:
+        """Micro-batches of a no-gradient pass (old / reference log-probs) under ``optim.micro_batch_tokens``
+        (None: row-count batching), padded to the same count on every rank where forwards must be in lockstep."""
+        o = self.cfg.optim
+        if o.micro_batch_tokens is None:
+            return None
+        lengths = row_lengths(d.batch)
+        plan = plan_micro_batches(
+            range(len(d.rewards)), *lengths, max_rows=o.micro_batch_size, max_tokens=o.micro_batch_tokens
+        )
+        if self.strategy.lockstep_forwards:
+            n = int(dist.all_reduce_max(torch.tensor([len(plan)]))[0])
+            plan += [self._padding_rows(lengths, len(d.rewards))] * (n - len(plan))
+        return plan
+
     def update_policy(self, step: int, d: StepData) -> dict[str, float]:
         """One pass over the rollout batch in mini-batches of whole prompts (docs/method.md §5)."""
         o = self.cfg.optim
@@ -765,6 +791,7 @@ class RLTrainer:
         kl_stopped = False
         # the lr this step's updates use (logged as actor/lr; scheduler.step() below sets the next step's)
         lr_used = self.scheduler.get_last_lr()[0]
+        lengths = row_lengths(d.batch)
         self.model.train()
         for prompt_chunk in chunks:
             rows = sorted(r for p in prompt_chunk for r in range(p * n, (p + 1) * n))
@@ -773,7 +800,9 @@ class RLTrainer:
                 torch.tensor([mask.sum(), (mask.sum(-1) > 0).sum()], dtype=torch.float64)
             )
             norm = dict(global_tokens=counts[0].item(), global_seqs=counts[1].item())
-            micros = [rows[i : i + o.micro_batch_size] for i in range(0, len(rows), o.micro_batch_size)]
+            micros = plan_micro_batches(
+                rows, *lengths, max_rows=o.micro_batch_size, max_tokens=o.micro_batch_tokens
+            )
             n_micro = len(micros)
             if self.strategy.lockstep_forwards:  # same number of forwards on every rank (FSDP collectives)
                 n_micro = int(dist.all_reduce_max(torch.tensor([n_micro]))[0])
@@ -782,7 +811,7 @@ class RLTrainer:
             kl_num = 0.0  # token-weighted k1 KL(π_old ‖ π_θ) of this mini-batch, before its update
             for i in range(n_micro):
                 padding = i >= len(micros)
-                micro = micros[i] if not padding else list(range(min(o.micro_batch_size, len(d.rewards))))
+                micro = micros[i] if not padding else self._padding_rows(lengths, len(d.rewards))
                 loss, terms = self._micro_loss(d, micro, norm, padding=padding)
                 loss.backward()
                 if padding:
