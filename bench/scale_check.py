@@ -298,6 +298,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--mini-batch-prompts", type=int, default=None, help="prompts per optimizer update (128)")
     ap.add_argument("--strategy", choices=("ddp", "fsdp"), default="ddp")
     ap.add_argument(
+        "--engine",
+        choices=("hf", "vllm"),
+        default="hf",
+        help="rollout engine: hf = the built-in one (default); vllm = the paper configs' colocated vLLM",
+    )
+    ap.add_argument(
         "--dtype", default=None, help="compute dtype: bfloat16 (GPU default) | float32 (CPU default)"
     )
     ap.add_argument("--param-dtype", default="float32", help="master weights (float32 | bfloat16)")
@@ -368,6 +374,8 @@ def train_config(
         "logging.plot=false",
         "logging.collapse_warning=false",
     ]
+    if args.engine == "hf":  # the built-in engine (the paper configs name vLLM, with its sleep mode)
+        overrides += ["rollout.engine=hf", "rollout.vllm_sleep_level=0"]
     if args.threads:
         overrides.append(f"threads={args.threads}")
     paper = PAPER_CONFIG.get(args.shape, PAPER_CONFIG["qwen2.5-vl-3b"])

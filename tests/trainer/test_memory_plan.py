@@ -166,3 +166,54 @@ def test_preflight_is_a_noop_on_cpu():
 def test_bad_strategy_is_a_config_error():
     with pytest.raises(ConfigError):
         plan_memory(_paper("3b"), strategy="zero3")
+
+
+# ------------------------------------------------------------------ colocated vLLM (rollout.engine=vllm)
+def test_paper_configs_plan_vllm_with_hand_computed_figures():
+    plan = plan_memory(_paper("7b"), devices=8, device_memory_gb=80)
+    assert plan.vllm_utilization == 0.5 and plan.vllm_sleep_level == 2 and plan.fits
+    # vLLM's share: u·M = 0.5 × 80 GB, in the rollout phase only (asleep during the update at level 2)
+    assert plan.row("vllm") == 40 * GB and plan.row("kv_cache") == 0 and plan.row("rollout_weights") == 0
+    (vllm_row,) = [r for r in plan.rows if r.key == "vllm"]
+    assert vllm_row.phase == "rollout"
+    # KV cache pool: u·M − P·c − 1 GB over (prompt + response)·L·2·kv·c per sequence; Qwen2.5-VL-7B:
+    # L = 28 layers, kv = 4 heads × 128 = 512, c = 2 (bf16), S = 256 + 1280 + 2048 = 3584
+    per_seq = 3584 * 28 * 2 * 512 * 2
+    assert per_seq == 205_520_896
+    pool = 40 * GB - EXACT["7b"] * 2 - 1 * GB
+    assert plan.vllm_kv_sequences == pool // per_seq == 109
+    # the rollout phase: the trainer's shards (params, optimizer, reference) + u·M + overhead (3 GB + 10 % of the
+    # larger phase before overhead)
+    persistent = plan.row("params") + plan.row("optimizer") + plan.row("reference")
+    update = (
+        persistent
+        + plan.row("grads")
+        + plan.row("compute_copies")
+        + plan.row("activations")
+        + plan.row("logits")
+    )
+    overhead = 3 * GB + int(0.10 * max(update, persistent + 40 * GB))
+    assert plan.rollout_peak == persistent + 40 * GB + overhead and plan.update_peak == update + overhead
+    u = plan.vllm_max_utilization
+    assert u is not None and 0.5 < u < 0.95
+    higher = plan_memory(
+        _paper("7b", f"rollout.vllm_gpu_memory_utilization={u + 0.01:.2f}"), devices=8, device_memory_gb=80
+    )
+    assert not higher.fits  # u is the largest in 0.01 steps
+    text = format_plan(plan)
+    assert "its KV cache holds 109 sequences of 3584 tokens" in text and f"fits: {u:g}" in text
+
+
+def test_vllm_sleep_levels_move_its_share_between_phases_and_host():
+    awake = plan_memory(_paper("7b", "rollout.vllm_sleep_level=0"), devices=8, device_memory_gb=80)
+    asleep = plan_memory(_paper("7b", "rollout.vllm_sleep_level=1"), devices=8, device_memory_gb=80)
+    dropped = plan_memory(_paper("7b"), devices=8, device_memory_gb=80)
+    assert [r.phase for r in awake.rows if r.key == "vllm"] == ["both"]
+    # level 0: the update phase also carries u·M = 40 GB (before the 10 % fragmentation allowance)
+    assert awake.update_peak - dropped.update_peak >= 40 * GB
+    # level 1: weights offloaded to CPU memory: P·c host bytes per process; level 2 none
+    assert asleep.host_bytes - dropped.host_bytes == EXACT["7b"] * 2
+    assert asleep.update_peak == dropped.update_peak
+    # at level 0 no vLLM share that holds the 7B weights (16.6 GB) fits beside the update: the plan says to sleep
+    assert not awake.fits and awake.vllm_max_utilization is None
+    assert any("rollout.vllm_sleep_level=2" in s for s in awake.suggestions)

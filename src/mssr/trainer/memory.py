@@ -39,6 +39,14 @@ validation runs and is larger):
 - prefill / sampling transients: G'·max(prompt·(3i + 3h), patches·(3i_v + 3h_v))·c + G·V·16, G' the rows
   prefilled at once (distinct prompts under ``share_prompts``): one MLP's gate/up/product for every prompt
   token (or vision patch) at once, plus fp32 logits and a top-p sort per row.
+Rollout phase with a colocated vLLM engine (``rollout.engine=vllm``; u = ``vllm_gpu_memory_utilization``, M the
+device's memory): vLLM takes u·M for itself — its own compute-dtype copy of the weights P·c (not sharded: every
+rank runs a whole engine), an activation reserve R_v = 1 GB (eager mode, no CUDA graphs) and the rest as its KV
+cache pool, which holds (u·M − P·c − R_v) / ((prompt + response)·L·2·kv·c) sequences at once. The trainer's own
+generation rows above are not used. ``vllm_sleep_level`` says what vLLM holds during the update: 0 — all of u·M
+(a row of both phases); 1 — nothing on the device, its weights in CPU memory (P·c of host memory per process);
+2 — nothing (the weights are synced in again after the update). The plan names the largest u that fits, and the
+KV sequences it gives.
 Overhead: 3 GB fixed (CUDA context and kernels ~1 GB, cuBLAS workspaces, NCCL buffers ~1 GB) + 10 % of the
 rest (caching-allocator fragmentation).
 
@@ -67,6 +75,7 @@ PRESET_IMAGE_SIZE = 64  # build_tiny_policy's default image side
 FIXED_OVERHEAD = 3 * GB
 FRAGMENTATION = 0.10
 LORA_ALTERNATIVE_RANK = 64
+VLLM_RESERVE = 1 * GB  # vLLM's activation / sampler reserve inside its share (eager mode)
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 
 
@@ -168,6 +177,10 @@ class MemoryPlan:
     fits: bool
     host_bytes: int  # per process, in CPU memory (cpu_offload)
     alternatives: list[Alternative] = field(default_factory=list)
+    vllm_utilization: float | None = None  # the configured gpu_memory_utilization under rollout.engine=vllm
+    vllm_sleep_level: int = 0
+    vllm_max_utilization: float | None = None  # the largest u (in steps of 0.01) with which the plan fits
+    vllm_kv_sequences: int | None = None  # sequences of prompt + response tokens its KV cache holds at once
     suggestions: list[str] = field(default_factory=list)
 
     @property
@@ -200,6 +213,10 @@ class _Setup:
     prompt: int
     image_tokens: int
     response: int
+    vllm: bool = False
+    vllm_util: float = 0.0
+    vllm_sleep: int = 0
+    device_memory: int = 0
 
 
 # ---------------------------------------------------------------------------------------------- model shape
@@ -410,6 +427,9 @@ def _setup(cfg: Any, shape: ModelShape, devices: int, strategy: str | None) -> _
         prompt=TEXT_PROMPT_TOKENS + image_tokens,
         image_tokens=image_tokens,
         response=r.max_new_tokens,
+        vllm=r.engine == "vllm",
+        vllm_util=r.vllm_gpu_memory_utilization,
+        vllm_sleep=r.vllm_sleep_level,
     )
 
 
@@ -470,13 +490,15 @@ def _rows(s: ModelShape, k: _Setup) -> tuple[list[Row], int]:
         rows.append(
             Row("compute_copies", "gathered layers + unsharded grads", gathered + unsharded, "update")
         )
-        rows.append(
-            Row("rollout_weights", "rollout: whole model gathered", (s.total + cnt.lora) * c, "rollout")
-        )
+        if not k.vllm:
+            rows.append(
+                Row("rollout_weights", "rollout: whole model gathered", (s.total + cnt.lora) * c, "rollout")
+            )
     elif c != p:
         cache = (cnt.trainable + s.largest_layer) * c
         rows.append(Row("compute_copies", f"autocast weight copies ({_dt(c)})", cache, "update"))
-        rows.append(Row("rollout_weights", "rollout: autocast weight copies", cache, "rollout"))
+        if not k.vllm:
+            rows.append(Row("rollout_weights", "rollout: autocast weight copies", cache, "rollout"))
 
     # activations
     tokens = k.micro * (k.prompt + k.response)
@@ -492,6 +514,16 @@ def _rows(s: ModelShape, k: _Setup) -> tuple[list[Row], int]:
     )
 
     # rollout
+    if k.vllm:
+        share = int(k.vllm_util * k.device_memory)
+        awake = k.vllm_sleep == 0
+        label = f"vLLM engine (u={k.vllm_util:g}: weights + KV cache)" + (
+            "" if awake else ", asleep in update"
+        )
+        rows.append(Row("vllm", label, share, "both" if awake else "rollout"))
+        if k.vllm_sleep == 1:
+            host += s.total * c  # its weights offloaded to CPU memory while it sleeps
+        return rows, host
     g = max(k.gen_rows, k.val_rows)
     kv = g * (k.prompt + k.response) * s.layers * 2 * s.kv_dim * c
     rows.append(Row("kv_cache", f"rollout: KV cache ({g} rows)", kv, "rollout"))
@@ -571,8 +603,8 @@ def plan_memory(
     if strategy not in (None, "ddp", "fsdp"):
         raise ConfigError(f"strategy: {strategy!r} is not one of 'ddp', 'fsdp'")
     shape, _ = model_shape(cfg)
-    k = _setup(cfg, shape, devices, strategy)
     budget = int(device_memory_gb * GB)
+    k = replace(_setup(cfg, shape, devices, strategy), device_memory=budget)
     rows, host, update, rollout, peak, fits = _evaluate(shape, k, budget)
     plan = MemoryPlan(
         model=shape.name,
@@ -597,6 +629,10 @@ def plan_memory(
         fits=fits,
         host_bytes=host,
     )
+    if k.vllm:
+        plan.vllm_utilization, plan.vllm_sleep_level = k.vllm_util, k.vllm_sleep
+        plan.vllm_max_utilization = _max_vllm_utilization(shape, k, budget)
+        plan.vllm_kv_sequences = vllm_kv_sequences(shape, k)
     if alternatives:
         for label, kw in ALTERNATIVES:
             alt = replace(k, **kw)
@@ -609,6 +645,24 @@ def plan_memory(
     return plan
 
 
+def vllm_kv_sequences(s: ModelShape, k: _Setup) -> int:
+    """Sequences of prompt + response tokens vLLM's KV cache pool holds at once at utilisation ``k.vllm_util``."""
+    pool = k.vllm_util * k.device_memory - s.total * k.c - VLLM_RESERVE
+    per_seq = (k.prompt + k.response) * s.layers * 2 * s.kv_dim * k.c
+    return max(0, int(pool // per_seq))
+
+
+def _max_vllm_utilization(s: ModelShape, k: _Setup, budget: int) -> float | None:
+    """The largest ``vllm_gpu_memory_utilization`` (0.01 steps) with which the plan fits and vLLM's KV cache
+    holds at least one sequence; None when none does."""
+    for hundredths in range(95, 0, -1):
+        u = hundredths / 100
+        ku = replace(k, vllm_util=u)
+        if _evaluate(s, ku, budget)[5] and vllm_kv_sequences(s, ku) >= 1:
+            return u
+    return None
+
+
 def _suggest(plan: MemoryPlan, s: ModelShape, k: _Setup, budget: int) -> list[str]:
     if plan.fits:
         return []
@@ -619,6 +673,10 @@ def _suggest(plan: MemoryPlan, s: ModelShape, k: _Setup, budget: int) -> list[st
     out.append(
         f"the {' and '.join(phases)} phase{'s' if len(phases) > 1 else ''} exceed{'' if len(phases) > 1 else 's'} the device"
     )
+    if k.vllm and plan.vllm_max_utilization is not None:
+        out.append(f"set rollout.vllm_gpu_memory_utilization={plan.vllm_max_utilization:g}")
+    elif k.vllm and k.vllm_sleep == 0:
+        out.append("no vLLM share fits beside the update: set rollout.vllm_sleep_level=2 (or 1)")
     m, g = _fit_sizes(s, k, budget)
     if m is not None:
         out.append(f"keep the strategy, set {_sizes(m, g, k)}")
@@ -688,6 +746,13 @@ def format_plan(plan: MemoryPlan) -> str:
     if plan.host_bytes:
         lines.append(f"  CPU memory per process (offloaded state): {_gb(plan.host_bytes)} GB")
     lines.append("")
+    if plan.vllm_utilization is not None:
+        most = "none" if plan.vllm_max_utilization is None else f"{plan.vllm_max_utilization:g}"
+        lines.append(
+            f"  vLLM: gpu_memory_utilization {plan.vllm_utilization:g} ({_gb(int(plan.vllm_utilization * plan.device_memory))} GB), "
+            f"sleep level {plan.vllm_sleep_level}; its KV cache holds {plan.vllm_kv_sequences} sequences of "
+            f"{plan.seq_len} tokens at once; the largest utilisation that fits: {most}"
+        )
     if plan.fits:
         lines.append(f"verdict: FITS — peak {_gb(plan.peak)} GB of {_gb(plan.device_memory)} GB per device")
     else:
