@@ -115,13 +115,12 @@ from mssr.models import build_tiny_policy
 from mssr.rollout.vllm_engine import build_engine
 policy = build_tiny_policy("tiny")
 policy.model.to("cuda")
-engine = build_engine("vllm", policy.model, policy.processor, gpu_memory_utilization=0.3, enable_sleep_mode=True)
+engine = build_engine("vllm", policy.model, policy.processor, gpu_memory_utilization=0.3, sleep_level=1)
 free = lambda: torch.cuda.mem_get_info()[0] / 1e9
 out = {"free_gb_awake": free()}
-engine.sleep(level=1)
+engine.before_update()  # the trainer's call after generating: sleep at level 1
 out["free_gb_asleep"] = free()
-engine.wake_up()
-engine.sync_weights(policy.model)
+out["sync_s"] = engine.after_update(policy.model)  # wake up, load the weights
 out["free_gb_woken"] = free()
 print(json.dumps(out))
 """

@@ -56,10 +56,24 @@ class RolloutEngine(Protocol):
     - A response stops at the first EOS token (included in the mask) or at `max_new_tokens` (marked
       `truncated`).
     - `seed` makes a call reproducible without disturbing the caller's global RNG; ``None`` draws from it.
-    An engine holding its own copy of the weights (e.g. vLLM) must also be told about each update (a
-    `load_weights`-style method on that engine); `HFRolloutEngine` shares the policy's modules, so it
-    always samples the current weights.
+    - The update protocol: ``shares_weights`` says whether the engine runs the policy's own modules (then it
+      always samples the current weights, and under FSDP the trainer gathers them for it) or a copy of its
+      own; ``sleeps`` whether it frees its memory during the update. The trainer calls ``before_update()``
+      after generating (when ``sleeps``) and ``after_update(model)`` after each update (when it does not
+      share the weights: wake up, load the new weights; returns the seconds it took); ``sync(model)`` loads
+      weights at any time (a resume); ``close()`` releases the engine's own resources.
     """
+
+    shares_weights: bool
+    sleeps: bool
+
+    def sync(self, model: Any) -> float: ...
+
+    def before_update(self) -> None: ...
+
+    def after_update(self, model: Any) -> float: ...
+
+    def close(self) -> None: ...
 
     def generate(
         self,
@@ -211,6 +225,9 @@ class HFRolloutEngine:
             special tokens), ``()`` = none.
         share_prompts: prefill each distinct prompt once per call (default) or every row (`generate`).
     """
+
+    shares_weights = True  # the policy's own modules: nothing to sync
+    sleeps = False
 
     def __init__(
         self,
@@ -378,6 +395,19 @@ class HFRolloutEngine:
             use_cache=True,
             return_dict_in_generate=True,
         )
+
+    def sync(self, model: Any) -> float:
+        """Nothing to load: the engine runs the policy's own modules."""
+        return 0.0
+
+    def before_update(self) -> None:
+        """Nothing to free."""
+
+    def after_update(self, model: Any) -> float:
+        return 0.0
+
+    def close(self) -> None:
+        """Nothing of its own to release."""
 
     def generate(
         self,

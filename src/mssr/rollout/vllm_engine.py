@@ -218,6 +218,8 @@ class VLLMRolloutEngine:
         gpu_memory_utilization: fraction of GPU memory vLLM may take (weights + KV cache) when colocated on a
             GPU; ignored on CPU, where ``cpu_kv_cache_gib`` sizes the KV cache (``VLLM_CPU_KVCACHE_SPACE``).
         enable_sleep_mode: let `sleep` / `wake_up` free vLLM's GPU memory during the update (GPUs only).
+        sleep_level: what `before_update` frees (0 = nothing; 1 = weights offloaded, KV cache dropped; 2 = both
+            dropped, since `after_update` loads the weights anyway); > 0 implies `enable_sleep_mode`.
         seed: vLLM's engine seed.
         llm_kwargs: more ``vllm.LLM`` arguments (override the above).
     """
@@ -235,6 +237,7 @@ class VLLMRolloutEngine:
         gpu_memory_utilization: float = 0.3,
         cpu_kv_cache_gib: float = 1.0,
         enable_sleep_mode: bool = False,
+        sleep_level: int = 0,
         enforce_eager: bool = True,
         seed: int = 0,
         llm_kwargs: dict[str, Any] | None = None,
@@ -251,6 +254,8 @@ class VLLMRolloutEngine:
         self.pad_token_id = self._hf.pad_token_id
         self.last_sync_s: float | None = None
         self._sleeping = False
+        self.sleep_level = sleep_level
+        self.sleeps = sleep_level > 0
 
         config = base_model(model).config
         why = vllm_unsupported(config, self.tokenizer)
@@ -307,7 +312,7 @@ class VLLMRolloutEngine:
             generation_config="vllm",
             logprobs_mode="processed_logprobs",  # the distribution actually sampled from
             limit_mm_per_prompt={"image": max_images_per_prompt, "video": 0},
-            enable_sleep_mode=enable_sleep_mode,
+            enable_sleep_mode=enable_sleep_mode or sleep_level > 0,
             # vLLM 0.32 on CPU: a seeded request whose prefill is chunked fails ("CPU Generator does not use
             # offset"); whole prefills avoid it (a long prompt must then fit max_num_batched_tokens)
             enable_chunked_prefill=False,
@@ -368,6 +373,24 @@ class VLLMRolloutEngine:
         self.reset_caches()
         self.last_sync_s = time.perf_counter() - start
         return self.last_sync_s
+
+    shares_weights = False  # its own copy of the weights: loaded after every update
+
+    def sync(self, model: nn.Module | None = None) -> float:
+        """Load `model`'s weights (:meth:`sync_weights`); returns the seconds it took."""
+        return self.sync_weights(model)
+
+    def before_update(self) -> None:
+        """Free vLLM's GPU memory for the update (``sleep_level`` > 0)."""
+        if self.sleeps:
+            self.sleep(level=self.sleep_level)
+
+    def after_update(self, model: nn.Module) -> float:
+        """Wake up (if asleep) and load the updated weights; returns the seconds it took."""
+        start = time.perf_counter()
+        self.wake_up()
+        self.sync_weights(model)
+        return time.perf_counter() - start
 
     def reset_caches(self) -> None:
         """Drop vLLM's prefix (KV) cache and its multimodal / encoder caches."""
@@ -566,3 +589,32 @@ def build_engine(
             )
         return VLLMRolloutEngine(model, processor, suppress_token_ids=suppress_token_ids, **vllm_kwargs)
     raise ValueError(f"unknown rollout engine {name!r}: expected 'hf' or 'vllm'")
+
+
+def engine_from_config(
+    rollout: Any, model: nn.Module, processor: Any, *, suppress_token_ids: Sequence[int] | None = None
+) -> HFRolloutEngine | VLLMRolloutEngine:
+    """The engine a ``RolloutConfig`` names (``rollout.engine``, its ``vllm_*`` options), with the checks that
+    need the machine (vLLM's sleep mode exists on GPUs only)."""
+    if rollout.engine != "vllm":
+        return build_engine(
+            rollout.engine,
+            model,
+            processor,
+            suppress_token_ids=suppress_token_ids,
+            share_prompts=rollout.share_prompts,
+        )
+    if rollout.vllm_sleep_level and not torch.cuda.is_available():
+        raise ConfigError(
+            "rollout.vllm_sleep_level needs a GPU: vLLM's sleep mode exists on CUDA/ROCm/XPU only (set it to 0)"
+        )
+    return build_engine(
+        "vllm",
+        model,
+        processor,
+        suppress_token_ids=suppress_token_ids,
+        share_prompts=rollout.share_prompts,
+        max_model_len=rollout.vllm_max_model_len,
+        gpu_memory_utilization=rollout.vllm_gpu_memory_utilization,
+        sleep_level=rollout.vllm_sleep_level,
+    )

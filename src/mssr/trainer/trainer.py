@@ -59,7 +59,7 @@ from mssr.rollout.engine import default_suppress_token_ids
 from mssr.rollout.logprobs import compute_logprobs
 from mssr.rollout.micro_batches import plan_micro_batches, row_lengths
 from mssr.rollout.prompting import records_to_prompts
-from mssr.rollout.vllm_engine import build_engine
+from mssr.rollout.vllm_engine import engine_from_config
 from mssr.trainer import distributed as dist
 from mssr.trainer.checkpoint import (
     UnsafeCheckpointError,
@@ -224,39 +224,18 @@ class RLTrainer:
         self.model = self._prepare_model(self.policy.model)
         self.suppress = tuple(default_suppress_token_ids(self.model, self.policy.processor))
         r = config.rollout
-        if r.vllm_sleep_level and not torch.cuda.is_available():
-            raise ConfigError(
-                "rollout.vllm_sleep_level needs a GPU: vLLM's sleep mode exists on CUDA/ROCm/XPU only (set it to 0)"
-            )
-        vllm_opts = (
-            dict(
-                max_model_len=r.vllm_max_model_len,
-                gpu_memory_utilization=r.vllm_gpu_memory_utilization,
-                enable_sleep_mode=r.vllm_sleep_level > 0,
-            )
-            if r.engine == "vllm"
-            else {}
+        self.engine = engine_from_config(
+            r, self.model, self.policy.processor, suppress_token_ids=self.suppress
         )
-        self.engine = build_engine(
-            r.engine,
-            self.model,
-            self.policy.processor,
-            suppress_token_ids=self.suppress,
-            share_prompts=r.share_prompts,
-            **vllm_opts,
-        )
-        # an engine with its own copy of the weights (vLLM) gets them after every update; the built-in engine
-        # runs the policy's own modules (gathered under FSDP)
-        self.sync_engine = getattr(self.engine, "sync_weights", None)
         # the old log-probs: the sampler's ("auto": only where they are the training forward's — the built-in
         # engine in float32; bf16 sampling and training forwards differ by ~1e-2, another engine's kernels too)
         # or the trainer's own pass. The sampler's are requested whenever they are used or compared with.
-        exact = self.sync_engine is None and self.strategy.compute_dtype == torch.float32
+        exact = self.engine.shares_weights and self.strategy.compute_dtype == torch.float32
         self.old_from_sampler = r.old_logprobs == "sampler" or (
             r.old_logprobs == "auto" and exact and r.tis_cap is None
         )
         self.want_sampler_logprobs = (
-            self.old_from_sampler or self.sync_engine is not None or r.tis_cap is not None
+            self.old_from_sampler or not self.engine.shares_weights or r.tis_cap is not None
         )
 
         if train_records is None:
@@ -406,7 +385,9 @@ class RLTrainer:
         # eval mode: with gradient checkpointing, transformers turns the KV cache off in training mode
         self.model.eval()
         try:
-            with self.strategy.gathered(self.model) if self.sync_engine is None else contextlib.nullcontext():
+            with (
+                self.strategy.gathered(self.model) if self.engine.shares_weights else contextlib.nullcontext()
+            ):
                 parts = self._generate_chunks(prompts, n, step, global_offset, per)
         finally:
             self.model.train()
@@ -592,7 +573,7 @@ class RLTrainer:
         if (
             sampler is None
             or trainer is None
-            or (self.sync_engine is None and self.cfg.rollout.tis_cap is None)
+            or (self.engine.shares_weights and self.cfg.rollout.tis_cap is None)
         ):
             return {}
         sel = d.batch.response_mask > 0
@@ -904,9 +885,9 @@ class RLTrainer:
         with timed(t, "step"):
             with timed(t, "gen"):
                 d = self.rollout(step, self.sample_prompts(step))
-            if self.cfg.rollout.vllm_sleep_level:
-                with timed(t, "sleep"):  # vLLM's GPU memory is the trainer's until the sync
-                    self.engine.sleep(level=self.cfg.rollout.vllm_sleep_level)
+            if self.engine.sleeps:
+                with timed(t, "sleep"):  # the engine's GPU memory is the trainer's until after the update
+                    self.engine.before_update()
             with timed(t, "score"):
                 metrics = self.score(d)
             with timed(t, "logprob"):
@@ -921,11 +902,9 @@ class RLTrainer:
                     metrics.update(self.shaping_probe(self, d, d.unshaped_advantages))
             with timed(t, "update"):
                 metrics.update(self.update_policy(step, d))
-            if self.sync_engine is not None:
+            if not self.engine.shares_weights:
                 with timed(t, "sync"):  # the engine samples the next step from the updated weights
-                    if self.cfg.rollout.vllm_sleep_level:
-                        self.engine.wake_up()
-                    self.sync_engine(self.model)
+                    self.engine.after_update(self.model)
             metrics.update(self.update_tracker(d))
             metrics.update(self._step_metrics(d))
         metrics.update({f"timing_s/{k}": v for k, v in t.items()})
@@ -1163,8 +1142,8 @@ class RLTrainer:
         self.collapse.load_state_dict(st["collapse"])
         torch.set_rng_state(st["rng"]["torch"])
         random.setstate(st["rng"]["python"])
-        if self.sync_engine is not None:  # the engine started from the pre-resume weights
-            self.sync_engine(self.model)
+        if not self.engine.shares_weights:  # the engine started from the pre-resume weights
+            self.engine.sync(self.model)
 
     def maybe_resume(self) -> Path | None:
         """Load the checkpoint ``checkpoint.resume`` names (auto/force: the latest of this run). Refused with a
@@ -1290,10 +1269,11 @@ class RLTrainer:
     def close(self) -> None:
         """Release the rollout engine's own resources (vLLM: its engine core and its process groups — which
         include destroying the default group under torchrun, so the ranks meet at a barrier first)."""
-        close = getattr(self.engine, "close", None)
-        if callable(close):
+        engine = getattr(self, "engine", None)  # (a run refused before its engine was built has none)
+        if engine is not None and not engine.shares_weights:
             dist.barrier()
-            close()
+        if engine is not None:
+            engine.close()
         self._close_run()  # a trainer built but never trained holds its directory's lock until here
 
     def _close_run(self) -> None:
