@@ -47,7 +47,7 @@ def test_stage_two_starts_from_stage_one(data_dir, tmp_path):
     cfg1 = cfg2.init_config()
     assert cfg1.cache_dir == cfg2.cache_dir and cfg2.key_dict()["init_sft"] == cfg1.cache_key()
 
-    start = sft_trainer._init_policy(cfg2, 64)  # trains and caches stage one
+    start = sft_trainer._init_policy(cfg2, 64, run_sft(cfg1))  # stage one, trained and cached first
     w1 = load_policy(run_sft(cfg1) / "policy").model.state_dict()
     w0 = start.model.state_dict()
     assert all(torch.equal(w0[k], w1[k]) for k in w1)

@@ -181,7 +181,7 @@ def load_model(kind: str, policy_dir: Path | None, preset: str | None, tc: Any, 
 
     if kind == "base":
         from mssr.trainer.setup import sft_config
-        from mssr.trainer.sft import ensure_base_policy
+        from mssr.sft import ensure_base_policy
 
         tc.model.preset = preset
         policy_dir = ensure_base_policy(sft_config(tc))

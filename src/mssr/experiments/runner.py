@@ -227,7 +227,7 @@ def prepare_shared_assets(cfgs: Sequence[Any], log: Callable[[str], None] = prin
             if key not in seen:
                 seen.add(key)
                 _wait_for_other_builder(sft.output_dir(), log)
-                from mssr.trainer.sft import ensure_base_policy
+                from mssr.sft import ensure_base_policy
 
                 t0 = time.perf_counter()
                 path = ensure_base_policy(sft)
@@ -244,7 +244,7 @@ def prepare_shared_assets(cfgs: Sequence[Any], log: Callable[[str], None] = prin
 
 def _wait_for_other_builder(final: Path, log: Callable[[str], None], timeout_s: float = 3 * 3600) -> None:
     """If another live process is training the same SFT base (``.tmp-<name>-<pid>``), wait for it."""
-    from mssr.trainer.sft import DONE_FILE
+    from mssr.sft.cache import DONE_FILE
 
     t0 = time.monotonic()
     announced = False

@@ -89,7 +89,7 @@ class Policy:
         qwen = (VISION_START, VISION_END, IMAGE_PAD, VIDEO_PAD)
         if all(t in vocab for t in qwen):
             return [self.tokenizer.convert_tokens_to_ids(t) for t in qwen]
-        from mssr.rollout.engine import default_suppress_token_ids
+        from mssr.models.vision_tokens import default_suppress_token_ids
 
         return list(default_suppress_token_ids(self.model, self.processor))
 

@@ -17,24 +17,12 @@ import torch
 from torch import nn
 from transformers import GenerationConfig
 
+from mssr.models.vision_tokens import default_suppress_token_ids
 from mssr.rollout.batch import PromptInput, PromptStore, RolloutBatch
 from mssr.rollout.prefix import continue_forward, prefill
 
 _VISION_SPAN = re.compile(r"<\|vision_start\|>.*?<\|vision_end\|>", re.DOTALL)
-# Special tokens that may only appear where the processor puts them (Qwen2-VL / Qwen2.5-VL vocabularies).
-_VISION_TOKENS = ("<|vision_start|>", "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>")
 _END_TOKENS = ("<|im_end|>", "<|endoftext|>")
-# Other families' vision tokens (Gemma 3, Idefics3 / SmolVLM), suppressed when the tokenizer has them as
-# added (special) tokens — a plain BPE piece spelled the same is left alone.
-_OTHER_VISION_TOKENS = (
-    "<start_of_image>",
-    "<end_of_image>",
-    "<image_soft_token>",
-    "<fake_token_around_image>",
-    "<image>",
-    "<global-img>",
-    *(f"<row_{i + 1}_col_{j + 1}>" for i in range(6) for j in range(6)),
-)
 # Other families' end-of-turn tokens (Gemma 3, Idefics3 / SmolVLM), when they are added tokens
 _OTHER_END_TOKENS = ("<end_of_turn>", "<end_of_utterance>")
 # A prompt whose generation prompt opens a think block (Qwen3 "Thinking" templates): the response starts
@@ -116,29 +104,6 @@ def check_generate_args(
         raise ValueError(f"batch_size must be >= 1 or None, got {batch_size}")
     if not prompts:
         raise ValueError("no prompts given")
-
-
-def default_suppress_token_ids(model: nn.Module, processor: Any) -> tuple[int, ...]:
-    """Vision special tokens a policy must never sample (docs/platform.md pitfall 2), from config and tokenizer."""
-    tokenizer = getattr(processor, "tokenizer", processor)
-    config = getattr(model, "config", None)
-    ids: set[int] = set()
-    attrs = ("image_token_id", "video_token_id", "vision_start_token_id", "vision_end_token_id")
-    attrs += ("boi_token_index", "eoi_token_index", "image_token_index")  # Gemma 3
-    for attr in attrs:
-        value = getattr(config, attr, None)
-        if isinstance(value, int) and value >= 0:
-            ids.add(value)
-    unk = getattr(tokenizer, "unk_token_id", None)
-    vocab = tokenizer.get_vocab()
-    for token in _VISION_TOKENS:
-        if token in vocab and vocab[token] != unk:
-            ids.add(int(vocab[token]))
-    added = tokenizer.get_added_vocab() if hasattr(tokenizer, "get_added_vocab") else {}
-    for token in _OTHER_VISION_TOKENS:
-        if token in added and added[token] != unk:
-            ids.add(int(added[token]))
-    return tuple(sorted(ids))
 
 
 def _eos_token_ids(model: nn.Module, tokenizer: Any) -> list[int]:

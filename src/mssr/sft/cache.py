@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from mssr.io import read_json, write_dir_atomic
+from mssr.sft import trainer
 from mssr.sft.config import SFTConfig
 
 DONE_FILE = "metrics.json"
@@ -20,14 +21,15 @@ def run_sft(cfg: SFTConfig, *, force: bool = False) -> Path:
     Training happens in a temporary sibling directory renamed into place, so concurrent callers never see a
     half-written run.
     """
-    from mssr.sft import trainer
-
     final = cfg.output_dir()
     if (final / DONE_FILE).is_file() and not force:
         return final
+    init_dir = (
+        run_sft(cfg.init_config()) if cfg.init_sft is not None else None
+    )  # the curriculum's first stage
 
     def build(tmp: Path) -> None:
-        metrics = trainer.train_sft(cfg, tmp)
+        metrics = trainer.train_sft(cfg, tmp, init_dir)
         (tmp / "sft_config.json").write_text(
             json.dumps(
                 {**cfg.key_dict(), "cache_key": cfg.cache_key()}, indent=2, sort_keys=True, default=str

@@ -47,25 +47,27 @@ def _evaluate(policy: Policy, records: Any, cfg: SFTConfig, *, seed: int) -> dic
     )
 
 
-def _init_policy(cfg: SFTConfig, image_size: int) -> Policy:
-    """Curriculum: the base of the ``init_sft`` stage (trained first if not cached), which must be the same
-    preset at the same image size."""
+def _init_policy(cfg: SFTConfig, image_size: int, init_dir: Path | None) -> Policy:
+    """Curriculum: the base of the ``init_sft`` stage (``init_dir``: its finished run, which
+    :func:`mssr.sft.cache.run_sft` trains first if not cached), the same preset at the same image size."""
     from mssr.models import load_policy
-    from mssr.sft.cache import run_sft
 
+    if init_dir is None:
+        raise ValueError(f"init_sft {cfg.init_sft}: the first stage's run directory was not given")
     init = cfg.init_config()
     if init.preset != cfg.preset:
         raise ValueError(f"init_sft {cfg.init_sft}: preset {init.preset!r}, this stage {cfg.preset!r}")
     init_size = int(init.data.get("image_size", 64)) if init.data_dir is None else 64
     if init_size != image_size:
         raise ValueError(f"init_sft {cfg.init_sft}: image size {init_size}, this stage {image_size}")
-    policy = load_policy(run_sft(init) / "policy")
+    policy = load_policy(init_dir / "policy")
     policy.model.float()
     return policy
 
 
-def train_sft(cfg: SFTConfig, out_dir: Path) -> dict[str, Any]:
-    """Train and write the policy plus logs into ``out_dir`` (which must not hold a finished run)."""
+def train_sft(cfg: SFTConfig, out_dir: Path, init_dir: Path | None = None) -> dict[str, Any]:
+    """Train and write the policy plus logs into ``out_dir`` (which must not hold a finished run); a curriculum
+    stage (``init_sft``) starts from ``init_dir``, its first stage's finished run."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     t0 = time.perf_counter()
@@ -81,7 +83,7 @@ def train_sft(cfg: SFTConfig, out_dir: Path) -> dict[str, Any]:
             seed=cfg.init_seed,
         )
     else:
-        policy = _init_policy(cfg, image_size)
+        policy = _init_policy(cfg, image_size, init_dir)
     examples = encode_examples(policy, train, cfg.instruction)
     pad_id = pad_token_id(policy)
     model = policy.model

@@ -1,4 +1,5 @@
-"""The SFT warm start moved to :mod:`mssr.sft`; this module keeps the old import path working."""
+"""Deprecated: the SFT warm start lives in :mod:`mssr.sft`. This module keeps the old import path working for
+users; the library itself imports :mod:`mssr.sft` directly."""
 
 from mssr.io import cache_root as default_cache_dir
 from mssr.sft.cache import DONE_FILE, ensure_base_policy, read_metrics, run_sft
