@@ -180,8 +180,8 @@ def load_model(kind: str, policy_dir: Path | None, preset: str | None, tc: Any, 
     from mssr.models import build_tiny_policy, load_policy
 
     if kind == "base":
-        from mssr.trainer.setup import sft_config
         from mssr.sft import ensure_base_policy
+        from mssr.trainer.setup import sft_config
 
         tc.model.preset = preset
         policy_dir = ensure_base_policy(sft_config(tc))
