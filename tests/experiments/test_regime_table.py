@@ -36,6 +36,9 @@ def test_run_summary_by_hand():
     s = _module().run_summary(_rows(), floor=0.05)
     assert s["start"] == 0.40 and s["final"] == 0.04
     assert s["onset"] == 8 and s["half"] == 6
+    # 3-step means of the training reward: .5 .5 .333 .267 .1 .1 .033 .067 -> <= half of step 1's (.25) at
+    # step 5, <= 0.05 at step 7
+    assert s["reward_half"] == 5 and s["reward_floor"] == 7
     assert s["ent_half"] == 5 and s["ent_half_first"] is True  # before the onset at step 8
     assert s["ent_first5"] == pytest.approx((0.05 + 0.06 + 0.05 + 0.04 + 0.02) / 5)
     assert s["ent_last5"] == pytest.approx((0.04 + 0.02 + 0.02 + 0.03 + 0.02) / 5)

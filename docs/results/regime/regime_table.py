@@ -10,7 +10,9 @@ docs/results/regime/README.md can be recomputed from the repository. Per arm, me
 (``k/n``: seeds where an event happened):
 
 - validation (sampled pass@1 on 200 items) at step 0 and at the given steps; the onset: the first validation at
-  or below ``--floor`` (collapse to zero), and the first at or below half the run's starting value;
+  or below ``--floor`` (collapse to zero), and the first at or below half the run's starting value; and, finer
+  than validation every 10 steps, the first step whose training reward (3-step running mean) is at or below
+  half of step 1's;
 - sampled-token entropy: mean of steps 1–5, of the last 5 steps, and the paper's criterion — the first step whose
   entropy is below half of its running peak, and whether that came before the validation onset;
 - KL to the reference (``actor/kl_loss``, k3 token mean) over the last 5 steps; response length and truncated
@@ -99,6 +101,18 @@ def run_summary(rows: list[dict], floor: float) -> dict:
         peak = max(peak, r["actor/entropy"])
         if ent_half is None and r["actor/entropy"] < peak / 2:
             ent_half = r["step"]
+    # the training reward, per step: a finer onset than validation every 10 steps (3-step running mean)
+    rew = [r.get("critic/score/mean") for r in steps]
+    run3 = [
+        statistics.fmean(rew[max(0, i - 2) : i + 1])
+        for i in range(len(rew))
+        if None not in rew[max(0, i - 2) : i + 1]
+    ]
+    start_reward = rew[0] if rew and rew[0] is not None else None
+    reward_half = next(
+        (steps[i]["step"] for i, x in enumerate(run3) if start_reward and x <= start_reward / 2), None
+    )
+    reward_floor = next((steps[i]["step"] for i, x in enumerate(run3) if x <= floor), None)
     drop = onset or half
     first5, last5 = steps[:5], steps[-5:]
     before = [r for r in steps if drop is None or r["step"] < drop]
@@ -111,6 +125,8 @@ def run_summary(rows: list[dict], floor: float) -> dict:
         "final": val.get(max(val)) if val else None,
         "onset": onset,
         "half": half,
+        "reward_half": reward_half,
+        "reward_floor": reward_floor,
         "ent_first5": _mean(first5, "actor/entropy"),
         "ent_last5": _mean(last5, "actor/entropy"),
         "ent_half": ent_half,
@@ -145,13 +161,14 @@ def tables(study: str, floor: float, at: list[int]) -> str:
     summ = {arm: [run_summary(rows, floor) for rows in runs] for arm, runs in arms.items()}
     out = []
     head = ["arm", "seeds", "upd/step", "val @ 0", *[f"val @ {s}" for s in at], f"first val ≤ {floor}",
-            "first val ≤ ½ start", "entropy 1–5", "entropy last 5", "entropy < ½ peak (first, k/n)",
+            "first val ≤ ½ start", "train reward ≤ ½ step 1 (3-step mean)", "entropy 1–5", "entropy last 5", "entropy < ½ peak (first, k/n)",
             "KL last 5", "length last 5", "truncated last 5", "train reward last 5"]  # fmt: skip
     out += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for arm, ss in summ.items():
         cells = [arm, str(len(ss)), _stat([s["updates"] for s in ss], ".1f"), _stat([s["start"] for s in ss])]
         cells += [_stat([s["val"].get(t) for s in ss]) for t in at]
         cells += [_event([s["onset"] for s in ss]), _event([s["half"] for s in ss])]
+        cells += [_event([s["reward_half"] for s in ss])]
         cells += [_stat([s["ent_first5"] for s in ss], ".4f"), _stat([s["ent_last5"] for s in ss], ".4f")]
         first = sum(1 for s in ss if s["ent_half_first"])
         cells += [f"{_event([s['ent_half'] for s in ss])}; before the val drop {first}/{len(ss)}"]
