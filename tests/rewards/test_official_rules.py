@@ -22,8 +22,8 @@ def official(response, answer, rule=None, **kw):
     """Official-mode verdict, with ``rule`` (a name or a list of names) switched off."""
     if rule is None:
         return verify(response, answer, mode="official", **kw)
-    with rules.disabled([rule] if isinstance(rule, str) else rule):
-        return verify(response, answer, mode="official", **kw)
+    off = rules.RuleSet.without([rule] if isinstance(rule, str) else rule)
+    return verify(response, answer, mode="official", rules=off, **kw)
 
 
 def test_echoed_options_first_option_as_the_normaliser_reads_it() -> None:
@@ -91,8 +91,7 @@ def test_option_paraphrase_needs_a_unique_unnegated_match() -> None:
     assert rules.option_by_paraphrase("it would go down", POP) == 0
     assert rules.option_by_paraphrase("it would not go down", POP) is None  # negated: left to edit distance
     assert rules.option_by_paraphrase("the weather is nice", POP) is None
-    with rules.disabled(["option_paraphrase"]):
-        assert official("It would go down.", "decrease", choices=POP).extracted != "A"
+    assert official("It would go down.", "decrease", "option_paraphrase", choices=POP).extracted != "A"
 
 
 @pytest.mark.parametrize(
@@ -277,12 +276,30 @@ def test_leading_answer_forms(text: str, lead: str | None) -> None:
     assert rules.leading_answer(text) == lead
 
 
-def test_disabled_rejects_unknown_rules_and_restores() -> None:
-    with pytest.raises(ValueError, match="unknown rules"), rules.disabled(["nope"]):
-        pass
-    with rules.disabled(["option_value"]):
-        assert not rules.enabled("option_value")
-    assert all(rules.enabled(r) for r in rules.RULES)
+def test_rule_sets_are_values_and_reject_unknown_rules() -> None:
+    with pytest.raises(ValueError, match="unknown rules"):
+        rules.RuleSet.without(["nope"])
+    off = rules.RuleSet.without(["option_value"])
+    assert not off.enabled("option_value") and all(off.enabled(r) for r in rules.RULES if r != "option_value")
+    assert all(rules.ALL_RULES.enabled(r) for r in rules.RULES)
+    assert not any(isinstance(v, set) for v in vars(rules).values())  # no module-level mutable state
+
+
+def test_grading_is_reentrant_across_threads() -> None:
+    # two rule sets graded at once from two threads: each verdict follows its own rule set (a process-global
+    # switch made one thread's rules leak into the other's grading)
+    from concurrent.futures import ThreadPoolExecutor
+
+    r = "```python\na = 47\nb = 1141\nc = 3\nanswer = b - c * a\nprint(answer)\n```"
+    off = rules.RuleSet.without(["program_output"])
+
+    def grade(k: int) -> bool:
+        rs = off if k % 2 else rules.ALL_RULES
+        return verify(r, "1000", answer_type="integer", mode="official", rules=rs).correct
+
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(grade, range(200)))
+    assert got == [k % 2 == 0 for k in range(200)]
 
 
 def _dp(a: str, b: str) -> int:

@@ -86,12 +86,12 @@ class FileResult:
 
 def _agreements(items: list[GradeItem], disabled: frozenset[str]) -> list[bool]:
     fmt = get("mathvista")
-    with rules.disabled(disabled):
-        return [
-            bool(fmt.verify_response(it, "official").correct) == bool(it.official)
-            for it in items
-            if it.official is not None
-        ]
+    rule_set = rules.RuleSet.without(disabled)
+    return [
+        bool(fmt.verify_response(it, "official", rule_set).correct) == bool(it.official)
+        for it in items
+        if it.official is not None
+    ]
 
 
 def leave_one_out(files: dict[str, list[GradeItem]], rule_names: list[str] | None = None) -> list[FileResult]:

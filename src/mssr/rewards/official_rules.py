@@ -14,8 +14,8 @@ letter → its option, else ``get_most_similar`` = smallest Levenshtein distance
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 from mssr.rewards.text import clean_span, numbers_in, parse_number
 
@@ -53,27 +53,29 @@ RULES: dict[str, str] = {
     "restated text, so no number or option is taken from the question",
 }
 
-_DISABLED: set[str] = set()
+
+@dataclass(frozen=True)
+class RuleSet:
+    """Which optional rules of :data:`RULES` grading applies: a value passed to ``verify(rules=...)`` — grading
+    keeps no state of its own, so it is reentrant and thread-safe. ``RuleSet()`` is every rule (what ships);
+    ``RuleSet.without(names)`` switches some off (the leave-one-system-out study)."""
+
+    disabled: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        unknown = set(self.disabled) - set(RULES)
+        if unknown:
+            raise ValueError(f"unknown rules {sorted(unknown)}; known: {sorted(RULES)}")
+
+    @classmethod
+    def without(cls, names: Iterable[str]) -> RuleSet:
+        return cls(frozenset(names))
+
+    def enabled(self, name: str) -> bool:
+        return name not in self.disabled
 
 
-def enabled(name: str) -> bool:
-    return name not in _DISABLED
-
-
-@contextmanager
-def disabled(names: Iterable[str]) -> Iterator[None]:
-    """Switch rules off inside the block (in this process: grade with ``num_workers=0``)."""
-    names = set(names)
-    unknown = names - set(RULES)
-    if unknown:
-        raise ValueError(f"unknown rules {sorted(unknown)}; known: {sorted(RULES)}")
-    saved = set(_DISABLED)
-    _DISABLED.update(names)
-    try:
-        yield
-    finally:
-        _DISABLED.clear()
-        _DISABLED.update(saved)
+ALL_RULES = RuleSet()
 
 
 # ----------------------------------------------------------------------------------------------- echoes

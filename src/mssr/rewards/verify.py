@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from mssr.rewards import official_rules as rules
+from mssr.rewards import official_rules as R
 from mssr.rewards.equivalence import (
     Unverifiable,
     gold_choice_index,
@@ -26,6 +26,7 @@ from mssr.rewards.equivalence import (
     scalars_equal,
 )
 from mssr.rewards.extract import DELIMITED_SOURCES, Extraction, extract_answer, letter_of, number_of_span
+from mssr.rewards.official_rules import ALL_RULES, RuleSet
 from mssr.rewards.program import program_output
 from mssr.rewards.text import clean_span, parse_number, to_text
 
@@ -87,6 +88,7 @@ def verify(
     require_clean_end: bool = False,
     question: str | None = None,
     max_chars: int | None = MAX_RESPONSE_CHARS,
+    rules: RuleSet = ALL_RULES,
 ) -> Verdict:
     """Grade ``response`` against the gold ``answer``.
 
@@ -98,6 +100,7 @@ def verify(
     ``question``: the question text, when known; a restated question is ignored by extraction (no number or
     option is taken from it).
     ``max_chars``: grade only the response's last ``max_chars`` characters (None: all of it).
+    ``rules``: the optional rules of :mod:`mssr.rewards.official_rules` to apply (a value; default all).
 
     Pure and thread-safe, no timeout of its own: run it under :func:`mssr.rewards.score_batch` (or
     :class:`mssr.rewards.runner.InlineRunner`/``ProcessRunner``) when inputs are untrusted.
@@ -110,17 +113,17 @@ def verify(
     gold = to_text(answer).strip()
     choices = [to_text(c) for c in choices] if choices else None
     if mode == "official":
-        return _verify_official(text, gold, answer_type, choices, precision, question)
-    return _verify_strict(text, gold, answer_type, choices, precision, require_clean_end, question)
+        return _verify_official(text, gold, answer_type, choices, precision, question, rules)
+    return _verify_strict(text, gold, answer_type, choices, precision, require_clean_end, question, rules)
 
 
 # ------------------------------------------------------------------------------------------------ strict
 def _extract_past_question_echo(
-    text: str, question: str | None, choices: list[str] | None, answer_type: str
+    text: str, question: str | None, choices: list[str] | None, answer_type: str, rules: RuleSet = ALL_RULES
 ) -> tuple[str, Extraction | None]:
     """The response without a restated question (rule ``question_echo``) and the answer extracted from it,
     its end offset mapped back into ``text``."""
-    body = rules.strip_question_echo(text, question, choices) if rules.enabled("question_echo") else text
+    body = R.strip_question_echo(text, question, choices) if rules.enabled("question_echo") else text
     ex = extract_answer(body, choices=choices, answer_type=answer_type)
     if ex is not None and body is not text:
         ex = Extraction(ex.text, ex.source, _end_in(text, body, ex))
@@ -135,10 +138,11 @@ def _verify_strict(
     precision: int | None,
     require_clean_end: bool,
     question: str | None = None,
+    rules: RuleSet = ALL_RULES,
 ) -> Verdict:
-    if choices and rules.enabled("echoed_options") and rules.echoed_options(text, choices) is not None:
+    if choices and rules.enabled("echoed_options") and R.echoed_options(text, choices) is not None:
         return Verdict(False, text.strip(), "no_choice_match")  # several options echoed: none chosen
-    body, ex = _extract_past_question_echo(text, question, choices, answer_type)
+    body, ex = _extract_past_question_echo(text, question, choices, answer_type, rules)
     if ex is None:
         return Verdict(False, None, "refusal" if is_refusal(text) else "no_answer")
     if (
@@ -229,7 +233,11 @@ def _named(extracted: str, choices: list[str]) -> bool:
 
 
 def official_extraction(
-    text: str, answer_type: str | None, choices: list[str] | None, question: str | None = None
+    text: str,
+    answer_type: str | None,
+    choices: list[str] | None,
+    question: str | None = None,
+    rules: RuleSet = ALL_RULES,
 ) -> tuple[str | None, Extraction | None]:
     """The string MathVista's pipeline would score for ``text``: its quick rules, then the answer statement, with
     the rules of :mod:`mssr.rewards.official_rules` for the styles a plain extraction gets wrong."""
@@ -245,16 +253,16 @@ def official_extraction(
     if rules.enabled("program_output"):
         printed = program_output(text)
         if printed is not None and "print" not in printed:  # (a program printing code is read as text)
-            return official_extraction(printed, answer_type, choices, question)
+            return official_extraction(printed, answer_type, choices, question, rules)
     if choices and rules.enabled("echoed_options"):
-        letter = rules.echoed_options(text, choices)
+        letter = R.echoed_options(text, choices)
         if letter is not None:
             return letter, None
-    body, ex = _extract_past_question_echo(text, question, choices, answer_type)
+    body, ex = _extract_past_question_echo(text, question, choices, answer_type, rules)
     if answer_type in ("integer", "float") and not choices:
         if answer_type == "integer" and rules.enabled("number_words"):
             span = ex.text if ex is not None else clean_span(body)
-            word = None if is_refusal(span) else rules.number_word(span)
+            word = None if is_refusal(span) else R.number_word(span)
             if word is not None:
                 return word, ex
         if ex is None:
@@ -266,7 +274,7 @@ def official_extraction(
         ):
             return None, None
         if ex.source == "last_number" and rules.enabled("leading_answer"):
-            lead = rules.leading_answer(body)
+            lead = R.leading_answer(body)
             if lead is not None:
                 return lead, ex
         num = number_of_span(ex.text)
@@ -277,14 +285,14 @@ def official_extraction(
         ex is not None
         and rules.enabled("refusal_no_number")
         and ex.source in ("choice_text", "conclusion", "last_number")
-        and (is_refusal(_last_sentence(body)) or rules.refusal_wording(body) is not None)
+        and (is_refusal(_last_sentence(body)) or R.refusal_wording(body) is not None)
     ):
         ex = None  # an option named in the reasoning of a response that ends by giving up is not its answer
-    return _official_choice(body, ex, choices, question)
+    return _official_choice(body, ex, choices, question, rules)
 
 
 def _official_choice(
-    body: str, ex: Extraction | None, choices: list[str], question: str | None
+    body: str, ex: Extraction | None, choices: list[str], question: str | None, rules: RuleSet = ALL_RULES
 ) -> tuple[str | None, Extraction | None]:
     """Multiple choice: the extraction when it names an option, else what the official extractor would write
     for the style (a concluded value, a refusal's wording, Yes/No for a statement, the option meant by value or
@@ -293,41 +301,41 @@ def _official_choice(
     if extracted is not None and _named(extracted, choices):
         return extracted, ex
     if rules.enabled("no_option_value"):
-        value = rules.value_before_no_option(body)
+        value = R.value_before_no_option(body)
         if value is not None:
             return value, ex
     if extracted is not None and rules.enabled("refusal_wording") and is_refusal(extracted):
-        written = rules.refusal_wording(body)  # "the answer is inconclusive and cannot be determined"
+        written = R.refusal_wording(body)  # "the answer is inconclusive and cannot be determined"
         if written is not None:
             return written, ex
     if rules.enabled("letter_statement") and (extracted is None or ex is None or ex.source != "phrase"):
-        letter = rules.letter_statement(body, len(choices))
+        letter = R.letter_statement(body, len(choices))
         if letter is not None:
             return letter, ex
-    yn = rules.yes_no_index(choices)
+    yn = R.yes_no_index(choices)
     if (
         yn is not None
         and rules.enabled("yesno_statement")
         and not is_refusal(_last_sentence(body))
-        and rules.refusal_wording(body) is None
+        and R.refusal_wording(body) is None
     ):
-        said = rules.yesno_statement(extracted if extracted is not None else body, question)
+        said = R.yesno_statement(extracted if extracted is not None else body, question)
         if said is None and extracted is not None:
-            said = rules.yesno_statement(body, question)
+            said = R.yesno_statement(body, question)
         if said is not None:
             return choices[yn[0] if said else yn[1]], ex
     # no option named: the one the answer span (else the final sentence) states by value or paraphrase
     span = extracted
     if span is None:
         last = _last_sentence(body)
-        refuses = is_refusal(last) or rules.refusal_wording(body) is not None
+        refuses = is_refusal(last) or R.refusal_wording(body) is not None
         span = None if not last or refuses else last
     if span is not None:
         idx = None
         if rules.enabled("option_value"):
-            idx = rules.option_by_value(span, choices)
+            idx = R.option_by_value(span, choices)
         if idx is None and rules.enabled("option_paraphrase"):
-            idx = rules.option_by_paraphrase(span, choices)
+            idx = R.option_by_paraphrase(span, choices)
         if idx is not None:
             return chr(65 + idx), ex
     return extracted, ex
@@ -340,17 +348,18 @@ def _verify_official(
     choices: list[str] | None,
     precision: int | None,
     question: str | None = None,
+    rules: RuleSet = ALL_RULES,
 ) -> Verdict:
-    extracted, _ = official_extraction(text, answer_type, choices, question)
+    extracted, _ = official_extraction(text, answer_type, choices, question, rules)
     question_type = "multi_choice" if choices else "free_form"
     if extracted is None:
         if not choices:
             return Verdict(False, None, "refusal" if is_refusal(text) else "no_answer")
         # the official extractor (an LLM) writes a no-answer string for such a response ("N/A", "Cannot be
         # determined", the apology itself); its scorer then maps that text to the nearest option
-        extracted = (
-            rules.refusal_wording(text) if rules.enabled("refusal_wording") else None
-        ) or _last_sentence(text)
+        extracted = (R.refusal_wording(text) if rules.enabled("refusal_wording") else None) or _last_sentence(
+            text
+        )
     pred = mathvista_normalize(extracted, choices, question_type, answer_type, precision)
     correct = pred == gold
     if choices and not _named(extracted, choices):

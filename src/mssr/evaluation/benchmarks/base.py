@@ -29,6 +29,7 @@ from typing import Any
 
 from mssr.data.record import CHOICE_LETTERS, Record
 from mssr.evaluation.benchmarks.readers import TABLE_SUFFIXES, BenchmarkDataError, ImageRef, Row, read_rows
+from mssr.rewards.official_rules import ALL_RULES, RuleSet
 from mssr.rewards.verify import Verdict, verify
 
 log = logging.getLogger(__name__)
@@ -251,9 +252,9 @@ class Benchmark:
         raises :class:`BenchmarkDataError` naming the file and the problem id."""
         raise NotImplementedError(f"{self.name}: reading published responses is not supported")
 
-    def verify_response(self, item: GradeItem, mode: str) -> Verdict:
-        """Is the response right? mssr's verifier in ``mode``, given the question too (a restated question is not
-        read as the answer); an adapter may apply its benchmark's own scoring."""
+    def verify_response(self, item: GradeItem, mode: str, rules: RuleSet = ALL_RULES) -> Verdict:
+        """Is the response right? mssr's verifier in ``mode`` with the optional ``rules``, given the question too
+        (a restated question is not read as the answer); an adapter may apply its benchmark's own scoring."""
         return verify(
             item.response,
             item.answer,
@@ -262,6 +263,7 @@ class Benchmark:
             mode=mode,
             precision=item.precision,
             question=item.question or None,
+            rules=rules,
         )
 
     def official_prediction(self, item: GradeItem, extraction: str | None) -> str | None:
