@@ -112,10 +112,9 @@ def test_select_slices_vision_inputs(model, processor, prompts, batch):
 
 def test_select_carries_scores_and_rejects_bad_indices(model, batch):
     out = compute_logprobs(model, batch, entropy="sampled")
-    scored = batch.replace(old_logprobs=out.logprobs, sampled_entropy=out.entropy)
+    scored = batch.replace(rollout_logprobs=out.logprobs)
     sub = scored.select(torch.tensor([7, 0]))
-    assert torch.equal(sub.old_logprobs, out.logprobs[[7, 0]])
-    assert torch.equal(sub.sampled_entropy, out.entropy[[7, 0]])
+    assert torch.equal(sub.rollout_logprobs, out.logprobs[[7, 0]])
     assert sub.response_text == [batch.response_text[7], batch.response_text[0]]
     with pytest.raises(IndexError):
         batch.select([len(batch)])

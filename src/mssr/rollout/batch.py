@@ -151,9 +151,6 @@ _ROW_TENSORS = (
     "response_mask",
     "truncated",
     "mm_token_type_ids",
-    "old_logprobs",
-    "sampled_entropy",
-    "full_entropy",
     "rollout_logprobs",
 )
 _ROW_LISTS = ("keys", "response_text")
@@ -187,13 +184,10 @@ class RolloutBatch:
         suppress_token_ids: token ids whose logits were set to -inf while sampling (docs/platform.md pitfall 2);
             `compute_logprobs` masks them too by default, so log-probs describe the sampled distribution.
         pad_token_id: the padding id used in `input_ids` / `response_ids`.
-        old_logprobs: ``FloatTensor[N, T]`` log-probs of the response tokens under the rollout policy
-            (filled by the trainer from `compute_logprobs`; 0 where the mask is 0).
-        sampled_entropy: ``FloatTensor[N, T]``: −p log p of the sampled token (docs/method.md §4 `sampled`).
-        full_entropy: ``FloatTensor[N, T]``: full-vocabulary entropy (docs/method.md §4 `full`).
         rollout_logprobs: ``FloatTensor[N, T]``: log-probs reported by the sampler itself (its processed
-            scores, top-k/top-p included) when the engine was asked for them; a diagnostic of the
-            rollout/training mismatch, not used by the loss.
+            scores, top-k/top-p included) when the engine was asked for them: π_old of the PPO ratio under
+            ``rollout.old_logprobs`` = ``sampler`` (or ``auto`` where they equal the training forward's),
+            otherwise the measure of the sampler/trainer mismatch (``rollout/logprob_diff_*``).
     """
 
     prompt_index: torch.Tensor
@@ -210,9 +204,6 @@ class RolloutBatch:
     temperature: float = 1.0
     suppress_token_ids: tuple[int, ...] = ()
     pad_token_id: int = 0
-    old_logprobs: torch.Tensor | None = None
-    sampled_entropy: torch.Tensor | None = None
-    full_entropy: torch.Tensor | None = None
     rollout_logprobs: torch.Tensor | None = None
     # the forward's name for mm_token_type_ids: "mm_token_type_ids" (Qwen-VL) or "token_type_ids" (Gemma 3,
     # whose image tokens attend to each other bidirectionally)
@@ -245,14 +236,8 @@ class RolloutBatch:
         """T, the number of (right-padded) response columns."""
         return int(self.response_ids.shape[1])
 
-    @property
-    def has_images(self) -> bool:
-        return self.prompts.pixel_values is not None and bool(
-            self.prompts.n_images.index_select(0, self.prompt_slot.to(self.prompts.n_images.device)).sum() > 0
-        )
-
     def replace(self, **changes: object) -> RolloutBatch:
-        """A copy with some fields replaced (e.g. ``old_logprobs=...``)."""
+        """A copy with some fields replaced (e.g. ``rollout_logprobs=...``)."""
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
     def select(self, indices: Sequence[int] | torch.Tensor) -> RolloutBatch:

@@ -9,7 +9,7 @@ import torch
 
 from mssr.rollout.batch import PromptStore, RolloutBatch
 
-_RESPONSE_FLOATS = ("response_mask", "old_logprobs", "sampled_entropy", "full_entropy", "rollout_logprobs")
+_RESPONSE_FLOATS = ("response_mask", "rollout_logprobs")
 
 
 def _pad_cols(x: torch.Tensor, width: int, value: float | int, *, left: bool) -> torch.Tensor:

@@ -212,7 +212,7 @@ class RLTrainer:
                 "model.lora_rank with parallel.strategy=fsdp is not supported yet: LoRA trains few weights, "
                 "use parallel.strategy=ddp (the frozen base is not sharded)"
             )
-        self.preflight = memory_preflight(config, world_size=dist.world_size(), device=self.device)
+        memory_preflight(config, world_size=dist.world_size(), device=self.device)  # raises if it cannot fit
         a = config.algorithm
         self.tracker = (
             BetaTracker(rho_min=a.rho_min, threshold=a.reward_threshold) if self.spec.use_tracker else None
@@ -310,7 +310,6 @@ class RLTrainer:
         self.best_val: float | None = None  # of the scheduled validations (at start, every val.every steps)
         self.last_val: float | None = None
         self.first_val: float | None = None
-        self._stop = False
         self._stop_signal = 0
         self._excluded_streak = 0
         self._failure_kinds: set[str] = set()
@@ -1190,7 +1189,6 @@ class RLTrainer:
         ranks leave the loop after the same step and write the same checkpoint together."""
         flag = torch.tensor([self._stop_signal], dtype=torch.int64, device=self._flag_device)
         sig = int(dist.all_reduce_max(flag)[0]) if dist.is_distributed() else self._stop_signal
-        self._stop = bool(sig)
         return sig
 
     @property
@@ -1438,9 +1436,6 @@ def with_responses(batch: Any, ids: torch.Tensor, mask: torch.Tensor) -> Any:
         truncated=torch.zeros(n, dtype=torch.bool),
         response_text=[""] * n,
         mm_token_type_ids=mm,
-        old_logprobs=None,
-        sampled_entropy=None,
-        full_entropy=None,
         rollout_logprobs=None,
     )
 
