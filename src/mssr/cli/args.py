@@ -15,26 +15,26 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def positive_seconds(text: str) -> float:
-    """A finite number of seconds > 0 (a deadline of 0 times every item out; nan or inf disables it)."""
+def _positive_finite(text: str, what: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
     if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number of seconds > 0, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"must be a finite number{' of seconds' if what == 'seconds' else ''} > 0, got {text!r}"
+        )
     return value
+
+
+def positive_seconds(text: str) -> float:
+    """A finite number of seconds > 0 (a deadline of 0 times every item out; nan or inf disables it)."""
+    return _positive_finite(text, "seconds")
 
 
 def positive_number(text: str) -> float:
     """A finite number > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
-    return value
+    return _positive_finite(text, "a number")
 
 
 def non_negative_int(text: str) -> int:
