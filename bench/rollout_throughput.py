@@ -1,6 +1,6 @@
 """Throughput of the rollout layer on the tiny presets (not a test; numbers for docs/rollout.md).
 
-    .venv/bin/python tests/rollout/bench_rollout.py [--preset tiny] [--threads 1] [--rows 32] [--new 64]
+    .venv/bin/python bench/rollout_throughput.py [--preset tiny] [--threads 1] [--rows 32] [--new 64]
 
 Measures `HFRolloutEngine.generate` (tokens/s), the no-grad `compute_logprobs` pass (sampled and full
 entropy), one training forward+backward, and the effect of `logits_to_keep` on a Qwen-sized vocabulary.
