@@ -16,6 +16,7 @@ import random
 from collections import defaultdict
 from pathlib import Path
 
+from mssr.evaluation.paired import paired_bootstrap
 from mssr.evaluation.results import ResultStore
 
 
@@ -34,17 +35,8 @@ def load(eval_dir: Path) -> dict[str, tuple[str, float]]:
 def paired(
     a: list[float], b: list[float], boot: int, rng: random.Random
 ) -> tuple[float, float, float, float]:
-    """``(difference, low, high, share of resamples with B > A)`` of mean(b) − mean(a) over paired items."""
-    n = len(a)
-    diffs = [y - x for x, y in zip(a, b)]
-    mean = sum(diffs) / n
-    stats = []
-    for _ in range(boot):
-        s = sum(diffs[rng.randrange(n)] for _ in range(n)) / n
-        stats.append(s)
-    stats.sort()
-    lo, hi = stats[int(0.025 * boot)], stats[min(boot - 1, int(0.975 * boot))]
-    return mean, lo, hi, sum(s > 0 for s in stats) / boot
+    """``(difference, low, high, share of resamples with B > A)``: :func:`mssr.evaluation.paired.paired_bootstrap`."""
+    return paired_bootstrap(a, b, boot, rng)
 
 
 def main() -> None:
