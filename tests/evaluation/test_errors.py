@@ -141,3 +141,11 @@ def test_save_to_disk_arrow_shards_are_read(tmp_path):
         "y",
     ]
     assert data.items[4].to_record().images[0].size == (24, 16)
+
+
+def test_an_empty_benchmark_file_is_an_error_not_a_zero(tmp_path):
+    p = tmp_path / "mmk12" / "test.jsonl"
+    p.parent.mkdir()
+    p.write_text("")
+    with pytest.raises(BenchmarkDataError, match=r"mmk12: .*test\.jsonl holds no items"):
+        benchmarks.get("mmk12").load(p.parent)

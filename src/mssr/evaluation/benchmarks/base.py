@@ -197,6 +197,9 @@ class Benchmark:
         skipped: list[str] = []
         items = self.parse(rows, file, self.image_root(file, file.parent), skipped, **options)
         items = unique_ids(items, file)
+        if not items:  # a table of 0.0 accuracy over nothing would look like a result
+            why = f" (all {len(skipped)} rows left out; first: {skipped[0]})" if skipped else ""
+            raise BenchmarkDataError(f"{self.name}: {file} holds no items{why}")
         if limit is not None:
             items = items[:limit]
         missing = [
