@@ -23,7 +23,7 @@ from mssr.evaluation.benchmarks import get
 from mssr.evaluation.benchmarks.base import GradeItem
 from mssr.rewards import official_rules as rules
 from mssr.rewards.extract import answer_statements
-from mssr.rewards.verify import _last_sentence, is_refusal
+from mssr.rewards.verify import MAX_RESPONSE_CHARS, _last_sentence, is_refusal
 
 #: response style -> description (``mssr grade`` prints agreement per style)
 STYLES = {
@@ -40,16 +40,17 @@ STYLES = {
 
 
 def response_style(item: GradeItem) -> str:
-    """The style of ``item.response`` (see :data:`STYLES`); the first that applies."""
-    text = item.response
+    """The style of ``item.response`` (see :data:`STYLES`); the first that applies. Reads the last
+    ``MAX_RESPONSE_CHARS`` characters, as the verifier does (the report runs outside the grading deadline)."""
+    text = item.response[-MAX_RESPONSE_CHARS:]
     if not text.strip():
         return "empty"
     choices = item.choices
     if choices and rules.echoed_options(text, choices) is not None:
         return "echoed_options"
-    if re.search(r"(?mi)^\s*(?:hint|question|choices)\s*:", text):
+    if re.search(r"(?mi)^[^\S\n]*(?:hint|question|choices)[^\S\n]*:", text):  # (\s* would be quadratic)
         return "question_echo"
-    if "```" in text or re.search(r"(?m)^\s*print\(|^\s*def \w+\(", text):
+    if "```" in text or re.search(r"(?m)^[^\S\n]*print\(|^[^\S\n]*def \w+\(", text):
         return "program"
     statements = answer_statements(text, choices, item.answer_type)
     if not statements and (is_refusal(_last_sentence(text)) or is_refusal(text[-300:])):

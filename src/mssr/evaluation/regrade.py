@@ -7,6 +7,7 @@ the same reader as ``mssr eval`` uses for its problems) and verified by mssr's v
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 from collections import Counter
@@ -18,7 +19,7 @@ from mssr.rewards.extract import answer_statements
 from mssr.rewards.official_rules import NUMBER_WORDS
 from mssr.rewards.runner import get_runner
 from mssr.rewards.text import numbers_in, parse_number
-from mssr.rewards.verify import is_refusal
+from mssr.rewards.verify import MAX_RESPONSE_CHARS, is_refusal
 
 #: disagreement classes, in the order they are tested
 CLASSES = {
@@ -79,7 +80,9 @@ class GradeReport:
 
 
 def _is_degenerate(text: str) -> bool:
-    if re.search(r"(?:^|\n)\s*(?:Hint:|Question:|Choices:)", text):
+    if re.search(
+        r"(?:^|\n)[^\S\n]*(?:Hint:|Question:|Choices:)", text
+    ):  # (not \s*: quadratic in blank lines)
         return True
     lines = [ln.strip() for ln in text.splitlines() if len(ln.strip()) > 10]
     return any(c >= 3 for c in Counter(lines).values())
@@ -100,7 +103,7 @@ def _untraceable(fmt: Benchmark, item: GradeItem) -> bool:
             return False
         letter = chr(65 + item.choices.index(pred))
         if re.search(rf"\(\s*{letter}\s*\)", text) or re.search(
-            rf"(?:answer|option|choice)\s*(?:is|:)?\s*{letter}\b|^\s*{letter}[.):]?\s*$", text, re.I | re.M
+            rf"(?:answer|option|choice)\s*(?:is|:)?\s*{letter}\b|^[^\S\n]*{letter}[.):]?[^\S\n]*$", text, re.I | re.M
         ):
             return False
         for named in {pred.strip(), ex}:
@@ -125,9 +128,12 @@ def _untraceable(fmt: Benchmark, item: GradeItem) -> bool:
 
 
 def classify(fmt: Benchmark, item: GradeItem, ours: dict[str, Any]) -> str:
-    """Why our verdict differs from the official one (see :data:`CLASSES`)."""
+    """Why our verdict differs from the official one (see :data:`CLASSES`). Reads the response's last
+    ``MAX_RESPONSE_CHARS`` characters, as the verifier does (classification runs outside the grading deadline)."""
     if item.official_extraction is None:
         return "unclassified"
+    if len(item.response) > MAX_RESPONSE_CHARS:
+        item = dataclasses.replace(item, response=item.response[-MAX_RESPONSE_CHARS:])
     off_pred = fmt.official_prediction(item, item.official_extraction)
     our_pred = fmt.official_prediction(item, ours["official_mode_extracted"])
     if item.choices:
