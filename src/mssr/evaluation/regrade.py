@@ -103,7 +103,9 @@ def _untraceable(fmt: Benchmark, item: GradeItem) -> bool:
             return False
         letter = chr(65 + item.choices.index(pred))
         if re.search(rf"\(\s*{letter}\s*\)", text) or re.search(
-            rf"(?:answer|option|choice)\s*(?:is|:)?\s*{letter}\b|^[^\S\n]*{letter}[.):]?[^\S\n]*$", text, re.I | re.M
+            rf"(?:answer|option|choice)\s*(?:is|:)?\s*{letter}\b|^[^\S\n]*{letter}[.):]?[^\S\n]*$",
+            text,
+            re.I | re.M,
         ):
             return False
         for named in {pred.strip(), ex}:

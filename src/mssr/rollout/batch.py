@@ -240,6 +240,25 @@ class RolloutBatch:
         """A copy with some fields replaced (e.g. ``rollout_logprobs=...``)."""
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
+    def with_responses(self, ids: torch.Tensor, mask: torch.Tensor) -> RolloutBatch:
+        """The same prompts (and images) with other response tokens ``ids [N, T']`` (``mask`` 1 = real): a
+        teacher-forcing batch for re-scoring stored responses (SPO's D(x)); nothing sampled is carried over."""
+        p = self.prompt_length
+        n, t = ids.shape
+        mm = self.mm_token_type_ids
+        if mm is not None:
+            mm = torch.cat([mm[:, :p], torch.zeros((n, t), dtype=mm.dtype, device=mm.device)], dim=1)
+        return self.replace(
+            input_ids=torch.cat([self.input_ids[:, :p], ids.to(self.input_ids.device)], dim=1),
+            attention_mask=torch.cat([self.attention_mask[:, :p], mask.to(self.attention_mask.dtype)], dim=1),
+            response_ids=ids,
+            response_mask=mask.float(),
+            truncated=torch.zeros(n, dtype=torch.bool),
+            response_text=[""] * n,
+            mm_token_type_ids=mm,
+            rollout_logprobs=None,
+        )
+
     def select(self, indices: Sequence[int] | torch.Tensor) -> RolloutBatch:
         """Rows `indices` (any order, repeats allowed), with the vision inputs of exactly those rows."""
         idx = torch.as_tensor(indices, dtype=torch.long).reshape(-1)

@@ -713,7 +713,7 @@ class RLTrainer:
             with torch.no_grad(), self.strategy.gathered(self.model):
                 now = compute_logprobs(
                     self.model,
-                    with_responses(sub, ids, mask),
+                    sub.with_responses(ids, mask),
                     micro_batch_size=self.cfg.optim.micro_batch_size,
                 ).logprobs.cpu()
             for i, j in enumerate(rows):
@@ -1418,26 +1418,6 @@ class RLTrainer:
                 )
             )
         return summary
-
-
-def with_responses(batch: Any, ids: torch.Tensor, mask: torch.Tensor) -> Any:
-    """The same prompts (and images) as ``batch`` with other response tokens ``ids [N, T']`` (mask 1 = real):
-    a teacher-forcing batch for re-scoring stored responses (SPO's D(x))."""
-    p = batch.prompt_length
-    n, t = ids.shape
-    mm = batch.mm_token_type_ids
-    if mm is not None:
-        mm = torch.cat([mm[:, :p], torch.zeros((n, t), dtype=mm.dtype, device=mm.device)], dim=1)
-    return batch.replace(
-        input_ids=torch.cat([batch.input_ids[:, :p], ids.to(batch.input_ids.device)], dim=1),
-        attention_mask=torch.cat([batch.attention_mask[:, :p], mask.to(batch.attention_mask.dtype)], dim=1),
-        response_ids=ids,
-        response_mask=mask.float(),
-        truncated=torch.zeros(n, dtype=torch.bool),
-        response_text=[""] * n,
-        mm_token_type_ids=mm,
-        rollout_logprobs=None,
-    )
 
 
 def _main_thread() -> bool:
