@@ -150,6 +150,13 @@ def test_property_last_box_round_trip(prefix: str, content: str) -> None:
     assert ex.text == content.strip(" \t\r\n.,;:!?。，；：！？\"'“”‘’*")
 
 
+def test_power_is_not_bold():
+    # found by the round-trip property: "0**0**" read "**0**" as markdown bold and gave "00"
+    assert extract_answer(r" \boxed{0**0**}").text == "0**0"
+    assert extract_answer(r"The answer is **5**.").text == "5"
+    assert extract_answer(r"\boxed{2**3}").text == "2**3"
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.text(max_size=2000))
 def test_property_never_raises(text: str) -> None:

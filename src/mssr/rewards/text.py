@@ -57,7 +57,8 @@ def strip_latex_wrappers(s: str) -> str:
 
 
 # paired emphasis only: an unpaired "**" is an operator (2**3), not markdown
-_EMPHASIS = re.compile(r"\*\*(.+?)\*\*|__(.+?)__")
+# markdown bold: "**x**" / "__x__" opening where a word does not touch it ("0**0**" is Python's power, not bold)
+_EMPHASIS = re.compile(r"(?<![\w*])\*\*(.+?)\*\*|(?<![\w_])__(.+?)__")
 _CODE = re.compile(r"`+")
 _EDGE_PUNCT = " \t\r\n.,;:!?。，；：！？\"'“”‘’*"
 
