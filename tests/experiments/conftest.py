@@ -11,6 +11,18 @@ import pytest
 HERE = Path(__file__).resolve().parent
 TEST_REWARD = f"{HERE / 'plugin_rewards.py'}:length_parity"
 FAKE_TRAINER = HERE / "fake_trainer.py"
+ROOT = HERE.parents[1]
+
+
+def load_script(relative: str):
+    """A script of the repository (e.g. under docs/results/) imported as a module, for testing its functions."""
+    import importlib.util
+
+    path = ROOT / relative
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
 @pytest.fixture

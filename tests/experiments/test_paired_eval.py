@@ -1,20 +1,16 @@
 """docs/results/reasoning/paired_eval.py: the paired per-item difference of two `mssr eval` outputs."""
 
-import importlib.util
 import json
 import random
 from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "docs/results/reasoning/paired_eval.py"
+from .conftest import load_script
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("paired_eval", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("docs/results/reasoning/paired_eval.py")
 
 
 def _write(d: Path, rows: list[tuple[str, str, int, int]]) -> Path:

@@ -1,19 +1,14 @@
 """docs/results/regime/regime_table.py: per-run figures of the regime study, against hand-computed values."""
 
-import importlib.util
 import math
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "docs/results/regime/regime_table.py"
+from .conftest import load_script
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("regime_table", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("docs/results/regime/regime_table.py")
 
 
 def _rows():

@@ -15,6 +15,7 @@ from typing import Any
 from mssr.evaluation.passk import mean_pass_at_k
 from mssr.rewards import build_reward, score_batch
 from mssr.rewards.runner import get_runner, is_picklable
+from mssr.rewards.verify import MAX_RESPONSE_CHARS
 from mssr.rollout.batch import PromptInput
 
 
@@ -87,7 +88,7 @@ def evaluate(
     seed: int | None = 0,
     timeout_s: float = 5.0,
     num_workers: int = 0,
-    max_response_chars: int | None = 32768,
+    max_response_chars: int | None = MAX_RESPONSE_CHARS,
     n: int = 1,
     top_k: int = 0,
     ks: Sequence[int] = (1,),

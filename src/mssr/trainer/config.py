@@ -21,6 +21,7 @@ from mssr.algos import (
     AlgorithmSpec,
 )
 from mssr.config import ConfigError
+from mssr.rewards.verify import MAX_RESPONSE_CHARS
 
 DTYPE_NAMES = ("float32", "bfloat16", "float16")
 RESUME_MODES = ("auto", "never", "force")
@@ -400,7 +401,7 @@ class RewardConfig:
     num_workers: int = 0  # reward worker processes; 0 = in-process thread (use > 0 for untrusted plug-ins)
     # the reward sees each response's last N characters (the final answer is at the end); bounds the work of
     # grading a degenerate response so that in-process deadlines hold; null = whole responses
-    max_response_chars: int | None = 32768
+    max_response_chars: int | None = MAX_RESPONSE_CHARS  # mssr.rewards.verify's cap (32,768)
     binarize_threshold: float | None = None  # map each score to 1.0 if >= this else 0.0; None: keep scores
     # stop the run when more than this fraction of a step's samples has no usable reward (raised, timed out or
     # None) for max_excluded_steps consecutive steps (0 = never stop)

@@ -145,6 +145,7 @@ class StepData:
     gathered: Gathered | None = None
     advantages: torch.Tensor | None = None
     unshaped_advantages: torch.Tensor | None = None  # Â before entropy shaping (the shaping probe's baseline)
+    pass_plan: list[list[int]] | None = None  # micro-batches of the no-grad passes (optim.micro_batch_tokens)
     is_weights: torch.Tensor | None = None  # [B, T] truncated importance weights (rollout.tis_cap), else None
 
 
@@ -739,6 +740,8 @@ class RLTrainer:
         o = self.cfg.optim
         if o.micro_batch_tokens is None:
             return None
+        if d.pass_plan is not None:  # once per step: the old-log-prob and reference passes share it
+            return d.pass_plan
         lengths = row_lengths(d.batch)
         plan = plan_micro_batches(
             range(len(d.rewards)), *lengths, max_rows=o.micro_batch_size, max_tokens=o.micro_batch_tokens
@@ -746,6 +749,7 @@ class RLTrainer:
         if self.strategy.lockstep_forwards:
             n = int(dist.all_reduce_max(torch.tensor([len(plan)]))[0])
             plan += [self._padding_rows(lengths, len(d.rewards))] * (n - len(plan))
+        d.pass_plan = plan
         return plan
 
     def update_policy(self, step: int, d: StepData) -> dict[str, float]:
