@@ -114,7 +114,18 @@ def ppo_clip_loss(
     with torch.no_grad():
         mask = response_mask.to(torch.float32)
         metrics = {
-            "pg_loss": float(loss.detach()),
+            # the logged value is aggregated in float64, so that it does not depend on how the mini-batch is
+            # split into micro-batches (a float32 sum of nearly cancelling terms would, at ~1e-6 relative)
+            "pg_loss": float(
+                agg_loss(
+                    losses.double(),
+                    response_mask,
+                    agg_mode,
+                    global_tokens=global_tokens,
+                    global_seqs=global_seqs,
+                    horizon=horizon,
+                )
+            ),
             "pg_clipfrac": float(masked_mean((pg2 > pg1).float(), mask)),
             "pg_clipfrac_lower": float(masked_mean(lower.float(), mask)),
             "ppo_kl": float(masked_mean(-log_ratio.detach(), mask)),

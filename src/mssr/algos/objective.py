@@ -94,18 +94,29 @@ def rl_objective(
             raise ValueError("kl_coef > 0 needs ref_logprob")
         kl = kl_loss(logprob, ref_logprob, response_mask, estimator=w.kl_estimator, **norm)
         loss = loss + w.kl_coef * kl
-        metrics["actor/kl_loss"] = float(kl.detach())
+        metrics["actor/kl_loss"] = _logged(
+            kl_loss, logprob, ref_logprob, response_mask, estimator=w.kl_estimator, **norm
+        )
     if w.entropy_coef > 0:
         ent = entropy_loss(logprob, response_mask, **norm)
         loss = loss - w.entropy_coef * ent
-        metrics["actor/entropy_loss"] = float(ent.detach())
+        metrics["actor/entropy_loss"] = _logged(entropy_loss, logprob, response_mask, **norm)
     if w.crossmodal_coef > 0:
         if logprob_text is None:
             raise ValueError("crossmodal_coef > 0 needs logprob_text")
         cm = cross_modal_kl_loss(logprob, logprob_text, response_mask, **norm)
         loss = loss + w.crossmodal_coef * cm
-        metrics["actor/crossmodal_kl"] = float(cm.detach())
+        metrics["actor/crossmodal_kl"] = _logged(
+            cross_modal_kl_loss, logprob, logprob_text, response_mask, **norm
+        )
     return LossOutput(loss, metrics)
+
+
+def _logged(term, *tensors: torch.Tensor, **kwargs) -> float:
+    """A loss term's logged value: the term over float64 copies of its inputs, so that the value summed over a
+    mini-batch's micro-batches does not depend on how the mini-batch was split (float32 sums would)."""
+    with torch.no_grad():
+        return float(term(*(t.detach().double() for t in tensors), **kwargs))
 
 
 def truncated_is_weights(
