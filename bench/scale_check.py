@@ -470,14 +470,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     )
     say(plan_table)
 
-    class _Probe(RLTrainer):
-        """Keeps the last step's rollout batch, to count its tokens."""
+    from mssr.trainer import step as step_mod
 
-        def rollout(self, step: int, global_idx: list[int]) -> Any:
-            self.last = super().rollout(step, global_idx)
-            return self.last
+    trainer = RLTrainer(cfg, policy=policy, train_records=records, val_records=[])
+    real_rollout = step_mod.rollout
 
-    trainer = _Probe(cfg, policy=policy, train_records=records, val_records=[])
+    def keep_rollout(
+        tr: Any, step: int, global_idx: list[int]
+    ) -> Any:  # the last step's batch, to count tokens
+        trainer.last = real_rollout(tr, step, global_idx)
+        return trainer.last
+
+    step_mod.rollout = keep_rollout  # the step looks its stages up in its module
     steps = []
     for step in range(1, args.steps + 1):
         if device.type == "cuda":

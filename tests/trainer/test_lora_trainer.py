@@ -37,18 +37,20 @@ def _ckpt(run: Path, step: int) -> Path:
     return run / "checkpoints" / f"step_{step:06d}"
 
 
-def _capture_ref(trainer: RLTrainer) -> list[tuple]:
+def _capture_ref(trainer: RLTrainer, monkeypatch) -> list[tuple]:
     """Record (step, batch, old log-probs, reference log-probs) of every step."""
-    seen: list[tuple] = []
-    real = trainer.compute_ref_logprobs
+    from mssr.trainer import step as step_mod
 
-    def spy(d):
-        real(d)
+    seen: list[tuple] = []
+    real = step_mod.compute_ref_logprobs
+
+    def spy(tr, d):
+        real(tr, d)
         seen.append(
             (trainer.step, d.batch, d.old_logprobs.clone(), d.ref_logprobs.clone(), d.loss_mask.clone())
         )
 
-    trainer.compute_ref_logprobs = spy
+    monkeypatch.setattr(step_mod, "compute_ref_logprobs", spy)  # the step looks it up in its module
     return seen
 
 
@@ -60,7 +62,7 @@ def _inputs(trainer: RLTrainer) -> dict[str, torch.Tensor]:
 
 
 def test_lora_trains_only_adapters_and_reference_is_the_starting_model(
-    make_config, tiny_policy_dir, tmp_path
+    make_config, tiny_policy_dir, tmp_path, monkeypatch
 ):
     trainer = RLTrainer(make_config("model.lora_rank=8", "model.lora_alpha=16"))
     assert is_lora(trainer.model) and trainer.ref_model is None and trainer.needs_ref
@@ -70,7 +72,7 @@ def test_lora_trains_only_adapters_and_reference_is_the_starting_model(
         id(p) for n, p in trainer.model.named_parameters() if n in trainable
     }
     before = _snapshot(trainer.model)
-    seen = _capture_ref(trainer)
+    seen = _capture_ref(trainer, monkeypatch)
     trainer.train()
 
     changed = _changed(before, trainer.model)

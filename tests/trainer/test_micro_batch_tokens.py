@@ -11,6 +11,7 @@ import torch
 
 from mssr.algos import AGG_MODES
 from mssr.rollout.micro_batches import padded_tokens, plan_micro_batches
+from mssr.trainer import step as step_mod
 from mssr.trainer.trainer import RLTrainer
 
 
@@ -77,9 +78,10 @@ def _run(make_config, out, agg, extra, *, float64):
         return run
 
     trainer.model.forward = spy
-    for name in ("compute_old_logprobs", "compute_ref_logprobs", "update_policy"):
-        setattr(trainer, name, phase(getattr(trainer, name)))
-    trainer.train()
+    with pytest.MonkeyPatch.context() as mp:  # the step looks its stages up in its module
+        for name in ("compute_old_logprobs", "compute_ref_logprobs", "update_policy"):
+            mp.setattr(step_mod, name, phase(getattr(step_mod, name)))
+        trainer.train()
     row = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()][-1]
     return row, sizes
 

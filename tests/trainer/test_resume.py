@@ -61,18 +61,19 @@ KILL_SCRIPT = r"""
 import os, signal, sys
 import torch
 torch.set_num_threads(1)
+import mssr.trainer.checkpointer as C
 import mssr.trainer.trainer as T
 from mssr.config import load_config
 from mssr.trainer.config import TrainConfig
 
 kill_at = int(sys.argv[1])
-real = T.save_state
+real = C.save_state
 def dying_save_state(path, state):
     if state["step"] == kill_at:
         path.write_bytes(b"half a checkpoint")
         os.kill(os.getpid(), signal.SIGKILL)
     real(path, state)
-T.save_state = dying_save_state
+C.save_state = dying_save_state
 cfg = load_config(TrainConfig, None, sys.argv[2:])
 T.RLTrainer(cfg).train()
 """

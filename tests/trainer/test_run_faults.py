@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+import mssr.trainer.checkpointer as checkpointer
 import mssr.trainer.trainer as T
 from mssr.cli.main import main
 from mssr.io import LOCK_NAME, RunLock
@@ -343,14 +344,14 @@ def test_full_disk_at_a_checkpoint_is_one_line_and_leaves_no_temporary(
     out = tmp_path / "run"
     stale = out / "checkpoints" / ".tmp-step_000009-999999"  # a dead run's torn write
     stale.mkdir(parents=True)
-    real = T.save_state
+    real = checkpointer.save_state
 
     def full_disk(path, state):
         if "step" in state and state["step"] == 2:
             raise RuntimeError("[enforce fail at inline_container.cc:626] . unexpected pos; basic_ios::clear")
         real(path, state)
 
-    monkeypatch.setattr(T, "save_state", full_disk)
+    monkeypatch.setattr(checkpointer, "save_state", full_disk)
     code, err = _cli(capsys, _args(make_config("steps=3", "checkpoint.every=1", out=out)))
     assert code == 2 and "could not write the checkpoint of step 2" in err
     assert "(writing trainer_state.pt)" in err  # the file and the step

@@ -6,6 +6,11 @@ import json
 
 import pytest
 
+from mssr.trainer import step as step_mod
+from mssr.trainer.stages import advantages as adv
+from mssr.trainer.stages import generation as gen
+from mssr.trainer.stages import logprobs as lps
+from mssr.trainer.stages import update as upd
 from mssr.trainer.trainer import RLTrainer
 
 
@@ -37,23 +42,24 @@ def test_spo_initialisation_and_prioritised_sampling(make_config, tmp_path):
     trainer = RLTrainer(cfg)
     # record every initialisation rollout's reward, to count each prompt's successes independently
     seen: dict[str, list[float]] = {}
-    real_generate, real_score = trainer._generate, trainer._score
+    real_generate, real_score = adv.generate, adv.score_responses
     last = {}
 
     def generate(*args, **kwargs):
         last["batch"] = real_generate(*args, **kwargs)
         return last["batch"]
 
-    def score(responses, records):
-        rewards, valid, res = real_score(responses, records)
+    def score(tr, responses, records):
+        rewards, valid, res = real_score(tr, responses, records)
         for key, r, v in zip(last["batch"].keys, rewards.tolist(), valid.tolist(), strict=True):
             if v:
                 seen.setdefault(key, []).append(r)
         return rewards, valid, res
 
-    trainer._generate, trainer._score = generate, score
-    trainer.initialize_tracker()
-    trainer._generate, trainer._score = real_generate, real_score
+    with pytest.MonkeyPatch.context() as mp:  # the stage looks them up in its module
+        mp.setattr(adv, "generate", generate)
+        mp.setattr(adv, "score_responses", score)
+        trainer.initialize_tracker()
     n = len(trainer.train_prompts)
     assert trainer.counters["init_rollouts"] == 2 * n and len(trainer.tracker) == n
     assert sorted(seen) == sorted(p.key for p in trainer.train_prompts)
@@ -76,8 +82,8 @@ def test_reused_sampler_logprobs_match_a_teacher_forced_pass(make_config, tmp_pa
     from mssr.rollout.logprobs import compute_logprobs
 
     trainer = RLTrainer(make_config(out=tmp_path / "lp"))
-    d = trainer.rollout(1, trainer.sample_prompts(1))
-    trainer.compute_old_logprobs(d)
+    d = gen.rollout(trainer, 1, gen.sample_prompts(trainer, 1))
+    lps.compute_old_logprobs(trainer, d)
     forward = compute_logprobs(trainer.model, d.batch).logprobs
     mask = d.batch.response_mask > 0
     assert d.batch.rollout_logprobs is not None
@@ -104,19 +110,19 @@ def test_shared_prompt_passes_train_like_full_rows(make_config, tmp_path):
         )
         for share in (False, True)
     }
-    d = trainer[False].rollout(1, trainer[False].sample_prompts(1))
+    d = gen.rollout(trainer[False], 1, gen.sample_prompts(trainer[False], 1))
     assert len(set(d.batch.prompt_slot.tolist())) < len(d.batch)  # groups share prompts
-    trainer[False].score(d)
-    trainer[False].compute_old_logprobs(d)
-    trainer[True].compute_ref_logprobs(d)
+    gen.score(trainer[False], d)
+    lps.compute_old_logprobs(trainer[False], d)
+    lps.compute_ref_logprobs(trainer[True], d)
     ref_shared = d.ref_logprobs.clone()
-    trainer[False].compute_ref_logprobs(d)
+    lps.compute_ref_logprobs(trainer[False], d)
     assert float((ref_shared - d.ref_logprobs).abs().max()) < 1e-5
     before = [p.detach().clone() for p in trainer[True].model.parameters()]
-    trainer[False].gather(d)  # everything the later stages need travels in d
+    gen.gather(trainer[False], d)  # everything the later stages need travels in d
     for t in trainer.values():
-        t.compute_advantages(d)
-        t.update_policy(1, d)
+        adv.compute_advantages(t, d)
+        upd.update_policy(t, 1, d)
     rows, shared = (list(trainer[k].model.parameters()) for k in (False, True))
     d_rows = torch.cat([(p - p0).flatten() for p, p0 in zip(rows, before, strict=True)])
     d_shared = torch.cat([(p - p0).flatten() for p, p0 in zip(shared, before, strict=True)])
@@ -176,10 +182,10 @@ def test_spo_drift_uses_the_policy_that_sampled_the_step(make_config, tmp_path):
     t.model.load_state_dict(snapshot[0])
     t.response_store.load_state_dict(snapshot[1])
     t.sampler.load_state_dict(snapshot[2])
-    d = t.rollout(2, t.sample_prompts(2))
-    t.score(d)
-    t.compute_old_logprobs(d)
-    t.compute_policy_drift(d)
+    d = gen.rollout(t, 2, gen.sample_prompts(t, 2))
+    gen.score(t, d)
+    lps.compute_old_logprobs(t, d)
+    lps.compute_policy_drift(t, d)
     assert not torch.isnan(d.drift).all() and (d.drift[~torch.isnan(d.drift)] > 0).any()
     assert torch.equal(torch.isnan(seen["drift"]), torch.isnan(d.drift))
     torch.testing.assert_close(seen["drift"].nan_to_num(), d.drift.nan_to_num(), rtol=0, atol=1e-6)
@@ -194,27 +200,29 @@ def _kl_stop_run(make_config, out, *overrides):
         make_config("optim.mini_batch_prompts=2", "optim.lr=5e-2", "steps=3", *overrides, out=out)
     )
     minibatches: list[list] = []  # per forwarded mini-batch: its norm, then (k1 KL, tokens) per micro-batch
-    real_micro_loss, real_update = trainer._micro_loss, trainer.update_policy
+    real_micro_loss, real_update = upd.micro_loss, step_mod.update_policy
     steps_taken = []
 
-    def micro_loss(d, micro, norm, padding=False):
-        loss, terms = real_micro_loss(d, micro, norm, padding=padding)
+    def micro_loss(tr, d, micro, norm, padding=False):
+        loss, terms = real_micro_loss(tr, d, micro, norm, padding=padding)
         if not minibatches or minibatches[-1][0] is not norm:  # one norm dict per mini-batch
             minibatches.append([norm])
         minibatches[-1].append((terms["actor/ppo_kl"], float(d.loss_mask[micro].sum())))
         return loss, terms
 
-    def update_policy(step, d):
+    def update_policy(tr, step, d):
         before = len(optimizer_steps)
-        out = real_update(step, d)
+        out = real_update(tr, step, d)
         steps_taken.append(len(optimizer_steps) - before)
         return out
 
     optimizer_steps = []
     real_step = trainer.optimizer.step
     trainer.optimizer.step = lambda *a, **k: (optimizer_steps.append(1), real_step(*a, **k))[1]
-    trainer._micro_loss, trainer.update_policy = micro_loss, update_policy
-    trainer.train()
+    with pytest.MonkeyPatch.context() as mp:  # the stages look them up in their modules
+        mp.setattr(upd, "micro_loss", micro_loss)
+        mp.setattr(step_mod, "update_policy", update_policy)
+        trainer.train()
     return _rows(out), steps_taken, minibatches
 
 

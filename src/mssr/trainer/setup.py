@@ -146,3 +146,108 @@ def limit_prompt_length(
         [r for i, r in enumerate(records) if i not in drop],
         [p for i, p in enumerate(prompts) if i not in drop],
     )
+
+
+def prepare_model(
+    cfg: TrainConfig, policy: Any, strategy: Any, device: Any, *, needs_ref: bool
+) -> tuple[Any, Any]:
+    """The policy's model made trainable: master weights in ``param_dtype`` on the device, frozen vision tower /
+    LoRA adapters as configured, then the parallel strategy's wrapping; and the reference model (a frozen copy
+    in the compute dtype, or None: not needed, or under LoRA, whose reference is the same model with adapters
+    disabled). Returns ``(model, ref_model)``; under LoRA ``policy.model`` becomes the adapted model."""
+    import copy
+
+    import torch
+
+    from mssr.config import ConfigError
+    from mssr.models.lora import apply_lora, freeze_vision
+
+    m = cfg.model
+    model = policy.model.to(device=device, dtype=strategy.param_dtype)
+    if m.freeze_vision:
+        freeze_vision(model)
+    ref_model = None
+    if m.lora_rank:
+        try:
+            model = apply_lora(
+                model,
+                rank=m.lora_rank,
+                alpha=m.lora_alpha,
+                dropout=m.lora_dropout,
+                target_modules=m.lora_target_modules,
+                include_vision=m.lora_vision,
+            )
+        except ValueError as exc:  # a target name no linear layer has
+            raise ConfigError(f"model.lora_target_modules: {exc}") from None
+        if m.freeze_vision:  # peft made every adapter trainable, the tower's too
+            freeze_vision(model)
+        policy.model = model
+    elif needs_ref:
+        ref = copy.deepcopy(model).eval()
+        ref.requires_grad_(False)
+        if strategy.compute_dtype != torch.float32:
+            ref.to(strategy.compute_dtype)  # forward-only: no master weights needed
+        ref_model = strategy.wrap(ref)
+    if m.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model = strategy.wrap(model)
+    model.train()
+    return model, ref_model
+
+
+def lr_factor(cfg: TrainConfig, step: int) -> float:
+    """The learning-rate multiplier of scheduler step ``step``: linear warm-up, then constant or cosine to 0."""
+    import math
+
+    o = cfg.optim
+    warm = min(1.0, (step + 1) / o.warmup_steps) if o.warmup_steps else 1.0
+    if o.lr_schedule == "cosine" and cfg.steps > 0:
+        return warm * 0.5 * (1 + math.cos(math.pi * min(step, cfg.steps) / cfg.steps))
+    return warm
+
+
+def build_prompts(
+    cfg: TrainConfig, policy: Any, train_records: list[Any] | None, val_records: list[Any] | None
+) -> tuple[list[Any], list[Any], list[Any], list[Any]]:
+    """The training and validation records (given, or built from the config) and their templated prompts,
+    limited by ``data.max_train_items``, ``val.max_items`` and ``data.max_prompt_tokens`` (default: the model's
+    context less ``rollout.max_new_tokens``). Returns ``(train_records, train_prompts, val_records,
+    val_prompts)``; an empty training set or duplicate prompt keys raise."""
+    from mssr.rollout.prompting import records_to_prompts
+
+    if train_records is None:
+        train_records, val_default = build_data(cfg)
+        val_records = val_records if val_records is not None else val_default
+    if cfg.data.max_train_items:
+        train_records = train_records[: cfg.data.max_train_items]
+    train_records = list(train_records)
+    val_records = list(val_records or [])
+    if cfg.val.max_items is not None:
+        val_records = val_records[: cfg.val.max_items]
+    proc = policy.processor
+    kw = dict(instruction=cfg.data.instruction, system_prompt=cfg.data.system_prompt)
+    if not train_records:
+        raise DataError(
+            f"the training set is empty (data.train={cfg.data.train}, split "
+            f"{cfg.data.train_split!r}, max_train_items={cfg.data.max_train_items})"
+        )
+    train_prompts = records_to_prompts(train_records, proc, namespace="train", **kw)
+    val_prompts = records_to_prompts(val_records, proc, namespace="val", **kw)
+    limit = cfg.data.max_prompt_tokens
+    if limit is None:
+        context = model_context(policy.model)
+        limit = context - cfg.rollout.max_new_tokens if context else None
+    if limit is not None:
+        tok = getattr(proc, "tokenizer", proc)
+        on_error = cfg.data.on_error
+        train_records, train_prompts = limit_prompt_length(
+            train_records, train_prompts, tok, limit, on_error=on_error, label="training"
+        )
+        val_records, val_prompts = limit_prompt_length(
+            val_records, val_prompts, tok, limit, on_error=on_error, label="validation"
+        )
+        if not train_prompts:
+            raise DataError(f"every training prompt is longer than data.max_prompt_tokens={limit}")
+    if len({p.key for p in train_prompts}) != len(train_prompts):
+        raise ValueError("training prompts have duplicate keys (ids); the value tracker needs unique prompts")
+    return train_records, train_prompts, val_records, val_prompts

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from mssr.rollout.logprobs import compute_logprobs
+from mssr.trainer.stages.update import micro_loss
 
 
 class ShapingProbe:
@@ -50,7 +51,7 @@ class ShapingProbe:
         trainer.model.train()
         trainer.optimizer.zero_grad(set_to_none=True)
         for i in range(0, len(rows), size):
-            loss, _ = trainer._micro_loss(d, rows[i : i + size], norm)
+            loss, _ = micro_loss(trainer, d, rows[i : i + size], norm)
             loss.backward()
         trainer.strategy.clip_grad_norm(trainer.params, trainer.grad_clip)
         trainer.optimizer.step()
