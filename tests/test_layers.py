@@ -100,3 +100,22 @@ def test_no_import_cycles_between_modules():
         if m not in state:
             visit(m, [m])
     assert not cycles, "import cycles:\n" + "\n".join(" -> ".join(c) for c in cycles)
+
+
+def test_the_trainer_and_rollout_parts_stay_small():
+    """docs/architecture.md, "The trainer's parts": trainer.py under 600 lines, and in mssr.trainer and
+    mssr.rollout no class over 25 methods and no function over 80 lines (the redesign's limits)."""
+    assert len((SRC / "mssr/trainer/trainer.py").read_text().splitlines()) < 600
+    big = []
+    for pkg in ("trainer", "rollout"):
+        for f in sorted((SRC / "mssr" / pkg).rglob("*.py")):
+            for node in ast.walk(ast.parse(f.read_text())):
+                if isinstance(node, ast.ClassDef):
+                    n = sum(isinstance(b, (ast.FunctionDef, ast.AsyncFunctionDef)) for b in node.body)
+                    if n > 25:
+                        big.append(f"{f.name}: class {node.name} has {n} methods")
+                elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    n = node.end_lineno - node.lineno + 1
+                    if n > 80:
+                        big.append(f"{f.name}: {node.name} is {n} lines")
+    assert not big, big

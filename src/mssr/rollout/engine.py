@@ -411,8 +411,6 @@ class HFRolloutEngine:
         prompt_ids, mm_types, store = self._encode(prompts)
         slots = [i for i in range(len(prompts)) for _ in range(n)]
         device = next(self.model.parameters()).device
-        responses: list[torch.Tensor] = []
-        sampler_lps: list[torch.Tensor] = []
         rng_devices = [device] if device.type == "cuda" else []
         rng = torch.random.fork_rng(devices=rng_devices) if seed is not None else contextlib.nullcontext()
         sampling = dict(
@@ -421,29 +419,13 @@ class HFRolloutEngine:
         with rng, _plain_generation_defaults(self.model), torch.no_grad():
             if seed is not None:
                 torch.manual_seed(seed)
+            encoded = (prompt_ids, mm_types, store, device)
             if self.share_prompts:
-                # chunks of whole prompts: every prompt is prefilled once and decoded for its n rows
-                per = max(1, (batch_size or len(slots)) // n)
-                for start in range(0, len(prompts), per):
-                    heads = list(range(start, min(start + per, len(prompts))))
-                    inputs = self._left_pad(heads, prompt_ids, mm_types, store, device)
-                    new, lp = self._decode(inputs, n, **sampling)
-                    responses.append(new.cpu())
-                    sampler_lps.append(lp.cpu())
+                responses, sampler_lps = self._sample_shared(len(prompts), n, batch_size, encoded, sampling)
             else:
-                config = self._generation_config(**sampling)
-                config.output_scores = return_logprobs
-                step = batch_size or len(slots)
-                for start in range(0, len(slots), step):
-                    rows = slots[start : start + step]
-                    inputs = self._left_pad(rows, prompt_ids, mm_types, store, device)
-                    out = self.model.generate(**inputs, generation_config=config)
-                    new = out.sequences[:, inputs["input_ids"].shape[1] :].cpu()
-                    responses.append(new)
-                    if return_logprobs:
-                        scores = torch.stack(out.scores, dim=1).float()  # [b, t, V], already processed
-                        lp = torch.log_softmax(scores, dim=-1).gather(-1, new.to(scores.device)[..., None])
-                        sampler_lps.append(lp.squeeze(-1).cpu())
+                responses, sampler_lps = self._sample_rows(
+                    slots, batch_size, encoded, sampling, return_logprobs
+                )
         if not return_logprobs:
             sampler_lps = []
         return self._assemble(
@@ -457,6 +439,47 @@ class HFRolloutEngine:
             sampler_lps,
             1.0 if greedy else temperature,
         )
+
+    def _sample_shared(
+        self, n_prompts: int, n: int, batch_size: int | None, encoded: tuple, sampling: dict[str, Any]
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Chunks of whole prompts: every prompt is prefilled once and decoded for its ``n`` rows."""
+        prompt_ids, mm_types, store, device = encoded
+        responses, sampler_lps = [], []
+        per = max(1, (batch_size or n_prompts * n) // n)
+        for start in range(0, n_prompts, per):
+            heads = list(range(start, min(start + per, n_prompts)))
+            inputs = self._left_pad(heads, prompt_ids, mm_types, store, device)
+            new, lp = self._decode(inputs, n, **sampling)
+            responses.append(new.cpu())
+            sampler_lps.append(lp.cpu())
+        return responses, sampler_lps
+
+    def _sample_rows(
+        self,
+        slots: list[int],
+        batch_size: int | None,
+        encoded: tuple,
+        sampling: dict[str, Any],
+        return_logprobs: bool,
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Every row's full sequence through transformers' ``generate``, ``batch_size`` rows at a time."""
+        prompt_ids, mm_types, store, device = encoded
+        responses, sampler_lps = [], []
+        config = self._generation_config(**sampling)
+        config.output_scores = return_logprobs
+        step = batch_size or len(slots)
+        for start in range(0, len(slots), step):
+            rows = slots[start : start + step]
+            inputs = self._left_pad(rows, prompt_ids, mm_types, store, device)
+            out = self.model.generate(**inputs, generation_config=config)
+            new = out.sequences[:, inputs["input_ids"].shape[1] :].cpu()
+            responses.append(new)
+            if return_logprobs:
+                scores = torch.stack(out.scores, dim=1).float()  # [b, t, V], already processed
+                lp = torch.log_softmax(scores, dim=-1).gather(-1, new.to(scores.device)[..., None])
+                sampler_lps.append(lp.squeeze(-1).cpu())
+        return responses, sampler_lps
 
     def _decode(
         self,

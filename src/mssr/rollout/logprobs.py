@@ -9,7 +9,8 @@ positions so no second ``B×T×V`` float tensor is materialised.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -227,38 +228,20 @@ def compute_logprobs(
     suppress = tuple(batch.suppress_token_ids if suppress_token_ids is None else suppress_token_ids)
 
     device = device if device is not None else next(model.parameters()).device
-
-    def score(mb: RolloutBatch) -> tuple[torch.Tensor, torch.Tensor | None]:
-        mb = mb.to(device)  # no copy when already there
-        if share_prompts and _has_shared_prompts(mb):
-            logits = shared_prompt_response_logits(model, mb)
-        else:
-            logits = response_logits(model, mb)
-        t_used = logits.shape[1]
-        tokens = mb.response_ids[:, :t_used].to(logits.device)
-        mask = mb.response_mask[:, :t_used].to(logits.device) > 0
-        lp, full = token_stats(
-            logits,
-            tokens,
-            temperature=temp,
-            suppress_token_ids=suppress,
-            full_entropy=entropy == "full",
-            chunk_elements=chunk_elements,
-        )
-        ent = sampled_token_entropy(lp) if entropy == "sampled" else full
-        pad = mb.response_length - t_used
-        lp = F.pad(torch.where(mask, lp, torch.zeros_like(lp)), (0, pad))
-        if ent is not None:
-            ent = F.pad(torch.where(mask, ent, torch.zeros_like(ent)), (0, pad))
-        return lp, ent
-
+    score = functools.partial(
+        _score_rows,
+        model,
+        device=device,
+        share_prompts=share_prompts,
+        temperature=temp,
+        suppress=suppress,
+        entropy=entropy,
+        chunk_elements=chunk_elements,
+    )
     if requires_grad:
         with torch.enable_grad():
             lp, ent = score(batch)
         return LogprobOutput(lp, ent, entropy)
-
-    lps: list[torch.Tensor] = []
-    ents: list[torch.Tensor] = []
     plan = (
         [list(mb) for mb in micro_batches]
         if micro_batches is not None
@@ -267,6 +250,57 @@ def compute_logprobs(
             for s in range(0, len(batch), micro_batch_size)
         ]
     )
+    return _no_grad_passes(score, batch, plan, entropy, device, in_row_order=micro_batches is None)
+
+
+def _score_rows(
+    model: nn.Module,
+    mb: RolloutBatch,
+    *,
+    device: torch.device,
+    share_prompts: bool,
+    temperature: float,
+    suppress: tuple[int, ...],
+    entropy: EntropyMode,
+    chunk_elements: int,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """One forward over the rows of ``mb``: their response log-probs and entropies, 0 outside the mask."""
+    mb = mb.to(device)  # no copy when already there
+    if share_prompts and _has_shared_prompts(mb):
+        logits = shared_prompt_response_logits(model, mb)
+    else:
+        logits = response_logits(model, mb)
+    t_used = logits.shape[1]
+    tokens = mb.response_ids[:, :t_used].to(logits.device)
+    mask = mb.response_mask[:, :t_used].to(logits.device) > 0
+    lp, full = token_stats(
+        logits,
+        tokens,
+        temperature=temperature,
+        suppress_token_ids=suppress,
+        full_entropy=entropy == "full",
+        chunk_elements=chunk_elements,
+    )
+    ent = sampled_token_entropy(lp) if entropy == "sampled" else full
+    pad = mb.response_length - t_used
+    lp = F.pad(torch.where(mask, lp, torch.zeros_like(lp)), (0, pad))
+    if ent is not None:
+        ent = F.pad(torch.where(mask, ent, torch.zeros_like(ent)), (0, pad))
+    return lp, ent
+
+
+def _no_grad_passes(
+    score: Callable[[RolloutBatch], tuple[torch.Tensor, torch.Tensor | None]],
+    batch: RolloutBatch,
+    plan: list[list[int]],
+    entropy: EntropyMode,
+    device: torch.device,
+    *,
+    in_row_order: bool,
+) -> LogprobOutput:
+    """``score`` over each row group of ``plan`` without gradients, the results put back in row order."""
+    lps: list[torch.Tensor] = []
+    ents: list[torch.Tensor] = []
     with torch.no_grad():
         for rows in plan:
             lp, ent = score(batch.select(rows))
@@ -276,7 +310,7 @@ def compute_logprobs(
     if not lps:
         empty = torch.zeros(batch.response_ids.shape, dtype=torch.float32, device=device)
         return LogprobOutput(empty, empty.clone() if entropy != "none" else None, entropy)
-    if micro_batches is not None:  # back into row order
+    if not in_row_order:
         from mssr.rollout.micro_batches import scatter_rows
 
         n = len(batch)

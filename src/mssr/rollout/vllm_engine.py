@@ -200,6 +200,64 @@ def _refresh_tied_heads(worker: Any) -> int:
 
 
 # ------------------------------------------------------------------------------------------- engine
+def _policy_directory(
+    model: nn.Module, processor: Any, policy_dir: str | Path | None
+) -> tuple[Path, Path | None]:
+    """The directory vLLM loads the policy from, and the engine's own temporary one (to delete) or None.
+
+    A given ``policy_dir`` holding a saved policy is used as is; otherwise the model is written there (or to a
+    temporary directory). A Qwen3-VL MoE policy is always written by the engine: a saved one holds its experts
+    in transformers' layout, not the one vLLM reads (:func:`iter_policy_weights` transposes them)."""
+    from mssr.models.lora import base_model
+
+    own_files = base_model(model).config.model_type in _TRANSPOSED_EXPERTS
+    own_dir = None
+    if policy_dir is not None and (Path(policy_dir) / "config.json").is_file() and not own_files:
+        directory = Path(policy_dir)
+    else:
+        directory = (
+            Path(policy_dir)
+            if policy_dir is not None and not own_files
+            else Path(tempfile.mkdtemp(prefix="mssr-vllm-"))
+        )
+        if policy_dir is None or own_files:
+            own_dir = directory
+        write_policy_dir(directory, model, processor)
+    write_vllm_files(directory, processor)
+    return directory, own_dir
+
+
+def _dtype_name(dtype: torch.dtype | str) -> str:
+    """vLLM's name of a dtype: ``torch.bfloat16`` -> ``"bfloat16"``."""
+    return str(dtype).removeprefix("torch.") if isinstance(dtype, torch.dtype) else dtype
+
+
+def _set_vllm_environment(cpu_kv_cache_gib: float) -> None:
+    """vLLM in-process (weights are streamed by reference); on CPU its KV cache size and no thread pinning of
+    the trainer's process."""
+    if os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING", "0") != "0":
+        warnings.warn(
+            "VLLMRolloutEngine runs vLLM in-process (weights are streamed by reference): "
+            "setting VLLM_ENABLE_V1_MULTIPROCESSING=0",
+            stacklevel=3,
+        )
+    os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", f"{cpu_kv_cache_gib:g}")
+    os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
+
+
+def _load_error(exc: Exception, config: Any) -> ConfigError:
+    """vLLM could not start on this policy: a one-line configuration error naming the way out."""
+    import vllm
+
+    first = (str(exc).strip().splitlines() or [""])[0][:300]
+    return ConfigError(
+        f"rollout.engine=vllm: vLLM {vllm.__version__} could not load this "
+        f"{getattr(config, 'model_type', '?')} policy ({type(exc).__name__}: {first}); "
+        "use rollout.engine=hf"
+    )
+
+
 class VLLMRolloutEngine:
     """`RolloutEngine` on vLLM (in-process, eager); same `generate` and `RolloutBatch` as `HFRolloutEngine`.
 
@@ -266,44 +324,14 @@ class VLLMRolloutEngine:
         suppressed = set(self.suppress_token_ids)
         self._allowed = [i for i in range(self.vocab_size) if i not in suppressed] if suppressed else None
 
-        self._own_dir: Path | None = None
-        # a saved Qwen3-VL MoE policy holds its experts in transformers' layout, not the one vLLM reads: the
-        # engine writes its own directory from the model (iter_policy_weights transposes them)
-        own_files = config.model_type in _TRANSPOSED_EXPERTS
-        if policy_dir is not None and (Path(policy_dir) / "config.json").is_file() and not own_files:
-            directory = Path(policy_dir)
-        else:
-            directory = (
-                Path(policy_dir)
-                if policy_dir is not None and not own_files
-                else Path(tempfile.mkdtemp(prefix="mssr-vllm-"))
-            )
-            if policy_dir is None or own_files:
-                self._own_dir = directory
-            write_policy_dir(directory, model, processor)
-        write_vllm_files(directory, processor)
-        self.policy_dir = directory
-
-        if dtype is None:
-            dtype = next(model.parameters()).dtype
-        if isinstance(dtype, torch.dtype):
-            dtype = str(dtype).removeprefix("torch.")
-        if os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING", "0") != "0":
-            warnings.warn(
-                "VLLMRolloutEngine runs vLLM in-process (weights are streamed by reference): "
-                "setting VLLM_ENABLE_V1_MULTIPROCESSING=0",
-                stacklevel=2,
-            )
-        os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
-        # CPU only: KV cache size, and no thread pinning of the trainer's process
-        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", f"{cpu_kv_cache_gib:g}")
-        os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
+        self.policy_dir, self._own_dir = _policy_directory(model, processor, policy_dir)
+        _set_vllm_environment(cpu_kv_cache_gib)
 
         from vllm import LLM
 
         kwargs: dict[str, Any] = dict(
-            model=str(directory),
-            dtype=dtype,
+            model=str(self.policy_dir),
+            dtype=_dtype_name(dtype if dtype is not None else next(model.parameters()).dtype),
             enforce_eager=enforce_eager,
             seed=seed,
             gpu_memory_utilization=gpu_memory_utilization,
@@ -325,16 +353,9 @@ class VLLMRolloutEngine:
         try:
             self.llm = LLM(**kwargs)
         except Exception as exc:
-            import vllm
-
             if self._own_dir is not None:
                 shutil.rmtree(self._own_dir, ignore_errors=True)
-            first = (str(exc).strip().splitlines() or [""])[0][:300]
-            raise ConfigError(
-                f"rollout.engine=vllm: vLLM {vllm.__version__} could not load this "
-                f"{getattr(config, 'model_type', '?')} policy ({type(exc).__name__}: {first}); "
-                "use rollout.engine=hf"
-            ) from exc
+            raise _load_error(exc, config) from exc
         self.startup_s = time.perf_counter() - start
         if torch.get_num_threads() != threads:  # vLLM's CPU worker may change the process-wide setting
             torch.set_num_threads(threads)
@@ -517,6 +538,30 @@ class VLLMRolloutEngine:
         outputs = self.llm.generate(requests, params, use_tqdm=False)
 
         slots = [i for i in range(len(prompts)) for _ in range(n)]
+        response, lps = self._responses(outputs, prompts, prompt_ids, n, return_logprobs)
+        return hf._assemble(
+            prompts,
+            n,
+            slots,
+            prompt_ids,
+            mm_types,
+            store,
+            [response],
+            [lps] if return_logprobs else [],
+            1.0 if greedy else temperature,
+        )
+
+    def _responses(
+        self,
+        outputs: list[Any],
+        prompts: Sequence[PromptInput],
+        prompt_ids: list[torch.Tensor],
+        n: int,
+        lps: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """vLLM's completions as ``[rows, T]`` response ids (right-padded) and sampled-token log-probs (zeros
+        without ``lps``), rows in prompt order, each prompt's ``n`` samples by index; checks that vLLM tokenised
+        every prompt as the processor did."""
         rows: list[list[int]] = []
         row_lps: list[list[float]] = []
         for i, out in enumerate(outputs):
@@ -532,29 +577,18 @@ class VLLMRolloutEngine:
             for c in completions:
                 ids = list(c.token_ids)
                 rows.append(ids)
-                if return_logprobs:
+                if lps:
                     if c.logprobs is None or len(c.logprobs) != len(ids):
                         raise RuntimeError(f"prompt {i}: vLLM returned no log-prob for some sampled tokens")
                     row_lps.append([float(step[tok].logprob) for tok, step in zip(ids, c.logprobs)])
-
         t = max(1, max(len(r) for r in rows))
         response = torch.full((len(rows), t), self.pad_token_id, dtype=torch.long)
-        lps = torch.zeros((len(rows), t))
+        logprobs = torch.zeros((len(rows), t))
         for r, ids in enumerate(rows):
             response[r, : len(ids)] = torch.tensor(ids, dtype=torch.long)
-            if return_logprobs:
-                lps[r, : len(ids)] = torch.tensor(row_lps[r])
-        return hf._assemble(
-            prompts,
-            n,
-            slots,
-            prompt_ids,
-            mm_types,
-            store,
-            [response],
-            [lps] if return_logprobs else [],
-            1.0 if greedy else temperature,
-        )
+            if lps:
+                logprobs[r, : len(ids)] = torch.tensor(row_lps[r])
+        return response, logprobs
 
 
 class VLLMUnavailable(ImportError, ConfigError):

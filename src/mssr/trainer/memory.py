@@ -500,7 +500,14 @@ def _rows(s: ModelShape, k: _Setup) -> tuple[list[Row], int]:
         if not k.vllm:
             rows.append(Row("rollout_weights", "rollout: autocast weight copies", cache, "rollout"))
 
-    # activations
+    rows += _activation_rows(s, k)
+    rollout, rollout_host = _rollout_rows(s, k)
+    return rows + rollout, host + rollout_host
+
+
+def _activation_rows(s: ModelShape, k: _Setup) -> list[Row]:
+    """The update's activations (text and, where it trains, vision) and logits of one micro-batch."""
+    c = k.c
     tokens = k.micro * (k.prompt + k.response)
     act = tokens * _layer_acts(s.hidden, s.kv_dim, s.intermediate, s.layers, c, k.gc)
     vision_trains = not k.freeze_vision and (k.lora_vision or not k.lora_rank)
@@ -508,37 +515,36 @@ def _rows(s: ModelShape, k: _Setup) -> tuple[list[Row], int]:
         patches = k.micro * k.image_tokens * s.patches_per_token
         act += patches * _layer_acts(s.v_hidden, s.v_hidden, s.v_intermediate, s.v_blocks, c, k.gc)
     gc = "with" if k.gc else "no"
-    rows.append(Row("activations", f"activations ({gc} grad. checkpointing)", act, "update"))
-    rows.append(
-        Row("logits", "logits + log-softmax (fp32)", k.micro * k.response * s.vocab * (c + 8), "update")
-    )
+    return [
+        Row("activations", f"activations ({gc} grad. checkpointing)", act, "update"),
+        Row("logits", "logits + log-softmax (fp32)", k.micro * k.response * s.vocab * (c + 8), "update"),
+    ]
 
-    # rollout
+
+def _rollout_rows(s: ModelShape, k: _Setup) -> tuple[list[Row], int]:
+    """The rollout's own memory: a colocated vLLM engine's share (and the host bytes its sleep offloads), or
+    the built-in engine's KV cache and prefill/sampling transients."""
+    c = k.c
     if k.vllm:
         share = int(k.vllm_util * k.device_memory)
         awake = k.vllm_sleep == 0
         label = f"vLLM engine (u={k.vllm_util:g}: weights + KV cache)" + (
             "" if awake else ", asleep in update"
         )
-        rows.append(Row("vllm", label, share, "both" if awake else "rollout"))
-        if k.vllm_sleep == 1:
-            host += s.total * c  # its weights offloaded to CPU memory while it sleeps
-        return rows, host
+        # level 1: its weights offloaded to CPU memory while it sleeps
+        return [
+            Row("vllm", label, share, "both" if awake else "rollout")
+        ], s.total * c if k.vllm_sleep == 1 else 0
     g = max(k.gen_rows, k.val_rows)
     kv = g * (k.prompt + k.response) * s.layers * 2 * s.kv_dim * c
-    rows.append(Row("kv_cache", f"rollout: KV cache ({g} rows)", kv, "rollout"))
     prefill = max(k.prefill_rows, k.val_rows)
     text = k.prompt * (3 * s.intermediate + 3 * s.hidden)
     vis = k.image_tokens * s.patches_per_token * (3 * s.v_intermediate + 3 * s.v_hidden)
-    rows.append(
-        Row(
-            "rollout_transients",
-            "rollout: prefill + sampling",
-            prefill * max(text, vis) * c + g * s.vocab * 16,
-            "rollout",
-        )
-    )
-    return rows, host
+    transients = prefill * max(text, vis) * c + g * s.vocab * 16
+    return [
+        Row("kv_cache", f"rollout: KV cache ({g} rows)", kv, "rollout"),
+        Row("rollout_transients", "rollout: prefill + sampling", transients, "rollout"),
+    ], 0
 
 
 def _layer_acts(h: int, kv: int, i: int, layers: int, c: int, gc: bool) -> int:
