@@ -182,7 +182,7 @@ def test_shared_prompt_prefill_with_images_on_peft_model(policy, prompts, tiny_p
     base = load_policy(tiny_policy_dir, dtype=torch.float32).model
     model = _wrap(policy)
     eng = HFRolloutEngine(base, policy.processor)
-    ids, mm, store = eng._encode(prompts)
+    ids, mm, store = eng.encode(prompts)
     inputs = eng._left_pad([0, 1], ids, mm, store, torch.device("cpu"))
     vision = {k: v for k, v in inputs.items() if k not in ("input_ids", "attention_mask")}
     with torch.no_grad():

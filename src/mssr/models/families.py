@@ -180,6 +180,20 @@ def _ids(tokenizer: Any, tokens: tuple[str, ...]) -> dict[str, int]:
     return {t: int(tokenizer.convert_tokens_to_ids(t)) for t in tokens}
 
 
+def qwen_vl_config(config_class: type, p: Any, text: dict, vision: dict, token_ids: dict[str, int]) -> Any:
+    """A Qwen-VL family config (``Qwen2_5_VLConfig``, ``Qwen3VLConfig``, …) from its text and vision parts and the
+    ids of its image, video and vision-span tokens."""
+    return config_class(
+        text_config=text,
+        vision_config=vision,
+        image_token_id=token_ids["<|image_pad|>"],
+        video_token_id=token_ids["<|video_pad|>"],
+        vision_start_token_id=token_ids["<|vision_start|>"],
+        vision_end_token_id=token_ids["<|vision_end|>"],
+        tie_word_embeddings=p.tie_word_embeddings,
+    )
+
+
 def make_family_config(
     preset: Any, family: str, *, token_ids: dict[str, int], vocab_size: int, image_size: int = 64
 ) -> Any:
@@ -214,13 +228,7 @@ def make_family_config(
         }
         grid = 8  # learned position embeddings of an 8×8 patch grid, interpolated for other sizes
         vision = {
-            "depth": p.vision_depth,
-            "hidden_size": p.vision_hidden,
-            "intermediate_size": p.vision_intermediate,
-            "num_heads": p.vision_heads,
-            "patch_size": p.patch_size,
-            "spatial_merge_size": p.merge_size,
-            "temporal_patch_size": 2,
+            **p.qwen_vision_sizes(),
             "out_hidden_size": p.text_hidden,
             "num_position_embeddings": grid * grid,
             "deepstack_visual_indexes": [0],  # one deepstack feature, added after the first decoder layer
@@ -234,15 +242,7 @@ def make_family_config(
                 moe_intermediate_size=p.text_intermediate // 2,
                 decoder_sparse_step=1,
             )
-        return config_class(
-            text_config=text,
-            vision_config=vision,
-            image_token_id=token_ids["<|image_pad|>"],
-            video_token_id=token_ids["<|video_pad|>"],
-            vision_start_token_id=token_ids["<|vision_start|>"],
-            vision_end_token_id=token_ids["<|vision_end|>"],
-            tie_word_embeddings=p.tie_word_embeddings,
-        )
+        return qwen_vl_config(config_class, p, text, vision, token_ids)
     if family == "gemma3":
         from transformers import Gemma3Config
 
@@ -262,12 +262,7 @@ def make_family_config(
             "tie_word_embeddings": True,
         }
         vision = {
-            "hidden_size": p.vision_hidden,
-            "intermediate_size": p.vision_intermediate,
-            "num_hidden_layers": p.vision_depth,
-            "num_attention_heads": p.vision_heads,
-            "image_size": image_size,
-            "patch_size": p.patch_size,
+            **p.siglip_vision_sizes(image_size),
             "vision_use_head": False,
         }
         return Gemma3Config(
@@ -292,14 +287,7 @@ def make_family_config(
             "bos_token_id": None,
             "tie_word_embeddings": p.tie_word_embeddings,
         }
-        vision = {
-            "hidden_size": p.vision_hidden,
-            "intermediate_size": p.vision_intermediate,
-            "num_hidden_layers": p.vision_depth,
-            "num_attention_heads": p.vision_heads,
-            "image_size": image_size,
-            "patch_size": p.patch_size,
-        }
+        vision = p.siglip_vision_sizes(image_size)
         return Idefics3Config(
             text_config=text,
             vision_config=vision,

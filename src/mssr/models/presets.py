@@ -47,6 +47,29 @@ class TinyPreset:
             "num_key_value_heads": self.text_kv_heads,
         }
 
+    def qwen_vision_sizes(self) -> dict[str, int]:
+        """The vision tower's sizes under Qwen-VL's vision config key names (patches merged 2×2, 2 frames)."""
+        return {
+            "depth": self.vision_depth,
+            "hidden_size": self.vision_hidden,
+            "intermediate_size": self.vision_intermediate,
+            "num_heads": self.vision_heads,
+            "patch_size": self.patch_size,
+            "spatial_merge_size": self.merge_size,
+            "temporal_patch_size": 2,
+        }
+
+    def siglip_vision_sizes(self, image_size: int) -> dict[str, int]:
+        """The vision tower's sizes under SigLIP's vision config key names (Gemma 3, Idefics3)."""
+        return {
+            "hidden_size": self.vision_hidden,
+            "intermediate_size": self.vision_intermediate,
+            "num_hidden_layers": self.vision_depth,
+            "num_attention_heads": self.vision_heads,
+            "image_size": image_size,
+            "patch_size": self.patch_size,
+        }
+
     def mrope_section(self) -> list[int]:
         """Split head_dim/2 rotary frequencies over (time, height, width) in Qwen's 2:3:3 ratio
         (Qwen2.5-VL-7B: head_dim 128 → [16, 24, 24])."""
@@ -122,13 +145,7 @@ def make_config(
     if p.vision_hidden % p.vision_heads:
         raise ValueError(f"vision_hidden={p.vision_hidden} not divisible by vision_heads={p.vision_heads}")
     vision = {
-        "depth": p.vision_depth,
-        "hidden_size": p.vision_hidden,
-        "intermediate_size": p.vision_intermediate,
-        "num_heads": p.vision_heads,
-        "patch_size": p.patch_size,
-        "spatial_merge_size": p.merge_size,
-        "temporal_patch_size": 2,
+        **p.qwen_vision_sizes(),
         # Windows of 4×4 merged tokens, as in the real model (112 px / 14 px / 2); the last block is global.
         "window_size": 4 * p.patch_size * p.merge_size,
         "fullatt_block_indexes": [p.vision_depth - 1],
@@ -149,15 +166,9 @@ def make_config(
         "pad_token_id": token_ids["<|endoftext|>"],
         "tie_word_embeddings": p.tie_word_embeddings,
     }
-    return Qwen2_5_VLConfig(
-        text_config=text,
-        vision_config=vision,
-        image_token_id=token_ids["<|image_pad|>"],
-        video_token_id=token_ids["<|video_pad|>"],
-        vision_start_token_id=token_ids["<|vision_start|>"],
-        vision_end_token_id=token_ids["<|vision_end|>"],
-        tie_word_embeddings=p.tie_word_embeddings,
-    )
+    from mssr.models.families import qwen_vl_config
+
+    return qwen_vl_config(Qwen2_5_VLConfig, p, text, vision, token_ids)
 
 
 def preset_dict(preset: TinyPreset) -> dict:

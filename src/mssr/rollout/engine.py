@@ -1,8 +1,10 @@
 """Rollout engines: (policy, prompts) -> `RolloutBatch`.
 
-`RolloutEngine` is the interface the trainer and the evaluator see; `HFRolloutEngine` implements it
-with transformers' `generate` (batched, left padding, KV cache). A vLLM engine can plug in behind the
-same protocol later.
+`RolloutEngine` is the interface the trainer and the evaluator see (``generate`` checks a call's arguments
+into a :class:`Sampling` and hands them to the engine's ``_sample``); `HFRolloutEngine` implements it with its
+own sampling loop or transformers' `generate` (batched, left padding, KV cache), and
+:class:`mssr.rollout.vllm_engine.VLLMRolloutEngine` with vLLM, encoding and assembling through the same
+public helpers (:meth:`HFRolloutEngine.encode`, :meth:`HFRolloutEngine.assemble`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import contextlib
 import inspect
 import re
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import torch
@@ -20,6 +23,8 @@ from transformers import GenerationConfig
 from mssr.models.vision_tokens import default_suppress_token_ids
 from mssr.rollout.batch import PromptInput, PromptStore, RolloutBatch
 from mssr.rollout.prefix import continue_forward, prefill
+
+Prompts = Sequence[PromptInput]  # one generate call's prompts
 
 _VISION_SPAN = re.compile(r"<\|vision_start\|>.*?<\|vision_end\|>", re.DOTALL)
 _END_TOKENS = ("<|im_end|>", "<|endoftext|>")
@@ -75,33 +80,61 @@ class RolloutEngine(Protocol):
         greedy: bool = False,
         batch_size: int | None = None,
         seed: int | None = None,
-    ) -> RolloutBatch: ...
+        return_logprobs: bool | None = None,
+    ) -> RolloutBatch:
+        """Sample ``n`` responses per prompt. ``batch_size``: rows per engine call (memory), ``None`` = the
+        engine's choice; ``return_logprobs``: fill ``rollout_logprobs`` with the sampled tokens' log-probs
+        (``None``: the engine's default). An engine that subclasses this protocol gets the arguments checked
+        here and implements ``_sample(prompts, sampling)``."""
+        sampling = Sampling(n, temperature, top_p, top_k, max_new_tokens, greedy)
+        check_generate_args(prompts, sampling, batch_size)
+        return self._sample(
+            prompts, sampling, batch_size=batch_size, seed=seed, return_logprobs=return_logprobs
+        )
 
 
-def check_generate_args(
-    prompts: Sequence[PromptInput],
-    *,
-    n: int,
-    temperature: float,
-    top_p: float,
-    top_k: int,
-    max_new_tokens: int,
-    greedy: bool,
-    batch_size: int | None,
-) -> None:
+@dataclass(frozen=True)
+class Sampling:
+    """One ``generate`` call's settings: ``n`` responses per prompt from ``softmax(logits / temperature)``
+    restricted by ``top_k`` (0 = off) and ``top_p`` (1 = off), or the argmax (``greedy``), each up to
+    ``max_new_tokens`` tokens; ``batch_size`` rows per engine call, the call's ``seed``, and whether to return
+    the sampled tokens' log-probs (``logprobs``; None: the engine's default)."""
+
+    n: int = 1
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+    max_new_tokens: int = 64
+    greedy: bool = False
+    batch_size: int | None = None
+    seed: int | None = None
+    logprobs: bool | None = None
+
+    def distribution(self) -> dict[str, Any]:
+        """The settings that shape each row's distribution (all but ``n``), as keyword arguments."""
+        return {
+            "greedy": self.greedy,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "top_k": self.top_k,
+            "max_new_tokens": self.max_new_tokens,
+        }
+
+
+def check_generate_args(prompts: Sequence[PromptInput], s: Sampling) -> None:
     """Raise ``ValueError`` for arguments of `RolloutEngine.generate` that no engine accepts."""
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
-    if max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
-    if not greedy and temperature <= 0:
-        raise ValueError(f"temperature must be > 0 when sampling (use greedy=True), got {temperature}")
-    if not 0 < top_p <= 1:
-        raise ValueError(f"top_p must be in (0, 1], got {top_p}")
-    if top_k < 0:
-        raise ValueError(f"top_k must be >= 0 (0 = off), got {top_k}")
-    if batch_size is not None and batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1 or None, got {batch_size}")
+    if s.n < 1:
+        raise ValueError(f"n must be >= 1, got {s.n}")
+    if s.max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be >= 1, got {s.max_new_tokens}")
+    if not s.greedy and s.temperature <= 0:
+        raise ValueError(f"temperature must be > 0 when sampling (use greedy=True), got {s.temperature}")
+    if not 0 < s.top_p <= 1:
+        raise ValueError(f"top_p must be in (0, 1], got {s.top_p}")
+    if s.top_k < 0:
+        raise ValueError(f"top_k must be >= 0 (0 = off), got {s.top_k}")
+    if s.batch_size is not None and s.batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1 or None, got {s.batch_size}")
     if not prompts:
         raise ValueError("no prompts given")
 
@@ -174,7 +207,7 @@ def process_logits(
     return z
 
 
-class HFRolloutEngine:
+class HFRolloutEngine(RolloutEngine):
     """`RolloutEngine` for HF vision-language models (Qwen2-VL family): batched, left padding, KV cache.
 
     By default it decodes with its own sampling loop over the model's forward, running each distinct
@@ -231,7 +264,9 @@ class HFRolloutEngine:
                 self.token_types_key = "token_type_ids"  # Gemma 3: image tokens attend bidirectionally
 
     # ----------------------------------------------------------------------------------------------- encode
-    def _check(self, prompts: Sequence[PromptInput]) -> None:
+    def check_prompts(self, prompts: Sequence[PromptInput]) -> None:
+        """Every prompt is a `PromptInput` with as many images as image placeholders (shared with the vLLM
+        engine, with :meth:`encode` and :meth:`assemble`, so that both engines build the same batches)."""
         for i, p in enumerate(prompts):
             if not isinstance(p, PromptInput):
                 raise TypeError(f"prompt {i}: expected PromptInput, got {type(p).__name__}")
@@ -246,7 +281,7 @@ class HFRolloutEngine:
                     f"prompt {i} (key {p.key!r}): text_without_images still holds an image placeholder"
                 )
 
-    def _encode(
+    def encode(
         self, prompts: Sequence[PromptInput], chunk: int = 128
     ) -> tuple[list[torch.Tensor], list[torch.Tensor] | None, PromptStore]:
         """Per prompt: unpadded ids and mm_token_type_ids, plus the store of images and text-only ids.
@@ -374,61 +409,34 @@ class HFRolloutEngine:
     def close(self) -> None:
         """Nothing of its own to release."""
 
-    def generate(
-        self,
-        prompts: Sequence[PromptInput],
-        *,
-        n: int = 1,
-        temperature: float = 1.0,
-        top_p: float = 1.0,
-        top_k: int = 0,
-        max_new_tokens: int = 64,
-        greedy: bool = False,
-        batch_size: int | None = None,
-        seed: int | None = None,
-        return_logprobs: bool = False,
-    ) -> RolloutBatch:
-        """Sample `n` responses per prompt (see `RolloutEngine`).
+    def _sample(self, prompts: Prompts, sampling: Sampling) -> RolloutBatch:
+        """`RolloutEngine.generate` (arguments checked). ``batch_size``: rows per `generate` call (memory);
+        ``None`` = all rows at once. With a `seed`, the random stream depends on it, so keep it fixed for
+        reproducibility. ``return_logprobs`` (default off): also fill `rollout_logprobs` from the sampler's
+        processed scores (the exact distribution sampled from, top-k/top-p included)."""
+        batch_size, seed, return_logprobs = sampling.batch_size, sampling.seed, bool(sampling.logprobs)
+        n = sampling.n
+        self.check_prompts(prompts)
 
-        Args:
-            batch_size: rows per `generate` call (memory); ``None`` = all rows at once. With a `seed`, the
-                random stream depends on it, so keep it fixed for reproducibility.
-            return_logprobs: also fill `rollout_logprobs` from the sampler's processed scores (the exact
-                distribution sampled from, top-k/top-p included).
-        """
-        check_generate_args(
-            prompts,
-            n=n,
-            temperature=temperature,
-            top_p=top_p,
-            top_k=top_k,
-            max_new_tokens=max_new_tokens,
-            greedy=greedy,
-            batch_size=batch_size,
-        )
-        self._check(prompts)
-
-        prompt_ids, mm_types, store = self._encode(prompts)
+        prompt_ids, mm_types, store = self.encode(prompts)
         slots = [i for i in range(len(prompts)) for _ in range(n)]
         device = next(self.model.parameters()).device
         rng_devices = [device] if device.type == "cuda" else []
         rng = torch.random.fork_rng(devices=rng_devices) if seed is not None else contextlib.nullcontext()
-        sampling = dict(
-            greedy=greedy, temperature=temperature, top_p=top_p, top_k=top_k, max_new_tokens=max_new_tokens
-        )
+        kwargs = sampling.distribution()
         with rng, _plain_generation_defaults(self.model), torch.no_grad():
             if seed is not None:
                 torch.manual_seed(seed)
             encoded = (prompt_ids, mm_types, store, device)
             if self.share_prompts:
-                responses, sampler_lps = self._sample_shared(len(prompts), n, batch_size, encoded, sampling)
+                responses, sampler_lps = self._sample_shared(len(prompts), n, batch_size, encoded, kwargs)
             else:
                 responses, sampler_lps = self._sample_rows(
-                    slots, batch_size, encoded, sampling, return_logprobs
+                    slots, batch_size, encoded, kwargs, return_logprobs
                 )
         if not return_logprobs:
             sampler_lps = []
-        return self._assemble(
+        return self.assemble(
             prompts,
             n,
             slots,
@@ -437,7 +445,7 @@ class HFRolloutEngine:
             store,
             responses,
             sampler_lps,
-            1.0 if greedy else temperature,
+            1.0 if sampling.greedy else sampling.temperature,
         )
 
     def _sample_shared(
@@ -559,7 +567,7 @@ class HFRolloutEngine:
             inputs[self.token_types_key] = types.to(device)
         return inputs
 
-    def _assemble(
+    def assemble(
         self,
         prompts: Sequence[PromptInput],
         n: int,
@@ -571,6 +579,8 @@ class HFRolloutEngine:
         sampler_lps: list[torch.Tensor],
         temperature: float,
     ) -> RolloutBatch:
+        """The `RolloutBatch` of sampled ``responses`` (chunks of ``[rows, t]`` ids, rows prompt by prompt over
+        ``slots``) and their sampler log-probs (empty: none) for the :meth:`encode`-d prompts."""
         rows = len(slots)
         t = max(r.shape[1] for r in responses)
         response_ids = torch.full((rows, t), self.pad_token_id, dtype=torch.long)

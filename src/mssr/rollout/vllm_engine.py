@@ -30,7 +30,7 @@ from torch import nn
 from mssr.config import ConfigError
 from mssr.models.processor import VIDEO_PROCESSOR_FILE, write_video_processor_config
 from mssr.rollout.batch import PromptInput, RolloutBatch
-from mssr.rollout.engine import HFRolloutEngine, check_generate_args
+from mssr.rollout.engine import HFRolloutEngine, Prompts, RolloutEngine, Sampling
 
 EngineName = Literal["hf", "vllm"]
 
@@ -258,7 +258,7 @@ def _load_error(exc: Exception, config: Any) -> ConfigError:
     )
 
 
-class VLLMRolloutEngine:
+class VLLMRolloutEngine(RolloutEngine):
     """`RolloutEngine` on vLLM (in-process, eager); same `generate` and `RolloutBatch` as `HFRolloutEngine`.
 
     Args:
@@ -444,29 +444,19 @@ class VLLMRolloutEngine:
             self._own_dir = None
 
     # ----------------------------------------------------------------------------------------- generate
-    def _sampling_params(
-        self,
-        *,
-        n: int,
-        greedy: bool,
-        temperature: float,
-        top_p: float,
-        top_k: int,
-        max_new_tokens: int,
-        seed: int,
-    ) -> Any:
+    def _sampling_params(self, s: Sampling, *, seed: int) -> Any:
         from vllm import SamplingParams
 
         return SamplingParams(
-            n=n,
-            temperature=0.0 if greedy else temperature,
-            top_p=1.0 if greedy else top_p,
-            top_k=0 if greedy else top_k,
+            n=s.n,
+            temperature=0.0 if s.greedy else s.temperature,
+            top_p=1.0 if s.greedy else s.top_p,
+            top_k=0 if s.greedy else s.top_k,
             min_p=0.0,
             repetition_penalty=1.0,
             presence_penalty=0.0,
             frequency_penalty=0.0,
-            max_tokens=max_new_tokens,
+            max_tokens=s.max_new_tokens,
             min_tokens=0,
             stop_token_ids=list(self.eos_token_ids),
             ignore_eos=False,
@@ -476,21 +466,8 @@ class VLLMRolloutEngine:
             detokenize=False,
         )
 
-    def generate(
-        self,
-        prompts: Sequence[PromptInput],
-        *,
-        n: int = 1,
-        temperature: float = 1.0,
-        top_p: float = 1.0,
-        top_k: int = 0,
-        max_new_tokens: int = 64,
-        greedy: bool = False,
-        batch_size: int | None = None,
-        seed: int | None = None,
-        return_logprobs: bool = True,
-    ) -> RolloutBatch:
-        """Sample `n` responses per prompt (see `RolloutEngine`); `rollout_logprobs` is always filled unless
+    def _sample(self, prompts: Prompts, sampling: Sampling) -> RolloutBatch:
+        """`RolloutEngine.generate` (arguments checked); `rollout_logprobs` is filled unless
         ``return_logprobs=False``.
 
         vLLM schedules the rows itself, so `batch_size` only has to be valid. `seed` seeds prompt i's requests
@@ -499,22 +476,14 @@ class VLLMRolloutEngine:
         built-in engine's: only greedy outputs are comparable token for token.
         """
         hf = self._hf
-        check_generate_args(
-            prompts,
-            n=n,
-            temperature=temperature,
-            top_p=top_p,
-            top_k=top_k,
-            max_new_tokens=max_new_tokens,
-            greedy=greedy,
-            batch_size=batch_size,
-        )
+        n = sampling.n
+        seed, return_logprobs = sampling.seed, sampling.logprobs is not False
         if self.llm is None:
             raise RuntimeError("VLLMRolloutEngine.generate after close()")
-        hf._check(prompts)
+        hf.check_prompts(prompts)
         self.wake_up()
 
-        prompt_ids, mm_types, store = hf._encode(prompts)
+        prompt_ids, mm_types, store = hf.encode(prompts)
         if seed is None:
             seed = int(torch.randint(0, 2**31 - 1, ()).item())
         requests: list[dict[str, Any]] = []
@@ -524,22 +493,12 @@ class VLLMRolloutEngine:
             if p.images:
                 request["multi_modal_data"] = {"image": list(p.images)}
             requests.append(request)
-            params.append(
-                self._sampling_params(
-                    n=n,
-                    greedy=greedy,
-                    temperature=temperature,
-                    top_p=top_p,
-                    top_k=top_k,
-                    max_new_tokens=max_new_tokens,
-                    seed=(seed + i * n) % (2**31 - 1),
-                )
-            )
+            params.append(self._sampling_params(sampling, seed=(seed + i * n) % (2**31 - 1)))
         outputs = self.llm.generate(requests, params, use_tqdm=False)
 
         slots = [i for i in range(len(prompts)) for _ in range(n)]
         response, lps = self._responses(outputs, prompts, prompt_ids, n, return_logprobs)
-        return hf._assemble(
+        return hf.assemble(
             prompts,
             n,
             slots,
@@ -548,7 +507,7 @@ class VLLMRolloutEngine:
             store,
             [response],
             [lps] if return_logprobs else [],
-            1.0 if greedy else temperature,
+            1.0 if sampling.greedy else sampling.temperature,
         )
 
     def _responses(

@@ -33,13 +33,7 @@ from mssr.evaluation.benchmarks.base import (
     free_item,
     register,
 )
-from mssr.evaluation.benchmarks.readers import (
-    BenchmarkDataError,
-    Row,
-    first_image,
-    require,
-    text_of,
-)
+from mssr.evaluation.benchmarks.readers import BenchmarkDataError, Row, first_image, require, text_of
 from mssr.io import read_json
 from mssr.rewards.equivalence import mathvista_normalize
 from mssr.rewards.text import to_text

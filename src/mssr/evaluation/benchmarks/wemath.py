@@ -21,13 +21,7 @@ from mssr.evaluation.benchmarks.base import (
     letter_answer,
     register,
 )
-from mssr.evaluation.benchmarks.readers import (
-    BenchmarkDataError,
-    Row,
-    first_image,
-    require,
-    text_of,
-)
+from mssr.evaluation.benchmarks.readers import BenchmarkDataError, Row, first_image, require, text_of
 
 _OPTION = re.compile(r"(?:^|;)\s*([A-J])\s*[.．:：]\s*")
 
