@@ -86,11 +86,11 @@ class RolloutEngine(Protocol):
         engine's choice; ``return_logprobs``: fill ``rollout_logprobs`` with the sampled tokens' log-probs
         (``None``: the engine's default). An engine that subclasses this protocol gets the arguments checked
         here and implements ``_sample(prompts, sampling)``."""
-        sampling = Sampling(n, temperature, top_p, top_k, max_new_tokens, greedy)
-        check_generate_args(prompts, sampling, batch_size)
-        return self._sample(
-            prompts, sampling, batch_size=batch_size, seed=seed, return_logprobs=return_logprobs
+        sampling = Sampling(
+            n, temperature, top_p, top_k, max_new_tokens, greedy, batch_size, seed, return_logprobs
         )
+        check_generate_args(prompts, sampling)
+        return self._sample(prompts, sampling)
 
 
 @dataclass(frozen=True)
