@@ -12,8 +12,8 @@ import pytest
 from mssr.cli.main import main
 from mssr.evaluation.benchmarks import get
 from mssr.evaluation.benchmarks.base import GradeItem
-from mssr.evaluation.generalisation import leave_one_out, response_style, synthetic_files
-from mssr.evaluation.synthetic import STYLES, make_all
+from mssr.evaluation.study.generalisation import leave_one_out, response_style, synthetic_files
+from mssr.evaluation.study.synthetic import STYLES, make_all
 from mssr.rewards.equivalence import mathvista_normalize
 from shared_data import path_or_skip
 

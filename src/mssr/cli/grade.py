@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--synthetic",
         action="store_true",
         help="also grade synthetic files built from the problems, one per hard response style, with verdicts "
-        "derived from the official pipeline's published rules (mssr.evaluation.synthetic)",
+        "derived from the official pipeline's published rules (mssr.evaluation.study.synthetic)",
     )
     parser.add_argument(
         "--leave-one-out",
@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
             print("error: --synthetic and --leave-one-out are for mathvista", file=sys.stderr)
             return 2
         if args.synthetic:
-            from mssr.evaluation.generalisation import synthetic_files
+            from mssr.evaluation.study.generalisation import synthetic_files
 
             files.update(synthetic_files(args.problems))
     except BenchmarkDataError as exc:
@@ -112,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
         if len(files) < 2:
             print("error: --leave-one-out needs two or more files (or --synthetic)", file=sys.stderr)
             return 2
-        from mssr.evaluation.generalisation import format_table, leave_one_out
+        from mssr.evaluation.study.generalisation import format_table, leave_one_out
 
         results = leave_one_out(files)
         print(f"{args.benchmark}: leave-one-system-out agreement with the official verdicts (official mode)")
@@ -158,7 +158,7 @@ def _report(args: argparse.Namespace, name: str, items: list, judge: object) -> 
                 f"{_pct(c['official_correct'], c['with_official']):>8s} {_pct(c['agree'], c['with_official']):>8s}"
             )
     if rep.n_with_official and args.benchmark == "mathvista":
-        from mssr.evaluation.generalisation import STYLES, per_style
+        from mssr.evaluation.study.generalisation import STYLES, per_style
 
         classes = {d["pid"]: d["class"] for d in rep.disagreements}
         print("\n  agreement by response style (disagreements by class within it):")

@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from mssr.evaluation.benchmarks.base import letters_of
-from mssr.rewards import AccuracyReward, Verdict, extract_answer, is_refusal, verify
-from mssr.rewards.extract import last_answer_tag, last_boxed
+from mssr.rewards import Verdict, extract_answer, is_refusal, verify
+from mssr.rewards.builtin import is_delimited
 from mssr.rewards.text import to_text
 
 _YES_NO = re.compile(r"^\W*(yes|no|true|false)\b", re.I)
@@ -26,10 +26,6 @@ def _int_or_none(x: Any) -> int | None:
         return None if x is None or x == "" else int(x)
     except (TypeError, ValueError):
         return None
-
-
-def _delimited(text: str) -> bool:
-    return last_boxed(text) is not None or last_answer_tag(text) is not None
 
 
 class BenchmarkReward:
@@ -76,7 +72,7 @@ class BenchmarkReward:
 
     def explain(self, response: str, record: Mapping[str, Any]) -> Verdict:
         text = to_text(response)
-        if self.require_delimited and not _delimited(text):
+        if self.require_delimited and not is_delimited(text):
             return Verdict(False, None, "not_delimited")
         grading = record.get("grading") or ("choice" if record.get("answer_type") == "choice" else "free")
         answer = to_text(record["answer"]).strip()
@@ -162,25 +158,12 @@ class BenchmarkReward:
 def explain(reward: Any, response: str, record: Mapping[str, Any]) -> tuple[str | None, str | None]:
     """``(extracted answer, reason)`` for one response, for the results file.
 
-    For :class:`BenchmarkReward` and mssr's ``accuracy`` reward this is the verdict the reward itself
-    reached; for any other reward only the extraction is known (reason ``None``).
+    For a reward with an ``explain`` method (:class:`BenchmarkReward`, mssr's ``accuracy`` reward) this is the
+    verdict the reward itself reached; for any other reward only the extraction is known (reason ``None``).
     """
     text = to_text(response)
     if hasattr(reward, "explain"):
         v = reward.explain(text, record)
-        return v.extracted, v.reason
-    if isinstance(reward, AccuracyReward):
-        if reward.require_delimited and not _delimited(text):
-            return None, "not_delimited"
-        v = verify(
-            text,
-            record["answer"],
-            answer_type=record.get("answer_type"),
-            choices=record.get("choices") or None,
-            mode=reward.mode,
-            precision=_int_or_none(record.get("precision")),
-            require_clean_end=reward.require_clean_end,
-        )
         return v.extracted, v.reason
     ex = extract_answer(text, choices=record.get("choices") or None)
     return (ex.text if ex is not None else None), None

@@ -29,7 +29,7 @@ from typing import Any
 
 from mssr.rewards.extract import last_answer_tag, last_boxed
 from mssr.rewards.text import to_text
-from mssr.rewards.verify import MODES, verify
+from mssr.rewards.verify import MODES, Verdict, verify
 
 RewardValue = float | dict[str, float] | None
 
@@ -63,11 +63,14 @@ class AccuracyReward:
     def __call__(self, response: str, record: Mapping[str, Any]) -> float:
         if "answer" not in record:
             raise KeyError(f"the accuracy reward needs an 'answer' column; record has {sorted(record)}")
-        if self.require_delimited and (
-            last_boxed(to_text(response)) is None and last_answer_tag(to_text(response)) is None
-        ):
-            return 0.0
-        v = verify(
+        return 1.0 if self.explain(response, record).correct else 0.0
+
+    def explain(self, response: str, record: Mapping[str, Any]) -> Verdict:
+        """The verdict behind the reward: ``not_delimited`` when a delimited answer is required and absent,
+        else :func:`verify`'s (extracted answer and reason, for results files)."""
+        if self.require_delimited and not is_delimited(to_text(response)):
+            return Verdict(False, None, "not_delimited")
+        return verify(
             response,
             record["answer"],
             answer_type=record.get("answer_type"),
@@ -76,13 +79,17 @@ class AccuracyReward:
             precision=_int_or_none(record.get("precision")),
             require_clean_end=self.require_clean_end,
         )
-        return 1.0 if v.correct else 0.0
 
     def __repr__(self) -> str:
         return (
             f"AccuracyReward(mode={self.mode!r}, require_clean_end={self.require_clean_end}, "
             f"require_delimited={self.require_delimited})"
         )
+
+
+def is_delimited(text: str) -> bool:
+    """The response puts its final answer in ``\\boxed{}`` or ``<answer>…</answer>``."""
+    return last_boxed(text) is not None or last_answer_tag(text) is not None
 
 
 def _int_or_none(x: Any) -> int | None:

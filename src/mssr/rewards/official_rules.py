@@ -1,7 +1,7 @@
 """Rules that make ``official`` mode write what MathVista's extractor would write for the response styles a
 plain answer extraction gets wrong. Each rule names the official behaviour it reproduces or the class of
 disagreement it fixes (docs/rewards.md, "Response styles"); each can be switched off (:func:`disabled`) so that
-the leave-one-system-out protocol (:mod:`mssr.evaluation.generalisation`) can select rules on some files and
+the leave-one-system-out protocol (:mod:`mssr.evaluation.study.generalisation`) can select rules on some files and
 measure them on another.
 
 The official pipeline (MathVista ``evaluation/``): ``extract_answer.py`` returns ``""`` for an empty response,

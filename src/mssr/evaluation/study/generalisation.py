@@ -4,7 +4,7 @@
   (empty, refusal, echoed options, restated question, program, yes/no statement, option text, long chain of
   thought, short answer); ``mssr grade`` reports agreement per style.
 * :func:`leave_one_out` is the leave-one-system-out protocol over graded files (the development files and the
-  synthetic files of :mod:`mssr.evaluation.synthetic`): for each file left out, the optional rules of
+  synthetic files of :mod:`mssr.evaluation.study.synthetic`): for each file left out, the optional rules of
   :mod:`mssr.rewards.official_rules` are selected on the *other* files only — a rule is switched off when
   switching it off raises their pooled agreement — and the file left out is graded with that selection.
   The selection runs in this process (``num_workers=0``), since rules are switched per process.
@@ -164,13 +164,13 @@ def per_style(
 
 
 def synthetic_files(problems_path: Any, seed: int = 0) -> dict[str, list[GradeItem]]:
-    """The synthetic graded files of :mod:`mssr.evaluation.synthetic` for the problems at ``problems_path``,
+    """The synthetic graded files of :mod:`mssr.evaluation.study.synthetic` for the problems at ``problems_path``,
     read back through the MathVista adapter (name ``synthetic:<style>``)."""
     import json
     import tempfile
     from pathlib import Path
 
-    from mssr.evaluation.synthetic import make_all
+    from mssr.evaluation.study.synthetic import make_all
     from mssr.io import read_json
 
     fmt = get("mathvista")
