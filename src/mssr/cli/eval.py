@@ -144,19 +144,14 @@ def resolve_model(spec: str) -> tuple[str, Path | None, Path | None, str | None]
     p = Path(spec).expanduser()
     if not p.exists():
         raise CliError(f"--model {spec}: no such directory (nor base[:PRESET] / scratch[:PRESET])")
-    if (p / "config.json").is_file():
-        cfg = p.parent / "config.yaml" if p.name == "policy" else p / "config.yaml"
-        return "path", p, cfg if cfg.is_file() else None, None
-    if (p / "policy" / "config.json").is_file():
-        return "path", p / "policy", (p / "config.yaml") if (p / "config.yaml").is_file() else None, None
-    if (p / "checkpoints").is_dir():
-        from mssr.trainer.checkpoint import latest_checkpoint
+    from mssr.trainer.rundir import RunError, find_policy
 
-        ckpt = latest_checkpoint(p / "checkpoints")
-        if ckpt is None:
-            raise CliError(f"--model {spec}: the run has no complete checkpoint under {p / 'checkpoints'}")
-        cfg = ckpt / "config.yaml" if (ckpt / "config.yaml").is_file() else p / "config.yaml"
-        return "path", ckpt / "policy", cfg if cfg.is_file() else None, None
+    try:
+        found = find_policy(p)
+    except RunError as exc:
+        raise CliError(f"--model {spec}: {exc}") from None
+    if found is not None:
+        return "path", found[0], found[1], None
     raise CliError(
         f"--model {spec}: not a policy directory (config.json), a checkpoint (policy/) or a run (checkpoints/)"
     )
@@ -315,7 +310,9 @@ def _label(spec_label: str | None, kind: str, policy_dir: Path | None, preset: s
     if kind != "path":
         return f"{kind}-{preset}"
     assert policy_dir is not None
-    parts = [q for q in policy_dir.parts if q not in ("policy", "checkpoints")]
+    from mssr.trainer.rundir import CHECKPOINTS, POLICY
+
+    parts = [q for q in policy_dir.parts if q not in (POLICY, CHECKPOINTS)]
     return "-".join(parts[-2:]) if parts and parts[-1].startswith("step_") else parts[-1]
 
 

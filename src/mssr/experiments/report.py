@@ -32,6 +32,7 @@ from mssr.experiments.curves import METRICS, X_AXES, RunCurves, aggregate, load_
 from mssr.experiments.plan import CompareError
 from mssr.experiments.runner import COMPARE_JSON, MANIFEST, RunRecord, load_manifest
 from mssr.io import read_json, write_text_atomic
+from mssr.trainer import rundir
 
 REPORT = "report.md"
 FIGURES = {"step": "curves_step.png", "rollouts": "curves_rollouts.png", "wall": "curves_wallclock.png"}
@@ -184,7 +185,7 @@ def summarize(out: Path, reference: str | None = None) -> Summary:
     for rec in records.values():
         algo.setdefault(rec.arm, (rec.algorithm, rec.variant))
         by_arm.setdefault(rec.arm, [])
-        path = out / rec.dir / "metrics.jsonl"
+        path = out / rec.dir / rundir.METRICS
         if path.exists():
             by_arm[rec.arm].append((rec, load_run_curves(path)))
     runs = {a: [summarize_run(r, c) for r, c in items] for a, items in by_arm.items()}

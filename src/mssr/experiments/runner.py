@@ -30,6 +30,7 @@ from typing import Any
 from mssr.config import canonical, dump_yaml, read_yaml, to_dict
 from mssr.experiments.plan import CompareError, ComparePlan, RunSpec, config_diff
 from mssr.io import pid_alive, read_json, write_json_atomic
+from mssr.trainer.rundir import CHECKPOINTS, METRICS
 
 MANIFEST = "manifest.json"
 COMPARE_JSON = "compare.json"
@@ -49,7 +50,7 @@ def checkpoint_step(run_dir: Path) -> int:
     """The step of the run's latest complete checkpoint (0 when none)."""
     from mssr.trainer.checkpoint import STEP_DIR, latest_checkpoint
 
-    path = latest_checkpoint(run_dir / "checkpoints")
+    path = latest_checkpoint(run_dir / CHECKPOINTS)
     if path is None:
         return 0
     m = STEP_DIR.match(path.name)
@@ -59,7 +60,7 @@ def checkpoint_step(run_dir: Path) -> int:
 def run_status(run_dir: Path, steps: int) -> tuple[str, int]:
     """``("done" | "partial" | "pending", checkpoint step)``."""
     step = checkpoint_step(run_dir)
-    if step >= steps and (run_dir / "metrics.jsonl").is_file():
+    if step >= steps and (run_dir / METRICS).is_file():
         return "done", step
     return ("partial" if step > 0 else "pending"), step
 
@@ -453,7 +454,7 @@ def _finish(plan: ComparePlan, rec: RunRecord, rc: int, wall: float) -> None:
 
 
 def _live_step(run_dir: Path) -> str:
-    path = run_dir / "metrics.jsonl"
+    path = run_dir / METRICS
     if not path.exists():
         return "start"
     try:

@@ -26,7 +26,7 @@ from mssr.trainer.checkpoint import (
     publish_checkpoint,
     save_state,
 )
-from mssr.trainer.rundir import RunError, resume_config_diff, run_has_data
+from mssr.trainer.rundir import CHECKPOINTS, CONFIG, POLICY, RunError, resume_config_diff, run_has_data
 
 
 class Checkpointer:
@@ -37,7 +37,7 @@ class Checkpointer:
         self, run_dir: Path, cfg: Any, strategy: Any, policy: Any, model: Any, optimizer: Any
     ) -> None:
         self.run_dir = run_dir
-        self.root = run_dir / "checkpoints"
+        self.root = run_dir / CHECKPOINTS
         self.cfg, self.strategy, self.policy, self.model, self.optimizer = (
             cfg,
             strategy,
@@ -80,7 +80,7 @@ class Checkpointer:
         )
         path, error = None, None
         if main:
-            writing = tmp / "policy"  # the file being written, for the error message
+            writing = tmp / POLICY  # the file being written, for the error message
             try:
                 if is_lora(self.model):
                     save_merged(self.policy, writing)
@@ -90,7 +90,7 @@ class Checkpointer:
                     self.policy.save(writing, state_dict=export)
                 writing = tmp / "trainer_state.pt"
                 save_state(writing, state)
-                writing = tmp / "config.yaml"
+                writing = tmp / CONFIG
                 writing.write_text(dump_yaml(self.cfg), encoding="utf-8")
                 writing = self.root / f"step_{step:06d}"
                 path = publish_checkpoint(self.root, step, tmp, keep_last=self.cfg.checkpoint.keep_last)
@@ -132,7 +132,7 @@ class Checkpointer:
             load_adapter_state_dict(self.model, load_state(path / "adapter.pt"))
         else:
             # from_pretrained applies the checkpoint-format key mapping (e.g. visual.* -> model.visual.*)
-            saved = load_policy(path / "policy", dtype=self.strategy.param_dtype).model
+            saved = load_policy(path / POLICY, dtype=self.strategy.param_dtype).model
             self.model.load_state_dict(saved.state_dict())
             del saved
         self.optimizer.load_state_dict(st["optimizer"])
@@ -155,7 +155,7 @@ class Checkpointer:
         if path is None:
             return None
         if r != "force":
-            diff = resume_config_diff(path / "config.yaml", self.cfg)
+            diff = resume_config_diff(path / CONFIG, self.cfg)
             if diff:
                 shown = "; ".join(diff[:6]) + (f"; and {len(diff) - 6} more" if len(diff) > 6 else "")
                 raise RunError(

@@ -12,6 +12,7 @@ from typing import Any
 
 from mssr.io import read_jsonl
 from mssr.progress import Progress as Progress  # shared with the SFT loop; re-exported
+from mssr.trainer.rundir import METRICS
 
 
 class MetricsLogger:
@@ -28,7 +29,7 @@ class MetricsLogger:
         resume_step: int = 0,
     ) -> None:
         self.run_dir = run_dir
-        self.path = run_dir / "metrics.jsonl"
+        self.path = run_dir / METRICS
         run_dir.mkdir(parents=True, exist_ok=True)
         if self.path.exists() and resume_step:  # resumed: keep the steps up to the checkpoint
             self._truncate_after(resume_step)

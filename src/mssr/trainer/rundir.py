@@ -25,6 +25,35 @@ from mssr.trainer.checkpoint import complete_checkpoints, remove_temporaries
 
 # dotted keys (or prefixes ending in ".") a resumed run may change: how long, where, on what, how it is logged,
 # validated, checkpointed and parallelised, and how rewards are run — not what is trained or on which data
+# The run directory's layout: written by the trainer, read by mssr eval, mssr compare and the report.
+CONFIG = "config.yaml"  # the run's config (also in each checkpoint)
+METRICS = "metrics.jsonl"  # one row of metrics per step
+CHECKPOINTS = "checkpoints"  # checkpoints/step_NNNNNN/ (mssr.trainer.checkpointer)
+POLICY = "policy"  # a checkpoint's loadable policy (config.json, weights, processor)
+
+
+def find_policy(path: Path) -> tuple[Path, Path | None] | None:
+    """``(policy directory, training config or None)`` for ``path``: a policy directory itself (``config.json``),
+    a checkpoint (its ``policy/``) or a run (its latest complete checkpoint); None when ``path`` is none of them.
+    Raises :class:`RunError` for a run without a complete checkpoint."""
+
+    def config(*candidates: Path) -> Path | None:
+        return next((c for c in candidates if c.is_file()), None)
+
+    if (path / "config.json").is_file():
+        return path, config(path.parent / CONFIG if path.name == POLICY else path / CONFIG)
+    if (path / POLICY / "config.json").is_file():
+        return path / POLICY, config(path / CONFIG)
+    if (path / CHECKPOINTS).is_dir():
+        from mssr.trainer.checkpoint import latest_checkpoint
+
+        ckpt = latest_checkpoint(path / CHECKPOINTS)
+        if ckpt is None:
+            raise RunError(f"the run has no complete checkpoint under {path / CHECKPOINTS}")
+        return ckpt / POLICY, config(ckpt / CONFIG, path / CONFIG)
+    return None
+
+
 MAY_CHANGE = (
     "steps",
     "output_dir",
@@ -124,10 +153,10 @@ def _check_writable(path: Path) -> None:
 def run_has_data(run_dir: Path) -> str | None:
     """What in ``run_dir`` belongs to an earlier run (metrics or checkpoints), or None."""
     found = []
-    metrics = run_dir / "metrics.jsonl"
+    metrics = run_dir / METRICS
     if metrics.is_file() and metrics.stat().st_size:
-        found.append("metrics.jsonl")
-    done = complete_checkpoints(run_dir / "checkpoints")
+        found.append(METRICS)
+    done = complete_checkpoints(run_dir / CHECKPOINTS)
     if done:
         found.append(f"checkpoints up to {done[-1].name}")
     return ", ".join(found) or None

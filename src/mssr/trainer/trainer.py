@@ -38,7 +38,7 @@ from mssr.trainer.config import TrainConfig
 from mssr.trainer.memory import preflight as memory_preflight
 from mssr.trainer.metrics_log import MetricsLogger, Progress, plot_curves
 from mssr.trainer.parallel import build_strategy
-from mssr.trainer.rundir import RunError, TrainingInterrupted
+from mssr.trainer.rundir import CONFIG, METRICS, RunError, TrainingInterrupted
 from mssr.trainer.session import RUN_LOG, RunSession, runlog, say
 from mssr.trainer.shaping_probe import ShapingProbe
 from mssr.trainer.stages.advantages import initialize_tracker
@@ -408,7 +408,7 @@ class RLTrainer:
         if resumed is not None:
             say(f"resumed from step {self.step} (checkpoint {resumed})")
         if dist.is_main():
-            (self.run_dir / "config.yaml").write_text(dump_yaml(cfg), encoding="utf-8")
+            (self.run_dir / CONFIG).write_text(dump_yaml(cfg), encoding="utf-8")
             # one line per start or resume: a run resumed on another machine shows it (mssr.environment)
             with (self.run_dir / ENVIRONMENT_LOG).open("a", encoding="utf-8") as f:
                 f.write(json.dumps({"step": self.step, **describe_environment()}) + "\n")
@@ -515,10 +515,10 @@ class RLTrainer:
             "run_dir": str(self.run_dir),
             "world_size": dist.world_size(),
         }
-        if dist.is_main() and cfg.logging.plot and (self.run_dir / "metrics.jsonl").exists():
+        if dist.is_main() and cfg.logging.plot and (self.run_dir / METRICS).exists():
             summary["plot"] = str(
                 plot_curves(
-                    self.run_dir / "metrics.jsonl",
+                    self.run_dir / METRICS,
                     self.run_dir / "curves.png",
                     title=f"{cfg.algorithm.name} · {self.run_dir.name}",
                 )
