@@ -65,3 +65,28 @@ def test_collect_then_table(tmp_path, monkeypatch):
     assert gzip.decompress(stored.read_bytes()) == (runs / "runs/mvsr/seed0/metrics.jsonl").read_bytes()
     text = m.tables("s", 0.05, [4, 8])
     assert "| mvsr | 1 | 16.0 | 0.400 | 0.300 | 0.040 | 8 (1/1) | 6 (1/1) |" in text
+
+
+def test_drift_summary_by_hand():
+    """60 steps: entropy 0.10 for steps 1-20, 0.04 for 21-40, 0.08 for 41-60; validation 0.3, 0.9 (step 30),
+    0.7 (step 50), 0.75 (step 60); probes of -0.002 at steps 25 and 50."""
+    rows = [{"step": 0, "val/accuracy": 0.3}]
+    for i in range(1, 61):
+        h = 0.10 if i <= 20 else 0.04 if i <= 40 else 0.08
+        row = {"step": i, "actor/entropy": h, "critic/score/mean": i / 100, "actor/kl_loss": 0.01}
+        if i in (25, 50):
+            row["probe/entropy_psi"] = -0.002
+        if i in (30, 50, 60):
+            row["val/accuracy"] = {30: 0.9, 50: 0.7, 60: 0.75}[i]
+        rows.append(row)
+    s = _module().drift_summary(rows)
+    assert s["last"] == 60 and sorted(s["blocks"]) == [10, 50]
+    assert s["ent_first10"] == pytest.approx(0.10) and s["ent_last10"] == pytest.approx(0.08)
+    # 10-step means fall from 0.10 (peak) to 0.04 at step 30; the first below 0.05: step 29 (9 × 0.04 + 0.10)
+    assert s["ent_low"] == pytest.approx(0.04) and s["ent_low_step"] == 30
+    assert s["ent_below_half"] == 29
+    assert s["val_drop"] == 50  # 0.7 is 0.2 below the best so far (0.9)
+    b = s["blocks"][50]
+    assert b["val"] == 0.7 and b["entropy"] == pytest.approx(0.08) and b["kl"] == pytest.approx(0.01)
+    assert b["reward"] == pytest.approx(sum(range(41, 51)) / 1000)
+    assert b["probe"] == pytest.approx(-0.002)  # the probes of steps 1-50

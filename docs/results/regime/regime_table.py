@@ -2,6 +2,7 @@
 
     python docs/results/regime/regime_table.py collect RUNS_DIR STUDY     # a compare directory -> runs/STUDY/
     python docs/results/regime/regime_table.py table STUDY [--floor 0.05]  # markdown tables of runs/STUDY/
+    python docs/results/regime/regime_table.py drift STUDY [STUDY ...]     # the slow-drift tables
 
 ``collect`` stores every finished run of a ``mssr compare`` directory as ``runs/STUDY/ARM/seedK.jsonl.gz`` (its
 ``metrics.jsonl``, gzip'd, byte for byte) with its ``config.yaml`` and ``environment.jsonl``, and the directory's
@@ -21,6 +22,13 @@ docs/results/regime/README.md can be recomputed from the repository. Per arm, me
   reward's own spread sqrt(p(1−p)) over steps 1–5, the gradient norm, and ``adv/signal_gain`` where logged;
 - compute: rollouts and generated tokens (the tracker's initialisation included) and wall-clock (initialisation
   + steps, without validation).
+
+``drift`` (the long, small-step runs of part 3; several studies' arms side by side): per arm and 50-step block,
+mean ± std over seeds of the validation at the block's last step, and of 10-step means (ending there) of the
+sampled-token entropy, the training reward and the KL to the reference, and the shaping probe's ψ-attributable
+entropy change (``probe/entropy_psi``, the block's probes); then per arm the paper's criterion: the lowest
+10-step mean entropy and its step, whether it fell below half of its peak (k/n seeds), the first validation
+more than 0.1 below the best so far, and the entropy of the last 10 steps against the first 10.
 """
 
 from __future__ import annotations
@@ -197,6 +205,84 @@ def tables(study: str, floor: float, at: list[int]) -> str:
     return "\n".join(out)
 
 
+def _window(steps: list[dict], end: int, key: str, width: int = 10) -> float:
+    """Mean of ``key`` over the ``width`` steps ending at step ``end``."""
+    return _mean([r for r in steps if end - width < r["step"] <= end], key)
+
+
+def drift_summary(rows: list[dict]) -> dict:
+    """One long run's entropy and validation course (see the module docstring, ``drift``)."""
+    steps = [r for r in rows if r.get("step", 0) > 0 and "actor/entropy" in r]
+    val = {r["step"]: r["val/accuracy"] for r in rows if isinstance(r.get("val/accuracy"), int | float)}
+    last = steps[-1]["step"] if steps else 0
+    smooth = [(r["step"], _window(steps, r["step"], "actor/entropy")) for r in steps if r["step"] >= 10]
+    peak, low, low_step, below_half = 0.0, math.inf, None, None
+    for step, e in smooth:
+        peak = max(peak, e)
+        if e < low:
+            low, low_step = e, step
+        if below_half is None and e < peak / 2:
+            below_half = step
+    best, val_drop = -1.0, None
+    for step in sorted(val):
+        if val_drop is None and best - val[step] > 0.1:
+            val_drop = step
+        best = max(best, val[step])
+    return {
+        "last": last,
+        "val": val,
+        "blocks": {
+            b: {
+                "val": val.get(b),
+                "entropy": _window(steps, b, "actor/entropy"),
+                "reward": _window(steps, b, "critic/score/mean"),
+                "kl": _window(steps, b, "actor/kl_loss"),
+                "probe": _window(steps, b, "probe/entropy_psi", width=50),
+            }
+            for b in [10, *range(50, last + 1, 50)]
+        },
+        "ent_first10": _window(steps, 10, "actor/entropy"),
+        "ent_last10": _window(steps, last, "actor/entropy"),
+        "ent_low": low if smooth else float("nan"),
+        "ent_low_step": low_step,
+        "ent_below_half": below_half,
+        "val_drop": val_drop,
+    }
+
+
+def drift_tables(studies: list[str]) -> str:
+    """The slow-drift tables of the arms of ``studies`` (an arm's name in a later study overrides)."""
+    arms: dict[str, list[dict]] = {}
+    for study in studies:
+        for arm, runs in load_study(study).items():
+            arms[arm] = [drift_summary(rows) for rows in runs]
+    head = ["arm", "seeds", "step", "validation", "entropy (10-step mean)", "train reward (10-step mean)",
+            "KL to ref (10-step mean)", "ψ-attributable entropy change per update (probe)"]  # fmt: skip
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for arm, ss in arms.items():
+        blocks = sorted(set.intersection(*(set(s["blocks"]) for s in ss)))
+        for b in blocks:
+            bs = [s["blocks"][b] for s in ss]
+            cells = [arm, str(len(ss)), "1–10" if b == 10 else str(b)]
+            cells += [_stat([x["val"] for x in bs]) if b != 10 else _stat([s["val"].get(0) for s in ss])]
+            cells += [_stat([x["entropy"] for x in bs], ".4f"), _stat([x["reward"] for x in bs])]
+            cells += [_stat([x["kl"] for x in bs], ".3f"), _stat([x["probe"] for x in bs], "+.5f")]
+            out.append("| " + " | ".join(cells) + " |")
+    out += ["", "The paper's criterion, per arm (10-step mean entropy; k/n: seeds where it happened):", ""]
+    head = ["arm", "seeds", "steps", "entropy 1–10", "lowest entropy (step)", "entropy < ½ its peak",
+            "validation > 0.1 below its best", "entropy last 10", "last 10 / first 10", "final validation"]  # fmt: skip
+    out += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for arm, ss in arms.items():
+        ratio = [s["ent_last10"] / s["ent_first10"] for s in ss if s["ent_first10"] > 0]
+        cells = [arm, str(len(ss)), _stat([s["last"] for s in ss], ".0f"), _stat([s["ent_first10"] for s in ss], ".4f"),
+                 f"{_stat([s['ent_low'] for s in ss], '.4f')} ({_stat([s['ent_low_step'] for s in ss], '.0f')})",
+                 _event([s["ent_below_half"] for s in ss]), _event([s["val_drop"] for s in ss]),
+                 _stat([s["ent_last10"] for s in ss], ".4f"), _stat(ratio, ".2f"),
+                 _stat([s["val"].get(s["last"]) for s in ss])]  # fmt: skip
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -207,9 +293,13 @@ def main() -> None:
     t.add_argument("study")
     t.add_argument("--floor", type=float, default=0.05)
     t.add_argument("--at", default="10,20,30,50")
+    d = sub.add_parser("drift")
+    d.add_argument("studies", nargs="+")
     args = ap.parse_args()
     if args.cmd == "collect":
         collect(args.runs_dir, args.study)
+    elif args.cmd == "drift":
+        print(drift_tables(args.studies))
     else:
         print(tables(args.study, args.floor, [int(x) for x in args.at.split(",")]))
 
