@@ -25,6 +25,7 @@ import re
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from mssr.rewards.extract import last_answer_tag, last_boxed
@@ -250,7 +251,9 @@ def split_value(value: Any, *, where: str = "reward") -> tuple[float | None, dic
     return x, {}
 
 
-BUILTIN: dict[str, Callable[..., Any]] = {"accuracy": AccuracyReward, "format": FormatReward}
+BUILTIN: Mapping[str, Callable[..., Any]] = MappingProxyType(
+    {"accuracy": AccuracyReward, "format": FormatReward}
+)
 
 
 def build_reward(spec: Any, **options: Any) -> Callable[[str, Mapping[str, Any]], RewardValue]:

@@ -20,6 +20,7 @@ numbers (power towers, huge exponents or factorials, very deep nesting) are refu
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 
@@ -165,7 +166,7 @@ def scalars_equal(pred: str, gold: str, *, precision: int | None = None, integer
 
 
 # ----------------------------------------------------------------------------------------------- math-verify
-_EXPLOSIVE = [
+_EXPLOSIVE = (
     re.compile(r"\^\s*\{[^{}]*\^"),  # nested exponent: 10^{10^{10}}
     re.compile(r"\^\s*\{\s*\{"),  # 10^{{...}}
     re.compile(r"\^\s*\(?\s*[\w.]+\s*\)?\s*\^"),  # 9^9^9, 2^(3)^4
@@ -173,7 +174,7 @@ _EXPLOSIVE = [
     re.compile(r"\^\s*\{?\s*[-+]?\d{4,}"),  # 2^{100000}
     re.compile(r"\d{3,}\s*!|\d+\s*!\s*!"),  # 1000! / 5!!
     re.compile(r"\\(?:int|sum|prod|lim)(?![a-zA-Z])"),  # symbolic evaluation can run for minutes
-]
+)
 _MAX_NESTING = 6
 
 
@@ -199,21 +200,16 @@ def check_safe(s: str) -> None:
         raise Unverifiable(f"brackets nested deeper than {_MAX_NESTING}")
 
 
-_MV = None
-
-
+@functools.cache
 def _math_verify():
     """Import math-verify lazily (sympy takes ~1 s) and silence its 'timeout disabled' warning: we time out."""
-    global _MV
-    if _MV is None:
-        import math_verify
-        import math_verify.grader
-        import math_verify.parser
+    import math_verify
+    import math_verify.grader
+    import math_verify.parser
 
-        math_verify.parser.TIMEOUT_WARNING_SHOWN = True
-        math_verify.grader.TIMEOUT_WARNING_SHOWN = True
-        _MV = math_verify
-    return _MV
+    math_verify.parser.TIMEOUT_WARNING_SHOWN = True
+    math_verify.grader.TIMEOUT_WARNING_SHOWN = True
+    return math_verify
 
 
 def math_equal(pred: str, gold: str) -> bool:

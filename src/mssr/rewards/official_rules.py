@@ -14,44 +14,47 @@ letter → its option, else ``get_most_similar`` = smallest Levenshtein distance
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from mssr.rewards.text import clean_span, numbers_in, parse_number
 
 #: rule name -> what it reproduces / fixes
-RULES: dict[str, str] = {
-    "echoed_options": "a response that only echoes option lines ('(C) Yes\\n(D) No'): the extractor copies them "
-    "and the normaliser's first '(X)' match picks the first echoed option",
-    "option_value": "an answer span that names one option's text or value ('It is 5', '60 degrees' for '60°'): "
-    "the extractor, which sees the choices, writes that option",
-    "letter_statement": "an option letter stated in a sentence without an answer phrase ('B is correct.', "
-    "'I choose C.', 'I would go with (A)'): the extractor writes that letter",
-    "option_paraphrase": "an answer span that paraphrases one option ('greater than' for 'larger than', "
-    "'go down' for 'decrease'): that option, by normalised token overlap with a small synonym table",
-    "yesno_statement": "a yes/no question answered by a statement ('Coral is not the roughest.'): negated -> No, "
-    "affirmed restatement of the question -> Yes, as the extractor writes it",
-    "refusal_wording": "a refusal: the no-answer string the extractor writes for its wording ('... cannot be "
-    "determined' -> 'Cannot be determined'; requests for information, a short 'I can't …' and 'not possible to "
-    "determine the correct option' -> 'N/A'; a short 'Sorry, …' copied whole), mapped to an option by edit distance",
-    "refusal_no_number": "a response that ends in a refusal states no answer: no intermediate number (free "
-    "form) or option named in passing (multiple choice) is taken from its reasoning; the extractor writes a "
-    "no-answer string",
-    "leading_answer": "a numeric answer stated first ('3. There are three bars …', 'There are 3 bars below 40. "
-    "They are 58, 59 and 63.') and followed by explanation without a concluding statement: the extractor "
-    "takes the stated answer, not the explanation's last number",
-    "number_words": "an integer answer written as a word ('There are three people.', 'The answer is twelve'): "
-    "the extractor, asked for an integer by the hint, writes its digits",
-    "no_option_value": "a response that concludes a value ('Therefore, the size of ∠PAQ is 35°.') and then says "
-    "the correct option is not provided / not among the choices: the extractor writes that value (the "
-    "development files record 35°, 130°, 58°, √91, 2, 33 for such responses), which the normaliser maps to "
-    "the nearest option",
-    "program_output": "a program-of-thought response (Python that prints its answer): MathVista runs it and "
-    "the extractor reads what it printed; mssr reproduces the output with a restricted interpreter "
-    "(mssr.rewards.program, no exec)",
-    "question_echo": "a response that restates the query (hint, question, choices): extraction ignores the "
-    "restated text, so no number or option is taken from the question",
-}
+RULES: Mapping[str, str] = MappingProxyType(
+    {
+        "echoed_options": "a response that only echoes option lines ('(C) Yes\\n(D) No'): the extractor copies them "
+        "and the normaliser's first '(X)' match picks the first echoed option",
+        "option_value": "an answer span that names one option's text or value ('It is 5', '60 degrees' for '60°'): "
+        "the extractor, which sees the choices, writes that option",
+        "letter_statement": "an option letter stated in a sentence without an answer phrase ('B is correct.', "
+        "'I choose C.', 'I would go with (A)'): the extractor writes that letter",
+        "option_paraphrase": "an answer span that paraphrases one option ('greater than' for 'larger than', "
+        "'go down' for 'decrease'): that option, by normalised token overlap with a small synonym table",
+        "yesno_statement": "a yes/no question answered by a statement ('Coral is not the roughest.'): negated -> No, "
+        "affirmed restatement of the question -> Yes, as the extractor writes it",
+        "refusal_wording": "a refusal: the no-answer string the extractor writes for its wording ('... cannot be "
+        "determined' -> 'Cannot be determined'; requests for information, a short 'I can't …' and 'not possible to "
+        "determine the correct option' -> 'N/A'; a short 'Sorry, …' copied whole), mapped to an option by edit distance",
+        "refusal_no_number": "a response that ends in a refusal states no answer: no intermediate number (free "
+        "form) or option named in passing (multiple choice) is taken from its reasoning; the extractor writes a "
+        "no-answer string",
+        "leading_answer": "a numeric answer stated first ('3. There are three bars …', 'There are 3 bars below 40. "
+        "They are 58, 59 and 63.') and followed by explanation without a concluding statement: the extractor "
+        "takes the stated answer, not the explanation's last number",
+        "number_words": "an integer answer written as a word ('There are three people.', 'The answer is twelve'): "
+        "the extractor, asked for an integer by the hint, writes its digits",
+        "no_option_value": "a response that concludes a value ('Therefore, the size of ∠PAQ is 35°.') and then says "
+        "the correct option is not provided / not among the choices: the extractor writes that value (the "
+        "development files record 35°, 130°, 58°, √91, 2, 33 for such responses), which the normaliser maps to "
+        "the nearest option",
+        "program_output": "a program-of-thought response (Python that prints its answer): MathVista runs it and "
+        "the extractor reads what it printed; mssr reproduces the output with a restricted interpreter "
+        "(mssr.rewards.program, no exec)",
+        "question_echo": "a response that restates the query (hint, question, choices): extraction ignores the "
+        "restated text, so no number or option is taken from the question",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -137,46 +140,48 @@ def strip_question_echo(text: str, question: str | None, choices: list[str] | No
 
 
 # ----------------------------------------------------------------------------------------------- options
-_SYNONYMS = {
-    # comparatives (MathVista's "larger than / equal to / smaller than" and "Is X greater than Y?")
-    "greater": "larger",
-    "bigger": "larger",
-    "higher": "larger",
-    "more": "larger",
-    "above": "larger",
-    "less": "smaller",
-    "lower": "smaller",
-    "fewer": "smaller",
-    "below": "smaller",
-    "same": "equal",
-    "identical": "equal",
-    "equals": "equal",
-    # population changes (food-web questions)
-    "increases": "increase",
-    "increased": "increase",
-    "rise": "increase",
-    "rises": "increase",
-    "grow": "increase",
-    "grows": "increase",
-    "up": "increase",
-    "double": "increase",
-    "decreases": "decrease",
-    "decreased": "decrease",
-    "decline": "decrease",
-    "declines": "decrease",
-    "drop": "decrease",
-    "drops": "decrease",
-    "fall": "decrease",
-    "falls": "decrease",
-    "down": "decrease",
-    "shrink": "decrease",
-    "remains": "remain",
-    "stay": "remain",
-    "stays": "remain",
-    "unchanged": "equal",
-    "constant": "equal",
-    "change": "change",
-}
+_SYNONYMS = MappingProxyType(
+    {
+        # comparatives (MathVista's "larger than / equal to / smaller than" and "Is X greater than Y?")
+        "greater": "larger",
+        "bigger": "larger",
+        "higher": "larger",
+        "more": "larger",
+        "above": "larger",
+        "less": "smaller",
+        "lower": "smaller",
+        "fewer": "smaller",
+        "below": "smaller",
+        "same": "equal",
+        "identical": "equal",
+        "equals": "equal",
+        # population changes (food-web questions)
+        "increases": "increase",
+        "increased": "increase",
+        "rise": "increase",
+        "rises": "increase",
+        "grow": "increase",
+        "grows": "increase",
+        "up": "increase",
+        "double": "increase",
+        "decreases": "decrease",
+        "decreased": "decrease",
+        "decline": "decrease",
+        "declines": "decrease",
+        "drop": "decrease",
+        "drops": "decrease",
+        "fall": "decrease",
+        "falls": "decrease",
+        "down": "decrease",
+        "shrink": "decrease",
+        "remains": "remain",
+        "stay": "remain",
+        "stays": "remain",
+        "unchanged": "equal",
+        "constant": "equal",
+        "change": "change",
+    }
+)
 _STOP = frozenset(
     [
         "than",  # "larger than" vs "greater": the comparative carries the meaning
@@ -338,7 +343,7 @@ def refusal_wording(text: str) -> str | None:
 
 
 # ----------------------------------------------------------------------------------------------- numbers
-NUMBER_WORDS = [
+NUMBER_WORDS = (
     "zero",
     "one",
     "two",
@@ -360,7 +365,7 @@ NUMBER_WORDS = [
     "eighteen",
     "nineteen",
     "twenty",
-]  # NUMBER_WORDS[i] is i written as a word
+)  # NUMBER_WORDS[i] is i written as a word
 _NUM = r"[-+]?\d[\d,]*(?:\.\d+)?"
 _NUM_WORD = "|".join(NUMBER_WORDS)
 _LEADING = re.compile(
@@ -385,7 +390,7 @@ def leading_answer(text: str) -> str | None:
     return str(_WORDS[tok.lower()]) if tok.lower() in _WORDS else tok
 
 
-_WORDS = {w: i for i, w in enumerate(NUMBER_WORDS)}
+_WORDS = MappingProxyType({w: i for i, w in enumerate(NUMBER_WORDS)})
 _NUMBER_WORD = re.compile(r"\b(" + "|".join(_WORDS) + r")\b", re.I)
 
 

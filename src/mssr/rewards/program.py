@@ -15,6 +15,8 @@ import math
 import re
 import time
 import warnings
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 _MAX_STEPS = 20_000
@@ -25,56 +27,60 @@ _MAX_FORMAT_WIDTH = 1_000  # width or precision in a format spec (f"{x:500000000
 _MAX_ABS = 1e100
 _MAX_CODE = 8_000
 
-_MATH = {
-    name: getattr(math, name)
-    for name in (
-        "sqrt",
-        "sin",
-        "cos",
-        "tan",
-        "asin",
-        "acos",
-        "atan",
-        "atan2",
-        "radians",
-        "degrees",
-        "log",
-        "log10",
-        "log2",
-        "exp",
-        "floor",
-        "ceil",
-        "fabs",
-        "hypot",
-        "factorial",
-        "comb",
-        "perm",
-        "gcd",
-        "isclose",
-        "pi",
-        "e",
-        "inf",
-    )
-}
-_BUILTINS: dict[str, Any] = {
-    "abs": abs,
-    "round": round,
-    "int": int,
-    "float": float,
-    "min": min,
-    "max": max,
-    "sum": sum,
-    "len": len,
-    "str": str,
-    "range": range,
-    "sorted": sorted,
-    "list": list,
-    "tuple": tuple,
-    "bool": bool,
-    "enumerate": enumerate,
-    "zip": zip,
-    "pow": None,  # pow is checked like **
-}
+_MATH = MappingProxyType(
+    {
+        name: getattr(math, name)
+        for name in (
+            "sqrt",
+            "sin",
+            "cos",
+            "tan",
+            "asin",
+            "acos",
+            "atan",
+            "atan2",
+            "radians",
+            "degrees",
+            "log",
+            "log10",
+            "log2",
+            "exp",
+            "floor",
+            "ceil",
+            "fabs",
+            "hypot",
+            "factorial",
+            "comb",
+            "perm",
+            "gcd",
+            "isclose",
+            "pi",
+            "e",
+            "inf",
+        )
+    }
+)
+_BUILTINS: Mapping[str, Any] = MappingProxyType(
+    {
+        "abs": abs,
+        "round": round,
+        "int": int,
+        "float": float,
+        "min": min,
+        "max": max,
+        "sum": sum,
+        "len": len,
+        "str": str,
+        "range": range,
+        "sorted": sorted,
+        "list": list,
+        "tuple": tuple,
+        "bool": bool,
+        "enumerate": enumerate,
+        "zip": zip,
+        "pow": None,  # pow is checked like **
+    }
+)
 
 
 class _Unsupported(Exception):

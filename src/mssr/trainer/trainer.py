@@ -383,11 +383,9 @@ class RLTrainer:
     def close(self) -> None:
         """Release the rollout engine's own resources (vLLM: its engine core and its process groups — which
         include destroying the default group under torchrun, so the ranks meet at a barrier first)."""
-        engine = getattr(self, "engine", None)  # (a run refused before its engine was built has none)
-        if engine is not None and not engine.shares_weights:
+        if not self.engine.shares_weights:
             dist.barrier()
-        if engine is not None:
-            engine.close()
+        self.engine.close()
         self.session.close()  # a trainer built but never trained holds its directory's lock until here
 
     def train(self) -> dict[str, Any]:
