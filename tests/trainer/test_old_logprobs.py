@@ -75,3 +75,18 @@ def test_vllm_sleep_is_refused_where_it_cannot_work(make_config):
     if not torch.cuda.is_available():  # refused before vLLM is imported or started
         with pytest.raises(ConfigError, match="needs a GPU"):
             RLTrainer(make_config("rollout.engine=vllm", "rollout.vllm_sleep_level=1"))
+
+
+@pytest.mark.parametrize(
+    "overrides,source,requested",
+    [
+        ((), "sampler", True),  # auto, built-in engine in float32: the sampler's are the training forward's
+        (("rollout.old_logprobs=trainer",), "trainer", False),
+        (("rollout.tis_cap=2",), "trainer", True),  # weights need both: the trainer's pass and the sampler's
+        (("rollout.old_logprobs=sampler",), "sampler", True),
+    ],
+)
+def test_the_old_logprob_source_is_resolved_once_at_setup(make_config, tmp_path, overrides, source, requested):
+    trainer = RLTrainer(make_config("steps=0", *overrides, out=tmp_path / "r"))
+    assert trainer.old_logprobs_from == source and trainer.want_sampler_logprobs is requested
+    trainer.close()

@@ -52,7 +52,7 @@ def test_bf16_compute_keeps_small_updates_with_fp32_master_weights(make_config, 
     trainer = RLTrainer(cfg)
     assert all(p.dtype == torch.float32 for p in trainer.model.parameters())
     assert trainer.strategy.compute_dtype == torch.bfloat16
-    assert not trainer.old_from_sampler  # bf16 sampler log-probs are not the training forward's
+    assert trainer.old_logprobs_from == "trainer"  # bf16 sampler log-probs are not the training forward's
     before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
     trainer.train()
     mixed = _changed_fraction(trainer, before)

@@ -138,12 +138,11 @@ class RLTrainer:
         # engine in float32; bf16 sampling and training forwards differ by ~1e-2, another engine's kernels too)
         # or the trainer's own pass. The sampler's are requested whenever they are used or compared with.
         exact = self.engine.shares_weights and self.strategy.compute_dtype == torch.float32
-        self.old_from_sampler = r.old_logprobs == "sampler" or (
+        from_sampler = r.old_logprobs == "sampler" or (
             r.old_logprobs == "auto" and exact and r.tis_cap is None
         )
-        self.want_sampler_logprobs = (
-            self.old_from_sampler or not self.engine.shares_weights or r.tis_cap is not None
-        )
+        self.old_logprobs_from = "sampler" if from_sampler else "trainer"  # rollout.old_logprobs, resolved
+        self.want_sampler_logprobs = from_sampler or not self.engine.shares_weights or r.tis_cap is not None
 
     def _build_data(
         self, config: TrainConfig, train_records: list[Any] | None, val_records: list[Any] | None, reward: Any

@@ -18,18 +18,19 @@ from mssr.trainer.step_data import Parts, StepData
 
 def compute_old_logprobs(tr: Parts, d: StepData) -> dict[str, float]:
     """Old log-probs, the shaping entropy and the sampler/trainer comparison (docs/rollout.md "Old
-    log-probs"). From the sampler (``tr.old_from_sampler``) no forward pass is run unless the full-vocabulary
+    log-probs"). From the sampler (``tr.old_logprobs_from == "sampler"``, resolved once at set-up) no forward pass is run unless the full-vocabulary
     entropy is needed; otherwise the trainer's teacher-forced pass gives them. Where both exist the mismatch
     is logged (``rollout/logprob_diff_{mean,max}``), and with ``rollout.tis_cap`` the truncated
     importance weights min(π_old/π_sampler, C) are kept for the loss (``rollout/tis_*``)."""
     mode = "full" if tr.spec.shaping and tr.cfg.algorithm.shaping_entropy == "full" else "sampled"
     mask = d.batch.response_mask.float()
     lp = d.batch.rollout_logprobs
-    if tr.old_from_sampler and lp is None:
+    from_sampler = tr.old_logprobs_from == "sampler"
+    if from_sampler and lp is None:
         raise RuntimeError("rollout.old_logprobs=sampler: the engine returned no log-probs")
     sampler = lp.cpu().float() * mask if lp is not None else None
     trainer, full = None, None
-    if not (tr.old_from_sampler and mode == "sampled"):
+    if not (from_sampler and mode == "sampled"):
         with torch.no_grad(), tr.strategy.gathered(tr.model):
             out = compute_logprobs(
                 tr.model,
@@ -40,7 +41,7 @@ def compute_old_logprobs(tr: Parts, d: StepData) -> dict[str, float]:
                 micro_batches=pass_plan(tr, d),
             )
         trainer, full = out.logprobs.cpu().float(), out.entropy
-    d.old_logprobs = sampler if tr.old_from_sampler else trainer
+    d.old_logprobs = sampler if from_sampler else trainer
     d.sampled_entropy = sampled_token_entropy(d.old_logprobs) * mask
     d.entropy = full.cpu() if full is not None else d.sampled_entropy
     if sampler is None or trainer is None or (tr.engine.shares_weights and tr.cfg.rollout.tis_cap is None):
