@@ -84,7 +84,7 @@ def _stat(xs: list[float], spec: str = ".3f") -> str:
     if not xs:
         return "—"
     s = format(statistics.fmean(xs), spec)
-    return s + (f" ± {format(statistics.stdev(xs), spec)}" if len(xs) > 1 else "")
+    return s + (f" ± {format(statistics.stdev(xs), spec.replace('+', ''))}" if len(xs) > 1 else "")
 
 
 def _event(xs: list[int | None]) -> str:
@@ -244,6 +244,7 @@ def drift_summary(rows: list[dict]) -> dict:
         "ent_first10": _window(steps, 10, "actor/entropy"),
         "ent_last10": _window(steps, last, "actor/entropy"),
         "ent_low": low if smooth else float("nan"),
+        "ent_peak": peak,
         "ent_low_step": low_step,
         "ent_below_half": below_half,
         "val_drop": val_drop,
@@ -253,9 +254,13 @@ def drift_summary(rows: list[dict]) -> dict:
 def drift_tables(studies: list[str]) -> str:
     """The slow-drift tables of the arms of ``studies`` (an arm's name in a later study overrides)."""
     arms: dict[str, list[dict]] = {}
+    seeds: dict[str, list[str]] = {}
     for study in studies:
         for arm, runs in load_study(study).items():
             arms[arm] = [drift_summary(rows) for rows in runs]
+            seeds[arm] = [
+                p.name.split(".")[0] for p in sorted((HERE / "runs" / study / arm).glob("seed*.jsonl.gz"))
+            ]
     head = ["arm", "seeds", "step", "validation", "entropy (10-step mean)", "train reward (10-step mean)",
             "KL to ref (10-step mean)", "ψ-attributable entropy change per update (probe)"]  # fmt: skip
     out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -280,6 +285,16 @@ def drift_tables(studies: list[str]) -> str:
                  _stat([s["ent_last10"] for s in ss], ".4f"), _stat(ratio, ".2f"),
                  _stat([s["val"].get(s["last"]) for s in ss])]  # fmt: skip
         out.append("| " + " | ".join(cells) + " |")
+    out += ["", "Per run:", ""]
+    head = ["arm", "seed", "steps", "entropy 1–10", "peak (10-step)", "lowest (step)", "entropy last 10",
+            "best validation", "final validation"]  # fmt: skip
+    out += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for arm, ss in arms.items():
+        for seed, s in zip(seeds[arm], ss, strict=True):
+            cells = [arm, seed.removeprefix("seed"), str(s["last"]), f"{s['ent_first10']:.4f}", f"{s['ent_peak']:.4f}",
+                     f"{s['ent_low']:.4f} ({s['ent_low_step']})", f"{s['ent_last10']:.4f}",
+                     f"{max(s['val'].values()):.3f}", f"{s['val'].get(s['last'], float('nan')):.3f}"]  # fmt: skip
+            out.append("| " + " | ".join(cells) + " |")
     return "\n".join(out)
 
 
