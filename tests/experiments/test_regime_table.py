@@ -61,7 +61,7 @@ def test_collect_then_table(tmp_path, monkeypatch):
     (runs / "manifest.json").write_text(json.dumps(manifest))
     (runs / "compare.json").write_text("{}")
     m.collect(runs, "s")
-    stored = tmp_path / "runs" / "s" / "mvsr" / "seed0.jsonl.gz"
+    stored = tmp_path / "metrics" / "s" / "mvsr" / "seed0.jsonl.gz"
     assert gzip.decompress(stored.read_bytes()) == (runs / "runs/mvsr/seed0/metrics.jsonl").read_bytes()
     text = m.tables("s", 0.05, [4, 8])
     assert "| mvsr | 1 | 16.0 | 0.400 | 0.300 | 0.040 | 8 (1/1) | 6 (1/1) |" in text

@@ -1,10 +1,10 @@
 """The regime study's tables, recomputed from the per-step metrics committed beside this script.
 
-    python docs/results/regime/regime_table.py collect RUNS_DIR STUDY     # a compare directory -> runs/STUDY/
-    python docs/results/regime/regime_table.py table STUDY [--floor 0.05]  # markdown tables of runs/STUDY/
+    python docs/results/regime/regime_table.py collect RUNS_DIR STUDY     # a compare directory -> metrics/STUDY/
+    python docs/results/regime/regime_table.py table STUDY [--floor 0.05]  # markdown tables of metrics/STUDY/
     python docs/results/regime/regime_table.py drift STUDY [STUDY ...]     # the slow-drift tables
 
-``collect`` stores every finished run of a ``mssr compare`` directory as ``runs/STUDY/ARM/seedK.jsonl.gz`` (its
+``collect`` stores every finished run of a ``mssr compare`` directory as ``metrics/STUDY/ARM/seedK.jsonl.gz`` (its
 ``metrics.jsonl``, gzip'd, byte for byte) with its ``config.yaml`` and ``environment.jsonl``, and the directory's
 ``compare.json`` (commands, machine). ``table`` reads only those files, so every number in
 docs/results/regime/README.md can be recomputed from the repository. Per arm, mean ± sample std over seeds
@@ -56,9 +56,9 @@ def _read(path: Path) -> list[dict]:
 
 
 def collect(runs_dir: Path, study: str) -> None:
-    """Copy each finished run's metrics (gzip'd), config and environment into runs/STUDY/ARM/."""
+    """Copy each finished run's metrics (gzip'd), config and environment into metrics/STUDY/ARM/."""
     manifest = json.loads((runs_dir / "manifest.json").read_text())
-    target = HERE / "runs" / study
+    target = HERE / "metrics" / study
     target.mkdir(parents=True, exist_ok=True)
     n = 0
     for rec in manifest["runs"]:
@@ -157,7 +157,7 @@ def run_summary(rows: list[dict], floor: float) -> dict:
 
 
 def load_study(study: str) -> dict[str, list[dict]]:
-    root = HERE / "runs" / study
+    root = HERE / "metrics" / study
     arms: dict[str, list[list[dict]]] = {}
     for path in sorted(root.glob("*/seed*.jsonl.gz")):
         arms.setdefault(path.parent.name, []).append(_read(path))
@@ -259,7 +259,7 @@ def drift_tables(studies: list[str]) -> str:
         for arm, runs in load_study(study).items():
             arms[arm] = [drift_summary(rows) for rows in runs]
             seeds[arm] = [
-                p.name.split(".")[0] for p in sorted((HERE / "runs" / study / arm).glob("seed*.jsonl.gz"))
+                p.name.split(".")[0] for p in sorted((HERE / "metrics" / study / arm).glob("seed*.jsonl.gz"))
             ]
     head = ["arm", "seeds", "step", "validation", "entropy (10-step mean)", "train reward (10-step mean)",
             "KL to ref (10-step mean)", "ψ-attributable entropy change per update (probe)"]  # fmt: skip
