@@ -375,7 +375,7 @@ def train_config(
         "logging.collapse_warning=false",
     ]
     if args.engine == "hf":  # the built-in engine (the paper configs name vLLM, with its sleep mode)
-        overrides += ["rollout.engine=hf", "rollout.vllm_sleep_level=0"]
+        overrides += ["rollout.engine=hf", "rollout.vllm.sleep_level=0"]
     if args.threads:
         overrides.append(f"threads={args.threads}")
     paper = PAPER_CONFIG.get(args.shape, PAPER_CONFIG["qwen2.5-vl-3b"])

@@ -174,3 +174,41 @@ def test_committed_comparison_variants_with_old_names_still_plan(tmp_path):
     )
     full = [plan.run_config(r) for r in plan.runs if r.variant == "mssr_full"]
     assert full and full[0].algorithm.shaping_entropy == "full"
+
+
+# ------------------------------------------------------------------ fields that moved into a section
+def test_moved_fields_load_from_yaml_and_overrides_into_their_section(tmp_path, caplog):
+    path = _yaml(
+        tmp_path / "old.yaml", "rollout:\n  engine: vllm\n  vllm_sleep_level: 2\n  vllm_max_model_len: 512\n"
+    )
+    with caplog.at_level(logging.WARNING, logger="mssr.config"):
+        r = load_config(TrainConfig, path, ["rollout.vllm_gpu_memory_utilization=0.6"]).rollout
+    assert (r.vllm.sleep_level, r.vllm.max_model_len, r.vllm.gpu_memory_utilization) == (2, 512, 0.6)
+    said = _warnings(caplog)
+    assert any("rollout.vllm_sleep_level → rollout.vllm.sleep_level" in w for w in said)
+    assert any("rollout.vllm_gpu_memory_utilization → rollout.vllm.gpu_memory_utilization" in w for w in said)
+    # the new spelling, in YAML and as an override: no warning
+    caplog.clear()
+    new = _yaml(tmp_path / "new.yaml", "rollout:\n  engine: vllm\n  vllm:\n    sleep_level: 1\n")
+    with caplog.at_level(logging.WARNING, logger="mssr.config"):
+        r = load_config(TrainConfig, new, ["rollout.vllm.max_model_len=256"]).rollout
+    assert (r.vllm.sleep_level, r.vllm.max_model_len) == (1, 256) and not _warnings(caplog)
+
+
+def test_a_moved_field_given_under_both_names_is_refused(tmp_path):
+    both = _yaml(tmp_path / "both.yaml", "rollout:\n  vllm_sleep_level: 1\n  vllm:\n    sleep_level: 2\n")
+    with pytest.raises(ConfigError, match=r"vllm_sleep_level and rollout\.vllm\.sleep_level both given"):
+        load_config(TrainConfig, both)
+    with pytest.raises(ConfigError, match="both given"):
+        load_config(TrainConfig, None, ["rollout.vllm_sleep_level=1", "rollout.vllm.sleep_level=2"])
+
+
+def test_a_run_saved_with_the_old_names_resumes_under_the_new_ones(tmp_path):
+    """resume_config_diff reads a checkpoint's config.yaml through the aliases: the old spelling is no change."""
+    from mssr.trainer.rundir import resume_config_diff
+
+    saved = _yaml(tmp_path / "config.yaml", "rollout:\n  engine: vllm\n  vllm_gpu_memory_utilization: 0.5\n")
+    same = load_config(TrainConfig, None, ["rollout.engine=vllm", "rollout.vllm.gpu_memory_utilization=0.5"])
+    other = load_config(TrainConfig, None, ["rollout.engine=vllm", "rollout.vllm.gpu_memory_utilization=0.6"])
+    assert resume_config_diff(saved, same) == []
+    assert resume_config_diff(saved, other) == ["rollout.vllm.gpu_memory_utilization: 0.5 -> 0.6"]

@@ -30,7 +30,8 @@ class ConfigError(ValueError):
 
 
 def aliases(cls: Any) -> dict[str, str]:
-    """``{old name: new name}`` of dataclass ``cls``'s renamed fields (its ``ALIASES``; empty if none)."""
+    """``{old name: new name}`` of dataclass ``cls``'s renamed fields (its ``ALIASES``; empty if none). A new name
+    ``section.field`` says that the field moved into the section ``section`` of ``cls``."""
     return dict(getattr(cls, "ALIASES", None) or {}) if dataclasses.is_dataclass(cls) else {}
 
 
@@ -56,24 +57,34 @@ def _deprecated(old: str, new: str, where: str | None) -> None:
 def _rename_aliases(
     cls: Any, data: dict[str, Any], prefix: str = "", *, where: str | None = None, warn: bool = True
 ) -> dict[str, Any]:
-    """One level of ``data`` with ``cls``'s old field names replaced by the new ones (order kept)."""
+    """One level of ``data`` with ``cls``'s old field names replaced by the new ones (order kept). A new name
+    ``section.field`` moves the value into that section (a field that became part of a section)."""
     table = aliases(cls)
     if not table or not any(k in table for k in data):
         return data
     out: dict[str, Any] = {}
+    moved: dict[str, dict[str, Any]] = {}
     for k, v in data.items():
         new = table.get(k)
         if new is None:
             out[k] = v
             continue
-        if new in data:
+        section, _, field = new.partition(".")
+        given = data.get(section) if field else None
+        if new in data or (field and isinstance(given, dict) and field in given):
             raise ConfigError(
                 f"{where + ': ' if where else ''}{prefix}{k} and {prefix}{new} both given; {k} is the old name of "
                 f"{new}: keep only {prefix}{new}"
             )
         if warn:
             _deprecated(f"{prefix}{k}", f"{prefix}{new}", where)
-        out[new] = v
+        if field:
+            moved.setdefault(section, {})[field] = v
+        else:
+            out[new] = v
+    for section, fields in moved.items():
+        current = out.get(section)
+        out[section] = {**(current if isinstance(current, dict) else {}), **fields}
     return out
 
 
@@ -225,11 +236,11 @@ def apply_overrides(data: dict[str, Any], overrides: list[str], cls: Any = None)
 
 def _canonical_key(cls: Any, parts: list[str]) -> list[str]:
     """The dotted key ``parts`` with old (aliased) field names of ``cls`` and its sections replaced."""
-    out = []
+    out: list[str] = []
     for p in parts:
-        p = aliases(cls).get(p, p)
-        out.append(p)
-        cls = _section_type(cls, p)
+        for q in aliases(cls).get(p, p).split("."):  # an old name may be a field now inside a section
+            out.append(q)
+            cls = _section_type(cls, q)
     return out
 
 

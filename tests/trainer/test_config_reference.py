@@ -19,16 +19,16 @@ def test_the_reference_matches_the_fields():
 
 
 def test_every_field_has_a_row_with_its_documentation():
-    def leaves(cls, prefix=""):
-        for f in dataclasses.fields(cls):
-            sub = getattr(TrainConfig(), f.name, None) if cls is TrainConfig else None
-            if dataclasses.is_dataclass(sub):
-                yield from leaves(type(sub), f"{f.name}.")
+    def leaves(obj, prefix=""):
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            if dataclasses.is_dataclass(value):
+                yield from leaves(value, f"{prefix}{f.name}.")
             else:
                 yield prefix + f.name
 
     rows = {key: doc for _, _, rs in sections() for key, _, _, doc in rs}
-    assert sorted(rows) == sorted(leaves(TrainConfig))
+    assert sorted(rows) == sorted(leaves(TrainConfig()))
     undocumented = [k for k, doc in rows.items() if not doc]
     assert not undocumented, f"fields without a comment in src/mssr/trainer/config.py: {undocumented}"
 

@@ -59,6 +59,7 @@ def test_both_engines_declare_the_protocol_and_the_trainer_never_probes():
         assert isinstance(cls.shares_weights, bool)
     assert HFRolloutEngine.shares_weights and not VLLMRolloutEngine.shares_weights
     assert {"shares_weights", "sleeps"} <= set(RolloutEngine.__annotations__)
-    source = (ROOT / "src/mssr/trainer/trainer.py").read_text()
-    assert not re.search(r"getattr\(self\.engine", source)
-    assert "vllm_sleep_level" not in source  # the engine knows its own sleep level
+    for path in [ROOT / "src/mssr/trainer/trainer.py", *(ROOT / "src/mssr/trainer/stages").glob("*.py")]:
+        source = path.read_text() + (ROOT / "src/mssr/trainer/step.py").read_text()
+        assert not re.search(r"(getattr|hasattr)\([^)]*engine", source), path
+        assert "sleep_level" not in source and "isinstance" not in source, path  # no question what it is

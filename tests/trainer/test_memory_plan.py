@@ -197,7 +197,7 @@ def test_paper_configs_plan_vllm_with_hand_computed_figures():
     u = plan.vllm_max_utilization
     assert u is not None and 0.5 < u < 0.95
     higher = plan_memory(
-        _paper("7b", f"rollout.vllm_gpu_memory_utilization={u + 0.01:.2f}"), devices=8, device_memory_gb=80
+        _paper("7b", f"rollout.vllm.gpu_memory_utilization={u + 0.01:.2f}"), devices=8, device_memory_gb=80
     )
     assert not higher.fits  # u is the largest in 0.01 steps
     text = format_plan(plan)
@@ -205,8 +205,8 @@ def test_paper_configs_plan_vllm_with_hand_computed_figures():
 
 
 def test_vllm_sleep_levels_move_its_share_between_phases_and_host():
-    awake = plan_memory(_paper("7b", "rollout.vllm_sleep_level=0"), devices=8, device_memory_gb=80)
-    asleep = plan_memory(_paper("7b", "rollout.vllm_sleep_level=1"), devices=8, device_memory_gb=80)
+    awake = plan_memory(_paper("7b", "rollout.vllm.sleep_level=0"), devices=8, device_memory_gb=80)
+    asleep = plan_memory(_paper("7b", "rollout.vllm.sleep_level=1"), devices=8, device_memory_gb=80)
     dropped = plan_memory(_paper("7b"), devices=8, device_memory_gb=80)
     assert [r.phase for r in awake.rows if r.key == "vllm"] == ["both"]
     # level 0: the update phase also carries u·M = 40 GB (before the 10 % fragmentation allowance)
@@ -216,4 +216,4 @@ def test_vllm_sleep_levels_move_its_share_between_phases_and_host():
     assert asleep.update_peak == dropped.update_peak
     # at level 0 no vLLM share that holds the 7B weights (16.6 GB) fits beside the update: the plan says to sleep
     assert not awake.fits and awake.vllm_max_utilization is None
-    assert any("rollout.vllm_sleep_level=2" in s for s in awake.suggestions)
+    assert any("rollout.vllm.sleep_level=2" in s for s in awake.suggestions)

@@ -69,12 +69,12 @@ def test_the_deprecated_switch_maps_to_old_logprobs(make_config):
 
 def test_vllm_sleep_is_refused_where_it_cannot_work(make_config):
     with pytest.raises(ConfigError, match=r"option of rollout\.engine=vllm"):
-        make_config("rollout.vllm_sleep_level=1").validate()  # the built-in engine shares the policy's memory
+        make_config("rollout.vllm.sleep_level=1").validate()  # the built-in engine shares the policy's memory
     with pytest.raises(ConfigError, match="0, 1 or 2"):
-        make_config("rollout.engine=vllm", "rollout.vllm_sleep_level=3").validate()
+        make_config("rollout.engine=vllm", "rollout.vllm.sleep_level=3").validate()
     if not torch.cuda.is_available():  # refused before vLLM is imported or started
         with pytest.raises(ConfigError, match="needs a GPU"):
-            RLTrainer(make_config("rollout.engine=vllm", "rollout.vllm_sleep_level=1"))
+            RLTrainer(make_config("rollout.engine=vllm", "rollout.vllm.sleep_level=1"))
 
 
 @pytest.mark.parametrize(

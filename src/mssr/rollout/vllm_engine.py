@@ -597,9 +597,9 @@ def engine_from_config(
             suppress_token_ids=suppress_token_ids,
             share_prompts=rollout.share_prompts,
         )
-    if rollout.vllm_sleep_level and not torch.cuda.is_available():
+    if rollout.vllm.sleep_level and not torch.cuda.is_available():
         raise ConfigError(
-            "rollout.vllm_sleep_level needs a GPU: vLLM's sleep mode exists on CUDA/ROCm/XPU only (set it to 0)"
+            "rollout.vllm.sleep_level needs a GPU: vLLM's sleep mode exists on CUDA/ROCm/XPU only (set it to 0)"
         )
     return build_engine(
         "vllm",
@@ -607,7 +607,7 @@ def engine_from_config(
         processor,
         suppress_token_ids=suppress_token_ids,
         share_prompts=rollout.share_prompts,
-        max_model_len=rollout.vllm_max_model_len,
-        gpu_memory_utilization=rollout.vllm_gpu_memory_utilization,
-        sleep_level=rollout.vllm_sleep_level,
+        max_model_len=rollout.vllm.max_model_len,
+        gpu_memory_utilization=rollout.vllm.gpu_memory_utilization,
+        sleep_level=rollout.vllm.sleep_level,
     )

@@ -283,7 +283,31 @@ class AlgorithmConfig:
 
 
 @dataclass
+class VllmConfig:
+    """The vLLM engine's settings (``rollout.engine=vllm``; docs/rollout.md "vLLM engine")."""
+
+    gpu_memory_utilization: float = 0.3  # fraction of GPU memory vLLM may take beside the trainer, in (0, 1]
+    max_model_len: int | None = None  # prompt + response token budget; null = the model's own
+    # on a GPU: free vLLM's memory between generation and the update (0 = off; 1 = weights offloaded to CPU and
+    # the KV cache dropped; 2 = both dropped — the weights are synced in after the update anyway)
+    sleep_level: int = 0
+
+    def validate(self) -> None:
+        if self.sleep_level not in (0, 1, 2):
+            raise ConfigError(f"rollout.vllm.sleep_level must be 0, 1 or 2, got {self.sleep_level!r}")
+        _number("rollout.vllm.gpu_memory_utilization", self.gpu_memory_utilization, lo=0, hi=1, lo_open=True)
+        _number("rollout.vllm.max_model_len", self.max_model_len, lo=1, optional=True)
+
+
+@dataclass
 class RolloutConfig:
+    # fields that moved into the vllm section, still accepted under their old names (with a deprecation warning)
+    ALIASES: ClassVar[dict[str, str]] = {
+        "vllm_gpu_memory_utilization": "vllm.gpu_memory_utilization",
+        "vllm_max_model_len": "vllm.max_model_len",
+        "vllm_sleep_level": "vllm.sleep_level",
+    }
+
     rollouts_per_step: int = 64  # CPU: paper 2048 (MSSR 2048 × 1, GRPO 256 × 8)
     temperature: float = 1.0  # sampling temperature of the rollouts, > 0
     top_p: float = 1.0  # nucleus sampling mass, in (0, 1]; 1 = off
@@ -306,11 +330,7 @@ class RolloutConfig:
     # rollout engine: "hf" = the built-in sampling loop over the policy's own modules; "vllm" = vLLM
     # (docs/rollout.md "vLLM engine"), with the policy's weights streamed into it after every update
     engine: Literal["hf", "vllm"] = "hf"
-    vllm_gpu_memory_utilization: float = 0.3  # vllm: fraction of GPU memory vLLM may take beside the trainer
-    vllm_max_model_len: int | None = None  # vllm: prompt + response token budget; null = the model's own
-    # vllm on a GPU: free vLLM's memory between generation and the update (0 = off; 1 = weights offloaded to CPU
-    # and the KV cache dropped; 2 = both dropped — the weights are synced in after the update anyway)
-    vllm_sleep_level: int = 0
+    vllm: VllmConfig = field(default_factory=VllmConfig)  # the vLLM engine's own settings
 
     def __post_init__(self) -> None:
         if self.reuse_sampler_logprobs is not None:
@@ -332,10 +352,8 @@ class RolloutConfig:
                 f"rollout.old_logprobs must be auto, trainer or sampler, got {self.old_logprobs!r}"
             )
         _number("rollout.tis_cap", self.tis_cap, lo=1, optional=True)
-        if self.vllm_sleep_level not in (0, 1, 2):
-            raise ConfigError(f"rollout.vllm_sleep_level must be 0, 1 or 2, got {self.vllm_sleep_level!r}")
-        if self.vllm_sleep_level and self.engine != "vllm":
-            raise ConfigError("rollout.vllm_sleep_level is an option of rollout.engine=vllm")
+        if self.vllm.sleep_level and self.engine != "vllm":
+            raise ConfigError("rollout.vllm.sleep_level is an option of rollout.engine=vllm")
         if self.tis_cap is not None and self.old_logprobs == "sampler":
             raise ConfigError(
                 "rollout.tis_cap corrects the trainer's old log-probs towards the sampler's; with "
@@ -347,9 +365,6 @@ class RolloutConfig:
         _number("rollout.top_p", self.top_p, lo=0, hi=1, lo_open=True)
         _number("rollout.max_new_tokens", self.max_new_tokens, lo=1)
         _number("rollout.gen_batch_size", self.gen_batch_size, lo=1)
-        _number(
-            "rollout.vllm_gpu_memory_utilization", self.vllm_gpu_memory_utilization, lo=0, hi=1, lo_open=True
-        )
 
 
 @dataclass

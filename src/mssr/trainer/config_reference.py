@@ -81,37 +81,37 @@ def _default(f: dataclasses.Field) -> str:
 
 
 def sections() -> list[tuple[str, type, list[tuple[str, str, str, str]]]]:
-    """``(section, class, rows)``; a row is ``(key, type, default, documentation)``. The top-level scalars
-    come first (section ``""``), then each nested dataclass."""
-    hints = typing.get_type_hints(TrainConfig)
-    top_docs = field_docs(TrainConfig)
+    """``(section, class, rows)``; a row is ``(key, type, default, documentation)``. The top-level scalars come
+    first (section ``""``), then each section, a section's own sections after it (``rollout``, ``rollout.vllm``)."""
     out: list[tuple[str, type, list[tuple[str, str, str, str]]]] = []
-    top_rows, nested = [], []
-    for f in dataclasses.fields(TrainConfig):
-        tp = hints[f.name]
-        if dataclasses.is_dataclass(tp):
-            nested.append((f.name, tp))
-        else:
-            top_rows.append((f.name, _type_name(tp), _default(f), top_docs.get(f.name, "")))
-    out.append(("", TrainConfig, top_rows))
-    for section, cls in nested:
-        sub_hints = typing.get_type_hints(cls)
-        docs = field_docs(cls)
-        rows = [
-            (f"{section}.{f.name}", _type_name(sub_hints[f.name]), _default(f), docs.get(f.name, ""))
-            for f in dataclasses.fields(cls)
-        ]
+
+    def walk(section: str, cls: type) -> None:
+        hints, docs = typing.get_type_hints(cls), field_docs(cls)
+        rows, nested = [], []
+        for f in dataclasses.fields(cls):
+            tp = hints[f.name]
+            key = f"{section}.{f.name}" if section else f.name
+            if dataclasses.is_dataclass(tp):
+                nested.append((key, tp))
+            else:
+                rows.append((key, _type_name(tp), _default(f), docs.get(f.name, "")))
         out.append((section, cls, rows))
+        for key, tp in nested:
+            walk(key, tp)
+
+    walk("", TrainConfig)
     return out
 
 
 def reference() -> str:
     """docs/config.md's text."""
-    top_docs = field_docs(TrainConfig)
     parts = [HEADER]
-    for section, cls, rows in sections():
+    all_sections = sections()
+    owners = {sec: cls for sec, cls, _ in all_sections}
+    for section, cls, rows in all_sections:
         parts.append(f"## {'`' + section + '`' if section else 'Top level'}\n")
-        intro = top_docs.get(section, "") if section else ""
+        parent, _, name = section.rpartition(".")
+        intro = field_docs(owners[parent]).get(name, "") if section else ""
         class_doc = (
             inspect.getdoc(cls) if cls.__doc__ and not cls.__doc__.startswith(cls.__name__ + "(") else ""
         )

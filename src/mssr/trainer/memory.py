@@ -39,11 +39,11 @@ validation runs and is larger):
 - prefill / sampling transients: G'·max(prompt·(3i + 3h), patches·(3i_v + 3h_v))·c + G·V·16, G' the rows
   prefilled at once (distinct prompts under ``share_prompts``): one MLP's gate/up/product for every prompt
   token (or vision patch) at once, plus fp32 logits and a top-p sort per row.
-Rollout phase with a colocated vLLM engine (``rollout.engine=vllm``; u = ``vllm_gpu_memory_utilization``, M the
+Rollout phase with a colocated vLLM engine (``rollout.engine=vllm``; u = ``rollout.vllm.gpu_memory_utilization``, M the
 device's memory): vLLM takes u·M for itself — its own compute-dtype copy of the weights P·c (not sharded: every
 rank runs a whole engine), an activation reserve R_v = 1 GB (eager mode, no CUDA graphs) and the rest as its KV
 cache pool, which holds (u·M − P·c − R_v) / ((prompt + response)·L·2·kv·c) sequences at once. The trainer's own
-generation rows above are not used. ``vllm_sleep_level`` says what vLLM holds during the update: 0 — all of u·M
+generation rows above are not used. ``rollout.vllm.sleep_level`` says what vLLM holds during the update: 0 — all of u·M
 (a row of both phases); 1 — nothing on the device, its weights in CPU memory (P·c of host memory per process);
 2 — nothing (the weights are synced in again after the update). The plan names the largest u that fits, and the
 KV sequences it gives.
@@ -428,8 +428,8 @@ def _setup(cfg: Any, shape: ModelShape, devices: int, strategy: str | None) -> _
         image_tokens=image_tokens,
         response=r.max_new_tokens,
         vllm=r.engine == "vllm",
-        vllm_util=r.vllm_gpu_memory_utilization,
-        vllm_sleep=r.vllm_sleep_level,
+        vllm_util=r.vllm.gpu_memory_utilization,
+        vllm_sleep=r.vllm.sleep_level,
     )
 
 
@@ -659,7 +659,7 @@ def vllm_kv_sequences(s: ModelShape, k: _Setup) -> int:
 
 
 def _max_vllm_utilization(s: ModelShape, k: _Setup, budget: int) -> float | None:
-    """The largest ``vllm_gpu_memory_utilization`` (0.01 steps) with which the plan fits and vLLM's KV cache
+    """The largest ``rollout.vllm.gpu_memory_utilization`` (0.01 steps) with which the plan fits and vLLM's KV cache
     holds at least one sequence; None when none does."""
     for hundredths in range(95, 0, -1):
         u = hundredths / 100
@@ -680,9 +680,9 @@ def _suggest(plan: MemoryPlan, s: ModelShape, k: _Setup, budget: int) -> list[st
         f"the {' and '.join(phases)} phase{'s' if len(phases) > 1 else ''} exceed{'' if len(phases) > 1 else 's'} the device"
     )
     if k.vllm and plan.vllm_max_utilization is not None:
-        out.append(f"set rollout.vllm_gpu_memory_utilization={plan.vllm_max_utilization:g}")
+        out.append(f"set rollout.vllm.gpu_memory_utilization={plan.vllm_max_utilization:g}")
     elif k.vllm and k.vllm_sleep == 0:
-        out.append("no vLLM share fits beside the update: set rollout.vllm_sleep_level=2 (or 1)")
+        out.append("no vLLM share fits beside the update: set rollout.vllm.sleep_level=2 (or 1)")
     m, g = _fit_sizes(s, k, budget)
     if m is not None:
         out.append(f"keep the strategy, set {_sizes(m, g, k)}")
