@@ -86,7 +86,9 @@ def test_vllm_sleep_is_refused_where_it_cannot_work(make_config):
         (("rollout.old_logprobs=sampler",), "sampler", True),
     ],
 )
-def test_the_old_logprob_source_is_resolved_once_at_setup(make_config, tmp_path, overrides, source, requested):
+def test_the_old_logprob_source_is_resolved_once_at_setup(
+    make_config, tmp_path, overrides, source, requested
+):
     trainer = RLTrainer(make_config("steps=0", *overrides, out=tmp_path / "r"))
     assert trainer.old_logprobs_from == source and trainer.want_sampler_logprobs is requested
     trainer.close()
