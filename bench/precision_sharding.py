@@ -40,7 +40,7 @@ def _trainer(args: argparse.Namespace, data: Path, out: Path, *overrides: str):
             "device=cpu",
             "model.warm_start=false",
             "algorithm.name=mssr",
-            "algorithm.tracker_init=none",
+            "algorithm.tracker.init=none",
             f"rollout.rollouts_per_step={args.rollouts}",
             f"rollout.gen_batch_size={args.rollouts}",
             f"rollout.max_new_tokens={args.new_tokens}",

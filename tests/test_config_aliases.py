@@ -4,13 +4,14 @@ a one-line deprecation warning naming old → new; both names at once and unknow
 import dataclasses
 import json
 import logging
+import typing
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
 from mssr.config import ConfigError, canonical, dump_yaml, from_dict, load_config
-from mssr.trainer.config import AlgorithmConfig, TrainConfig
+from mssr.trainer.config import AlgorithmConfig, RolloutConfig, TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,10 +28,20 @@ def _yaml(path: Path, text: str) -> Path:
 
 
 def test_every_alias_names_a_real_field_and_no_field_is_also_an_alias():
-    fields = {f.name for f in dataclasses.fields(AlgorithmConfig)}
-    assert set(AlgorithmConfig.ALIASES.values()) <= fields
-    assert not set(AlgorithmConfig.ALIASES) & fields
-    assert "ALIASES" not in fields  # a ClassVar, not a config key
+    def keys(cls, prefix=""):
+        for f in dataclasses.fields(cls):
+            tp = typing.get_type_hints(cls)[f.name]
+            yield prefix + f.name
+            if dataclasses.is_dataclass(tp):
+                yield from keys(tp, f"{prefix}{f.name}.")
+
+    for cls in (AlgorithmConfig, RolloutConfig):
+        fields = set(keys(cls))
+        assert set(cls.ALIASES.values()) <= fields
+        # an old name may be a section's own name now (rho, shaping: the old field when the value is no mapping)
+        clash = set(cls.ALIASES) & fields
+        assert all(cls.ALIASES[k].startswith(k + ".") for k in clash), clash
+        assert "ALIASES" not in fields  # a ClassVar, not a config key
 
 
 def test_old_names_in_yaml_load_into_the_new_fields_with_one_warning_each(tmp_path, caplog):
@@ -41,21 +52,26 @@ def test_old_names_in_yaml_load_into_the_new_fields_with_one_warning_each(tmp_pa
     )
     with caplog.at_level(logging.WARNING, logger="mssr.config"):
         a = load_config(TrainConfig, path).algorithm
-    assert (a.shaping_alpha, a.shaping_cap, a.shaping_entropy, a.rho_schedule, a.rho_d_half) == (
+    assert (a.shaping.alpha, a.shaping.cap, a.shaping.entropy, a.rho.schedule, a.rho.d_half) == (
         0.7,
         3.0,
         "full",
         "per_prompt",
         0.1,
     )
-    assert (a.rho_kl_target, a.rho_kl_window, a.spo_init_rollouts, a.dual_clip) == (0.02, 4, 3, None)
+    assert (a.rho.kl_target, a.rho.kl_window, a.tracker.spo_init_rollouts, a.loss.dual_clip) == (
+        0.02,
+        4,
+        3,
+        None,
+    )
     msgs = _warnings(caplog)
     assert len(msgs) == 9
-    assert any("algorithm.alpha → algorithm.shaping_alpha" in m and str(path) in m for m in msgs)
+    assert any("algorithm.alpha → algorithm.shaping.alpha" in m and str(path) in m for m in msgs)
     assert all("\n" not in m for m in msgs)
     # the dump carries only the new names, and loads back without a warning
     text = dump_yaml(load_config(TrainConfig, path))
-    assert "shaping_alpha: 0.7" in text and "\n  alpha:" not in text
+    assert "  shaping:\n    enabled: null\n    alpha: 0.7" in text and "\n  alpha:" not in text
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="mssr.config"):
         load_config(TrainConfig, _yaml(tmp_path / "new.yaml", text))
@@ -65,32 +81,36 @@ def test_old_names_in_yaml_load_into_the_new_fields_with_one_warning_each(tmp_pa
 def test_old_name_as_override(caplog):
     with caplog.at_level(logging.WARNING, logger="mssr.config"):
         cfg = load_config(TrainConfig, None, ["algorithm.kappa=4", "--algorithm.dual_clip_c=2.5"])
-    assert cfg.algorithm.shaping_cap == 4.0 and cfg.algorithm.dual_clip == 2.5
+    assert cfg.algorithm.shaping.cap == 4.0 and cfg.algorithm.loss.dual_clip == 2.5
     msgs = _warnings(caplog)
-    assert len(msgs) == 2 and "algorithm.kappa → algorithm.shaping_cap" in msgs[0]
+    assert len(msgs) == 2 and "algorithm.kappa → algorithm.shaping.cap" in msgs[0]
 
 
 def test_override_with_old_name_replaces_the_new_name_of_the_file(tmp_path):
-    path = _yaml(tmp_path / "c.yaml", "algorithm:\n  shaping_alpha: 0.7\n")
-    assert load_config(TrainConfig, path, ["algorithm.alpha=0.9"]).algorithm.shaping_alpha == 0.9
+    path = _yaml(tmp_path / "c.yaml", "algorithm:\n  shaping:\n    alpha: 0.7\n")
+    assert load_config(TrainConfig, path, ["algorithm.alpha=0.9"]).algorithm.shaping.alpha == 0.9
     old = _yaml(tmp_path / "o.yaml", "algorithm:\n  alpha: 0.7\n")
-    assert load_config(TrainConfig, old, ["algorithm.shaping_alpha=0.8"]).algorithm.shaping_alpha == 0.8
+    assert load_config(TrainConfig, old, ["algorithm.shaping.alpha=0.8"]).algorithm.shaping.alpha == 0.8
+    assert load_config(TrainConfig, old, ["algorithm.shaping_alpha=0.6"]).algorithm.shaping.alpha == 0.6
 
 
 def test_include_with_old_names_under_a_file_with_new_names(tmp_path, caplog):
     _yaml(tmp_path / "base.yaml", "algorithm:\n  alpha: 0.7\n  kl_window: 5\n")
-    top = _yaml(tmp_path / "top.yaml", "include: base.yaml\nalgorithm:\n  shaping_alpha: 0.2\n")
+    top = _yaml(tmp_path / "top.yaml", "include: base.yaml\nalgorithm:\n  shaping:\n    alpha: 0.2\n")
     with caplog.at_level(logging.WARNING, logger="mssr.config"):
         a = load_config(TrainConfig, top).algorithm
-    assert a.shaping_alpha == 0.2 and a.rho_kl_window == 5  # the including file wins, as with one name
-    assert any("base.yaml" in m and "kl_window → algorithm.rho_kl_window" in m for m in _warnings(caplog))
+    assert a.shaping.alpha == 0.2 and a.rho.kl_window == 5  # the including file wins, as with one name
+    assert any("base.yaml" in m and "kl_window → algorithm.rho.kl_window" in m for m in _warnings(caplog))
 
 
 def test_both_names_in_one_yaml_mapping_is_an_error(tmp_path):
-    path = _yaml(tmp_path / "both.yaml", "algorithm:\n  alpha: 0.7\n  shaping_alpha: 0.4\n")
-    with pytest.raises(ConfigError, match=r"algorithm\.alpha and algorithm\.shaping_alpha both given") as e:
+    path = _yaml(tmp_path / "both.yaml", "algorithm:\n  alpha: 0.7\n  shaping:\n    alpha: 0.4\n")
+    with pytest.raises(ConfigError, match=r"algorithm\.alpha and algorithm\.shaping\.alpha both given") as e:
         load_config(TrainConfig, path)
-    assert str(path) in str(e.value) and "keep only algorithm.shaping_alpha" in str(e.value)
+    assert str(path) in str(e.value) and "keep only algorithm.shaping.alpha" in str(e.value)
+    two_old = _yaml(tmp_path / "two.yaml", "algorithm:\n  alpha: 0.7\n  shaping_alpha: 0.4\n")
+    with pytest.raises(ConfigError, match=r"algorithm\.alpha and algorithm\.shaping_alpha both given"):
+        load_config(TrainConfig, two_old)
 
 
 @pytest.mark.parametrize(
@@ -101,14 +121,16 @@ def test_both_names_in_one_yaml_mapping_is_an_error(tmp_path):
     ],
 )
 def test_both_names_in_one_override_list_is_an_error(overrides):
-    with pytest.raises(ConfigError, match=r"algorithm\.rho and algorithm\.rho_schedule both given"):
+    with pytest.raises(
+        ConfigError, match=r"algorithm\.rho(_schedule)? and algorithm\.rho(_schedule)? both given"
+    ):
         load_config(TrainConfig, None, overrides)
 
 
 def test_both_names_in_from_dict_is_an_error():
     with pytest.raises(ConfigError, match=r"algorithm\.kl_target and algorithm\.rho_kl_target both given"):
         from_dict(TrainConfig, {"algorithm": {"kl_target": 0.1, "rho_kl_target": 0.2}})
-    assert from_dict(TrainConfig, {"algorithm": {"kl_target": 0.1}}).algorithm.rho_kl_target == 0.1
+    assert from_dict(TrainConfig, {"algorithm": {"kl_target": 0.1}}).algorithm.rho.kl_target == 0.1
 
 
 def test_unknown_names_are_still_refused(tmp_path):
@@ -123,16 +145,18 @@ def test_unknown_names_are_still_refused(tmp_path):
 
 
 def test_validation_messages_use_the_new_names():
-    with pytest.raises(ConfigError, match=r"algorithm\.shaping_cap must be >= 1"):
+    with pytest.raises(ConfigError, match=r"algorithm\.shaping\.cap must be >= 1"):
         load_config(TrainConfig, None, ["algorithm.kappa=0.5"])
-    with pytest.raises(ConfigError, match=r"algorithm\.rho_schedule: unknown 'nope'"):
+    with pytest.raises(ConfigError, match=r"algorithm\.rho\.schedule: unknown 'nope'"):
         load_config(TrainConfig, None, ["algorithm.rho=nope"])
+    with pytest.raises(ConfigError, match=r"algorithm\.rho\.schedule: unknown 'nope'"):
+        load_config(TrainConfig, None, ["algorithm.rho.schedule=nope"])
 
 
 def test_canonical_renames_nested_keys_quietly_on_request(caplog):
     with caplog.at_level(logging.WARNING, logger="mssr.config"):
         out = canonical(TrainConfig, {"steps": 3, "algorithm": {"alpha": 1.0, "name": "mssr"}}, warn=False)
-    assert out == {"steps": 3, "algorithm": {"shaping_alpha": 1.0, "name": "mssr"}}
+    assert out == {"steps": 3, "algorithm": {"name": "mssr", "shaping": {"alpha": 1.0}}}
     assert _warnings(caplog) == []
 
 
@@ -140,12 +164,17 @@ def test_resume_compares_a_saved_config_written_with_old_names(tmp_path):
     from mssr.trainer.rundir import resume_config_diff
 
     cfg = load_config(TrainConfig)
-    saved = dump_yaml(cfg).replace("  shaping_alpha:", "  alpha:").replace("  rho_schedule:", "  rho:")
-    assert "  alpha: 0.4" in saved
+    # a config.yaml as an older version wrote it: the method's settings flat, under their oldest names
+    saved = (
+        dump_yaml(cfg).split("  tracker:\n")[0]
+        + "  alpha: 0.4\n  kappa: 2.0\n  entropy_mode: sampled\n  rho: kl_window\n  kl_window: 10\n"
+        + "  clip_low: 0.2\n  loss_agg_mode: token-mean\n"
+        + "  grpo_eps: 1.0e-06\n"
+    )
     path = _yaml(tmp_path / "config.yaml", saved)
     assert resume_config_diff(path, cfg) == []
-    changed = load_config(TrainConfig, None, ["algorithm.shaping_alpha=0.9"])
-    assert resume_config_diff(path, changed) == ["algorithm.shaping_alpha: 0.4 -> 0.9"]
+    changed = load_config(TrainConfig, None, ["algorithm.shaping.alpha=0.9"])
+    assert resume_config_diff(path, changed) == ["algorithm.shaping.alpha: 0.4 -> 0.9"]
 
 
 def test_compare_accepts_an_existing_run_yaml_with_old_names(tmp_path):
@@ -173,7 +202,7 @@ def test_committed_comparison_variants_with_old_names_still_plan(tmp_path):
         out=tmp_path / "cmp",
     )
     full = [plan.run_config(r) for r in plan.runs if r.variant == "mssr_full"]
-    assert full and full[0].algorithm.shaping_entropy == "full"
+    assert full and full[0].algorithm.shaping.entropy == "full"
 
 
 # ------------------------------------------------------------------ fields that moved into a section

@@ -31,7 +31,8 @@ class ConfigError(ValueError):
 
 def aliases(cls: Any) -> dict[str, str]:
     """``{old name: new name}`` of dataclass ``cls``'s renamed fields (its ``ALIASES``; empty if none). A new name
-    ``section.field`` says that the field moved into the section ``section`` of ``cls``."""
+    ``section.field`` says that the field moved into the section ``section`` of ``cls``; an old name that is now
+    that section's own name (``rho`` -> ``rho.schedule``) is the old field only where its value is not a mapping."""
     return dict(getattr(cls, "ALIASES", None) or {}) if dataclasses.is_dataclass(cls) else {}
 
 
@@ -66,7 +67,7 @@ def _rename_aliases(
     moved: dict[str, dict[str, Any]] = {}
     for k, v in data.items():
         new = table.get(k)
-        if new is None:
+        if new is None or (isinstance(v, dict) and new.partition(".")[0] == k):  # the section itself
             out[k] = v
             continue
         section, _, field = new.partition(".")
@@ -79,6 +80,12 @@ def _rename_aliases(
         if warn:
             _deprecated(f"{prefix}{k}", f"{prefix}{new}", where)
         if field:
+            if field in moved.get(section, {}):
+                first = next(o for o, n in table.items() if n == new and o in data and o != k)
+                raise ConfigError(
+                    f"{where + ': ' if where else ''}{prefix}{first} and {prefix}{k} both given; both are old "
+                    f"names of {prefix}{new}: keep only {prefix}{new}"
+                )
             moved.setdefault(section, {})[field] = v
         else:
             out[new] = v
@@ -218,11 +225,13 @@ def apply_overrides(data: dict[str, Any], overrides: list[str], cls: Any = None)
             parts = _canonical_key(cls, parts)
             new = ".".join(parts)
             first = spelled.setdefault(new, key)
-            if first != key and new in (first, key):  # one override used the old name, another the new
-                old = key if key != new else first
-                raise ConfigError(
-                    f"overrides {old} and {new} both given; {old} is the old name of {new}: keep only {new}"
-                )
+            if first != key:  # two spellings of one key: an old name and the new, or two old names
+                if new in (first, key):
+                    old = key if key != new else first
+                    why = f"{old} is the old name of {new}"
+                else:
+                    why = f"both are old names of {new}"
+                raise ConfigError(f"overrides {first} and {key} both given; {why}: keep only {new}")
             if key != new:
                 _deprecated(key, new, "override")
             key = new
@@ -237,8 +246,13 @@ def apply_overrides(data: dict[str, Any], overrides: list[str], cls: Any = None)
 def _canonical_key(cls: Any, parts: list[str]) -> list[str]:
     """The dotted key ``parts`` with old (aliased) field names of ``cls`` and its sections replaced."""
     out: list[str] = []
-    for p in parts:
-        for q in aliases(cls).get(p, p).split("."):  # an old name may be a field now inside a section
+    for i, p in enumerate(parts):
+        new = aliases(cls).get(p, p)
+        if (
+            new.partition(".")[0] == p and i < len(parts) - 1
+        ):  # the section itself (rho.min), not its old field
+            new = p
+        for q in new.split("."):  # an old name may be a field now inside a section
             out.append(q)
             cls = _section_type(cls, q)
     return out

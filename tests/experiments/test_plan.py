@@ -50,11 +50,11 @@ def test_parse_algorithms():
 
 def test_parse_variants():
     vs = parse_variants(
-        "mssr_full: algorithm.shaping_entropy=full ; equal_updates:optim.updates_per_step=1,optim.lr=3e-4;"
+        "mssr_full: algorithm.shaping.entropy=full ; equal_updates:optim.updates_per_step=1,optim.lr=3e-4;"
         "betas:optim.betas=[0.9,0.99],optim.eps=1e-6"
     )
     assert vs == (
-        Variant("mssr_full", ("algorithm.shaping_entropy=full",)),
+        Variant("mssr_full", ("algorithm.shaping.entropy=full",)),
         Variant("equal_updates", ("optim.updates_per_step=1", "optim.lr=3e-4")),
         # a comma inside a value does not split the item; one before a new key=value does
         Variant("betas", ("optim.betas=[0.9,0.99]", "optim.eps=1e-6")),
@@ -84,7 +84,7 @@ def test_parse_variants_errors(text, message):
 
 
 def test_variant_algorithm_inference():
-    assert variant_algorithm(Variant("mssr_full", ("algorithm.shaping_entropy=full",))) == "mssr"
+    assert variant_algorithm(Variant("mssr_full", ("algorithm.shaping.entropy=full",))) == "mssr"
     assert variant_algorithm(Variant("mvsr-lr3e-4", ("optim.lr=3e-4",))) == "mvsr"
     # the longest algorithm prefix wins
     assert variant_algorithm(Variant("mvsr_entropy_loss_c05", ("x.y=1",))) == "mvsr_entropy_loss"
@@ -96,7 +96,7 @@ def test_variant_algorithm_inference():
 
 
 def test_plan_arms_crossing_and_collisions():
-    vs = parse_variants("mssr_full:algorithm.shaping_entropy=full;eq:optim.updates_per_step=1")
+    vs = parse_variants("mssr_full:algorithm.shaping.entropy=full;eq:optim.updates_per_step=1")
     arms = plan_arms(("mssr", "grpo"), (0, 1), vs, variant_seeds=(0,))
     assert [(a.name, a.algorithm, a.seeds) for a in arms] == [
         ("mssr", "mssr", (0, 1)),
@@ -105,7 +105,7 @@ def test_plan_arms_crossing_and_collisions():
         ("mssr+eq", "mssr", (0,)),
         ("grpo+eq", "grpo", (0,)),
     ]
-    assert arms[2].overrides == ("algorithm.name=mssr", "algorithm.shaping_entropy=full")
+    assert arms[2].overrides == ("algorithm.name=mssr", "algorithm.shaping.entropy=full")
     with pytest.raises(CompareError, match="arm 'grpo' is defined twice"):
         plan_arms(("mssr", "grpo"), (0,), parse_variants("grpo:algorithm.name=grpo,optim.lr=1e-3"))
 

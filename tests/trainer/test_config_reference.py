@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from mssr.trainer.config import AlgorithmConfig, TrainConfig
+from mssr.trainer.config import AlgorithmConfig, DataConfig, RhoConfig, TrainConfig
 from mssr.trainer.config_reference import field_docs, reference, sections
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "config.md"
@@ -35,7 +35,13 @@ def test_every_field_has_a_row_with_its_documentation():
 
 def test_field_docs_reads_own_and_shared_comments():
     docs = field_docs(AlgorithmConfig)
-    # the comment block above a field, then its own line comment
-    assert docs["shaping_alpha"].startswith("§4 shaping: ψ_t = min(")
-    assert docs["shaping_alpha"].endswith("entropy weight of the shaping bonus, >= 0")
     assert docs["kl_coef"] == "weight β_KL of the KL-to-reference *loss* term (§5), >= 0; 0.01 (0: off)"
+    # the comment block above a field, then its own line comment
+    assert docs["rollouts_per_prompt"] == (
+        "the algorithm's own settings (null: the ALGORITHMS entry's value) — n, rollouts per prompt: 1 "
+        "single-rollout, 8 grpo/rloo"
+    )
+    # fields written one after another under one comment block share it
+    data = field_docs(DataConfig)
+    assert data["answer_key"] == data["prompt_key"] and data["answer_key"].startswith("the columns holding")
+    assert field_docs(RhoConfig)["kl_target"].startswith("kl_window: ρ falls to min")

@@ -42,13 +42,13 @@ def test_paper_settings_match_the_method_doc():
     assert mssr.optim.grad_clip == 0.5 and grpo.optim.grad_clip == 1.0
     a = mssr.algorithm
     assert (
-        a.shaping_alpha,
-        a.shaping_cap,
-        a.rho_kl_target,
-        a.rho_kl_window,
-        a.clip_low,
-        a.clip_high,
-        a.dual_clip,
+        a.shaping.alpha,
+        a.shaping.cap,
+        a.rho.kl_target,
+        a.rho.kl_window,
+        a.loss.clip_low,
+        a.loss.clip_high,
+        a.loss.dual_clip,
     ) == (
         0.4,
         2.0,

@@ -41,7 +41,7 @@ class RecordingEngine(HFRolloutEngine):
 
 
 def test_the_trainer_follows_the_update_protocol(make_config, tmp_path):
-    trainer = RLTrainer(make_config("steps=2", "algorithm.tracker_init=none", out=tmp_path / "r"))
+    trainer = RLTrainer(make_config("steps=2", "algorithm.tracker.init=none", out=tmp_path / "r"))
     engine = RecordingEngine(trainer.model, trainer.policy.processor, suppress_token_ids=trainer.suppress)
     trainer.engine = engine
     trainer.train()

@@ -41,7 +41,7 @@ def test_the_plan_covers_every_row_once_within_the_budget():
 def _run(make_config, out, agg, extra, *, float64):
     """One step; returns its metrics row and the padded size of every training-pass forward."""
     cfg = make_config(
-        f"algorithm.loss_agg_mode={agg}",
+        f"algorithm.loss.agg_mode={agg}",
         "algorithm.kl_coef=0.01",  # the KL term too
         "optim.mini_batch_prompts=8",  # one update per step: every loss is taken at the same weights
         "rollout.max_new_tokens=12",

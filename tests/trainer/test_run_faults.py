@@ -178,7 +178,7 @@ def test_a_signal_to_one_rank_stops_every_rank_after_the_same_step(make_config, 
     out = tmp_path / "ddp"
     cfg = make_config(
         "steps=3",
-        "algorithm.tracker_init=none",
+        "algorithm.tracker.init=none",
         "rollout.gen_batch_size=4",
         f"reward.spec={HERE / 'plugin_rewards.py'}:sigterm_on_rank1",
         out=out,
@@ -248,11 +248,11 @@ def test_reward_that_always_fails_stops_the_run_with_its_traceback_logged(make_c
 @pytest.mark.parametrize(
     "override,field",
     [
-        ("algorithm.shaping_alpha=nan", "algorithm.shaping_alpha"),
+        ("algorithm.shaping.alpha=nan", "algorithm.shaping.alpha"),
         ("optim.lr=inf", "optim.lr"),
         ("optim.lr=nan", "optim.lr"),
-        ("algorithm.shaping_cap=inf", "algorithm.shaping_cap"),
-        ("algorithm.clip_low=-0.1", "algorithm.clip_low"),
+        ("algorithm.shaping.cap=inf", "algorithm.shaping.cap"),
+        ("algorithm.loss.clip_low=-0.1", "algorithm.loss.clip_low"),
         ("val.every=-1", "val.every"),
         ("checkpoint.every=-5", "checkpoint.every"),
         ("checkpoint.keep_last=0", "checkpoint.keep_last"),

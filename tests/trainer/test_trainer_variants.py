@@ -21,7 +21,7 @@ def _rows(run):
 def test_per_prompt_rho_uses_the_stored_response_drift(make_config, tmp_path):
     # 8 training prompts, 8 per step: every prompt is revisited each step, so D(x) exists from step 2 on
     cfg = make_config(
-        "algorithm.rho_schedule=per_prompt", "data.max_train_items=8", "steps=3", out=tmp_path / "p"
+        "algorithm.rho.schedule=per_prompt", "data.max_train_items=8", "steps=3", out=tmp_path / "p"
     )
     trainer = RLTrainer(cfg)
     trainer.train()
@@ -33,8 +33,8 @@ def test_per_prompt_rho_uses_the_stored_response_drift(make_config, tmp_path):
 
 def test_spo_initialisation_and_prioritised_sampling(make_config, tmp_path):
     cfg = make_config(
-        "algorithm.tracker_init=spo",
-        "algorithm.spo_init_rollouts=2",
+        "algorithm.tracker.init=spo",
+        "algorithm.tracker.spo_init_rollouts=2",
         "algorithm.sampler=prioritized",
         "steps=2",
         out=tmp_path / "s",
@@ -156,8 +156,8 @@ def test_spo_drift_uses_the_policy_that_sampled_the_step(make_config, tmp_path):
 
     t = RLTrainer(
         make_config(
-            "algorithm.rho_schedule=per_prompt",
-            "algorithm.tracker_init=none",
+            "algorithm.rho.schedule=per_prompt",
+            "algorithm.tracker.init=none",
             "data.max_train_items=8",  # every step samples all 8 prompts: step 2 sees step 1's responses
             "optim.lr=0.05",
             out=tmp_path / "spo",

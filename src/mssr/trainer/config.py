@@ -133,52 +133,143 @@ class DataConfig:
 
 
 @dataclass
+class TrackerConfig:
+    """§1: the per-prompt Beta value tracker (docs/method.md)."""
+
+    # initial (α, β): online = 1 rollout per prompt before step 1; spo = spo_init_rollouts each; none = (4, 4)
+    init: Literal["online", "spo", "none"] = "online"
+    spo_init_rollouts: int = 8  # n_0: rollouts per prompt of init=spo, >= 1
+    reward_threshold: float = 0.5  # a reward above this counts as a success in the tracker, in [0, 1]
+
+    def validate(self) -> None:
+        _number("algorithm.tracker.spo_init_rollouts", self.spo_init_rollouts, lo=1)
+        _number("algorithm.tracker.reward_threshold", self.reward_threshold, lo=0, hi=1)
+
+
+@dataclass
+class RhoConfig:
+    """§2: the tracker's forgetting factor ρ."""
+
+    schedule: str = "kl_window"  # kl_window (MSSR) | per_prompt (SPO) | fixed
+    min: float = 0.875  # lower bound of ρ, in [0, max]; N_0 = 1/(1 − min) = 8 remembered outcomes
+    max: float = 0.96  # upper bound of ρ, < 1
+    # kl_window: ρ falls to min when the window-mean KL(rollout ‖ reference, k3) exceeds this, > 0 (not the KL
+    # loss weight kl_coef)
+    kl_target: float = 0.01
+    kl_window: int = 10  # kl_window: steps averaged, >= 1
+    d_half: float = 0.06  # D_half: per_prompt's ρ = 2^(−drift/D_half), clipped; > 0
+
+    def kwargs(self) -> dict[str, float]:
+        """Constructor arguments of the configured ρ schedule."""
+        bounds = dict(rho_min=self.min, rho_max=self.max)
+        return {
+            "kl_window": dict(**bounds, target=self.kl_target, window=self.kl_window),
+            "per_prompt": dict(**bounds, d_half=self.d_half),
+            "fixed": bounds,
+        }.get(self.schedule, {})
+
+    def validate(self) -> None:
+        if self.schedule not in RHO_SCHEDULES:
+            raise ConfigError(
+                f"algorithm.rho.schedule: unknown {self.schedule!r}; known: {', '.join(RHO_SCHEDULES.names())}"
+            )
+        if not 0 <= self.min <= self.max < 1:
+            raise ConfigError("algorithm.rho: need 0 <= min <= max < 1")
+        if self.kl_window < 1:
+            raise ConfigError("algorithm.rho.kl_window must be >= 1")
+        _number("algorithm.rho.kl_target", self.kl_target, lo=0, lo_open=True)
+        _number("algorithm.rho.d_half", self.d_half, lo=0, lo_open=True)
+
+
+@dataclass
+class ShapingConfig:
+    """§4: entropy-based advantage shaping, ψ_t = min(alpha · H_t, |Â_t| / cap), Ã_t = Â_t + ψ_t."""
+
+    enabled: bool | None = None  # shape the advantages (null: the algorithm's choice — mssr only)
+    alpha: float = 0.4  # α: entropy weight of the shaping bonus, >= 0
+    cap: float = 2.0  # κ, >= 1: ψ_t <= |Â_t|/κ, so an advantage never flips sign
+    # H_t: sampled = −p log p of the sampled token; full = full-vocabulary entropy
+    entropy: Literal["sampled", "full"] = "sampled"
+
+    def validate(self) -> None:
+        _number("algorithm.shaping.alpha", self.alpha, lo=0)
+        _number("algorithm.shaping.cap", self.cap)
+        if self.cap < 1:
+            raise ConfigError(
+                "algorithm.shaping.cap must be >= 1 (shaping may never flip an advantage's sign)"
+            )
+
+
+@dataclass
+class LossConfig:
+    """§5: the policy objective's clipping, KL estimator and token aggregation."""
+
+    kl_estimator: str = "k3"  # estimator of the KL loss term: k1 | k2 | k3 (the ρ schedule always uses k3)
+    clip_low: float = 0.2  # PPO clip ε_low: ratio >= 1 − clip_low, in [0, 1)
+    clip_high: float = 0.3  # clip-higher ε_high: ratio <= 1 + clip_high, >= 0
+    dual_clip: float | None = 3.0  # c of the dual clip for Ã < 0, > 1; null: off
+    agg_mode: str = "token-mean"  # how token losses are averaged: a mssr.algos.losses.AGG_MODES entry
+
+    def validate(self) -> None:
+        if self.kl_estimator not in KL_ESTIMATORS:
+            raise ConfigError(
+                f"algorithm.loss.kl_estimator: unknown {self.kl_estimator!r}; known: "
+                f"{', '.join(KL_ESTIMATORS.names())}"
+            )
+        if self.agg_mode not in AGG_MODES:
+            raise ConfigError(
+                f"algorithm.loss.agg_mode: unknown {self.agg_mode!r}; known: {', '.join(AGG_MODES)}"
+            )
+        _number("algorithm.loss.clip_low", self.clip_low, lo=0, hi=1, hi_open=True)
+        _number("algorithm.loss.clip_high", self.clip_high, lo=0)
+        _number("algorithm.loss.dual_clip", self.dual_clip, lo=1, lo_open=True, optional=True)
+
+
+@dataclass
 class AlgorithmConfig:
-    # old field names, still accepted in YAML and overrides (with a deprecation warning)
+    # old field names, still accepted in YAML, overrides and saved configs (with a deprecation warning); a name
+    # that became a section's (``rho``, ``shaping``) is the old field only when its value is not a mapping
     ALIASES: ClassVar[dict[str, str]] = {
-        "alpha": "shaping_alpha",
-        "kappa": "shaping_cap",
-        "entropy_mode": "shaping_entropy",
-        "spo_n0": "spo_init_rollouts",
-        "rho": "rho_schedule",
-        "kl_target": "rho_kl_target",
-        "kl_window": "rho_kl_window",
-        "d_half": "rho_d_half",
-        "dual_clip_c": "dual_clip",
+        "tracker_init": "tracker.init",
+        "spo_init_rollouts": "tracker.spo_init_rollouts",
+        "spo_n0": "tracker.spo_init_rollouts",
+        "reward_threshold": "tracker.reward_threshold",
+        "rho": "rho.schedule",
+        "rho_schedule": "rho.schedule",
+        "rho_min": "rho.min",
+        "rho_max": "rho.max",
+        "rho_kl_target": "rho.kl_target",
+        "kl_target": "rho.kl_target",
+        "rho_kl_window": "rho.kl_window",
+        "kl_window": "rho.kl_window",
+        "rho_d_half": "rho.d_half",
+        "d_half": "rho.d_half",
+        "shaping": "shaping.enabled",
+        "shaping_alpha": "shaping.alpha",
+        "alpha": "shaping.alpha",
+        "shaping_cap": "shaping.cap",
+        "kappa": "shaping.cap",
+        "shaping_entropy": "shaping.entropy",
+        "entropy_mode": "shaping.entropy",
+        "kl_estimator": "loss.kl_estimator",
+        "clip_low": "loss.clip_low",
+        "clip_high": "loss.clip_high",
+        "dual_clip": "loss.dual_clip",
+        "dual_clip_c": "loss.dual_clip",
+        "loss_agg_mode": "loss.agg_mode",
     }
 
     name: str = "mssr"  # a key of mssr.algos.ALGORITHMS; the fields below left null take its values
     # the algorithm's own settings (null: the ALGORITHMS entry's value)
     rollouts_per_prompt: int | None = None  # n, rollouts per prompt: 1 single-rollout, 8 grpo/rloo
     advantage: str | None = None  # a key of ADVANTAGE_ESTIMATORS: single_rollout, grpo, rloo, reinforce_pp
-    shaping: bool | None = None  # entropy-based advantage shaping (§4); mssr only
     kl_coef: float | None = None  # weight β_KL of the KL-to-reference *loss* term (§5), >= 0; 0.01 (0: off)
     entropy_coef: float | None = None  # weight of the entropy-loss ablation term (§6), >= 0
     crossmodal_coef: float | None = None  # weight of the cross-modal KL ablation term (§6), >= 0
-    # §4 shaping: ψ_t = min(shaping_alpha · H_t, |Â_t| / shaping_cap), Ã_t = Â_t + ψ_t
-    shaping_alpha: float = 0.4  # α (old name alpha): entropy weight of the shaping bonus, >= 0
-    shaping_cap: float = 2.0  # κ (old name kappa), >= 1: ψ_t <= |Â_t|/κ, so an advantage never flips sign
-    # H_t (old name entropy_mode): sampled = −p log p of the sampled token; full = full-vocabulary entropy
-    shaping_entropy: Literal["sampled", "full"] = "sampled"
-    # §1 tracker (per-prompt Beta baseline)
-    # initial (α, β): online = 1 rollout per prompt before step 1; spo = spo_init_rollouts each; none = (4, 4)
-    tracker_init: Literal["online", "spo", "none"] = "online"
-    spo_init_rollouts: int = 8  # n_0 (old name spo_n0): rollouts per prompt of tracker_init=spo, >= 1
-    reward_threshold: float = 0.5  # a reward above this counts as a success in the tracker, in [0, 1]
-    # §2 forgetting factor ρ of the tracker
-    rho_schedule: str = "kl_window"  # old name rho: kl_window (MSSR) | per_prompt (SPO) | fixed
-    rho_min: float = 0.875  # lower bound of ρ, in [0, rho_max]; N_0 = 1/(1 − rho_min) = 8 remembered outcomes
-    rho_max: float = 0.96  # upper bound of ρ, < 1
-    # kl_window: ρ falls to rho_min when the window-mean KL(rollout ‖ reference, k3) exceeds this, > 0
-    rho_kl_target: float = 0.01  # old name kl_target (not the KL loss weight kl_coef)
-    rho_kl_window: int = 10  # old name kl_window: steps averaged by the kl_window schedule, >= 1
-    rho_d_half: float = 0.06  # D_half (old name d_half): per_prompt's ρ = 2^(−drift/D_half), clipped; > 0
-    # §5 objective
-    kl_estimator: str = "k3"  # estimator of the KL loss term: k1 | k2 | k3 (the ρ schedule always uses k3)
-    clip_low: float = 0.2  # PPO clip ε_low: ratio >= 1 − clip_low, in [0, 1)
-    clip_high: float = 0.3  # clip-higher ε_high: ratio <= 1 + clip_high, >= 0
-    dual_clip: float | None = 3.0  # c (old name dual_clip_c) of the dual clip for Ã < 0, > 1; null: off
-    loss_agg_mode: str = "token-mean"  # how token losses are averaged: a mssr.algos.losses.AGG_MODES entry
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)  # §1 the per-prompt Beta value tracker
+    rho: RhoConfig = field(default_factory=RhoConfig)  # §2 the tracker's forgetting factor ρ
+    shaping: ShapingConfig = field(default_factory=ShapingConfig)  # §4 entropy-based advantage shaping
+    loss: LossConfig = field(default_factory=LossConfig)  # §5 clipping, KL estimator, token aggregation
     # group estimators
     grpo_eps: float = 1e-6  # GRPO: added to the group std before dividing, >= 0
     grpo_unbiased: bool = True  # GRPO: group std with ddof = 1 (false: ddof = 0)
@@ -189,15 +280,6 @@ class AlgorithmConfig:
     # prompt sampling
     sampler: Literal["uniform", "prioritized"] = "uniform"  # prioritized: SPO's weights √(p̂(1 − p̂)) + eps
     priority_eps: float = 0.05  # ε of the prioritized sampler's weights, >= 0
-
-    def rho_kwargs(self) -> dict[str, float]:
-        """Constructor arguments of the configured ρ schedule."""
-        bounds = dict(rho_min=self.rho_min, rho_max=self.rho_max)
-        return {
-            "kl_window": dict(**bounds, target=self.rho_kl_target, window=self.rho_kl_window),
-            "per_prompt": dict(**bounds, d_half=self.rho_d_half),
-            "fixed": bounds,
-        }.get(self.rho_schedule, {})
 
     def estimator_kwargs(self) -> dict[str, float | bool]:
         """The advantage estimator's own settings (GRPO's ε, ddof and std scaling; the others use defaults)."""
@@ -212,16 +294,11 @@ class AlgorithmConfig:
         base = ALGORITHMS.get(self.name)
         changes = {
             k: getattr(self, k)
-            for k in (
-                "rollouts_per_prompt",
-                "advantage",
-                "shaping",
-                "kl_coef",
-                "entropy_coef",
-                "crossmodal_coef",
-            )
+            for k in ("rollouts_per_prompt", "advantage", "kl_coef", "entropy_coef", "crossmodal_coef")
             if getattr(self, k) is not None
         }
+        if self.shaping.enabled is not None:
+            changes["shaping"] = self.shaping.enabled
         return base.with_(**changes)
 
     def validate(self) -> None:
@@ -241,43 +318,14 @@ class AlgorithmConfig:
             )
         if spec.rollouts_per_prompt < 1:
             raise ConfigError("algorithm.rollouts_per_prompt must be >= 1")
-        if self.rho_schedule not in RHO_SCHEDULES:
-            raise ConfigError(
-                f"algorithm.rho_schedule: unknown {self.rho_schedule!r}; known: {', '.join(RHO_SCHEDULES.names())}"
-            )
-        if self.kl_estimator not in KL_ESTIMATORS:
-            raise ConfigError(
-                f"algorithm.kl_estimator: unknown {self.kl_estimator!r}; known: {', '.join(KL_ESTIMATORS.names())}"
-            )
-        if self.loss_agg_mode not in AGG_MODES:
-            raise ConfigError(
-                f"algorithm.loss_agg_mode: unknown {self.loss_agg_mode!r}; known: {', '.join(AGG_MODES)}"
-            )
-        if not 0 <= self.rho_min <= self.rho_max < 1:
-            raise ConfigError("algorithm: need 0 <= rho_min <= rho_max < 1")
-        _number("algorithm.shaping_cap", self.shaping_cap)
-        if self.shaping_cap < 1:
-            raise ConfigError(
-                "algorithm.shaping_cap must be >= 1 (shaping may never flip an advantage's sign)"
-            )
         if self.adv_scale not in ("unit", "signal"):
             raise ConfigError(f"algorithm.adv_scale must be unit or signal, got {self.adv_scale!r}")
         if (self.adv_scale != "unit" or self.adv_zero_uniform) and self.spec().advantage != "single_rollout":
             raise ConfigError(
                 "algorithm.adv_scale / adv_zero_uniform apply to the single_rollout advantage (mssr, mvsr)"
             )
-        if self.rho_kl_window < 1:
-            raise ConfigError("algorithm.rho_kl_window must be >= 1")
-        _number("algorithm.shaping_alpha", self.shaping_alpha, lo=0)
         for k in ("kl_coef", "entropy_coef", "crossmodal_coef"):
             _number(f"algorithm.{k}", getattr(spec, k), lo=0)
-        _number("algorithm.spo_init_rollouts", self.spo_init_rollouts, lo=1)
-        _number("algorithm.reward_threshold", self.reward_threshold, lo=0, hi=1)
-        _number("algorithm.rho_kl_target", self.rho_kl_target, lo=0, lo_open=True)
-        _number("algorithm.rho_d_half", self.rho_d_half, lo=0, lo_open=True)
-        _number("algorithm.clip_low", self.clip_low, lo=0, hi=1, hi_open=True)
-        _number("algorithm.clip_high", self.clip_high, lo=0)
-        _number("algorithm.dual_clip", self.dual_clip, lo=1, lo_open=True, optional=True)
         _number("algorithm.grpo_eps", self.grpo_eps, lo=0)
         _number("algorithm.priority_eps", self.priority_eps, lo=0)
 

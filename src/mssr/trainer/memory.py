@@ -417,7 +417,7 @@ def _setup(cfg: Any, shape: ModelShape, devices: int, strategy: str | None) -> _
         gc=m.gradient_checkpointing,
         p=DTYPE_BYTES[m.param_dtype],
         c=DTYPE_BYTES[compute],
-        reference=spec.kl_coef > 0 or (spec.use_tracker and cfg.algorithm.rho_schedule == "kl_window"),
+        reference=spec.kl_coef > 0 or (spec.use_tracker and cfg.algorithm.rho.schedule == "kl_window"),
         micro=cfg.optim.micro_batch_size,
         gen_rows=gen_rows,
         prefill_rows=gen_rows // n if r.share_prompts else gen_rows,

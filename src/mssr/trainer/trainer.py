@@ -120,8 +120,8 @@ class RLTrainer:
         memory_preflight(config, world_size=dist.world_size(), device=self.device)  # raises if it cannot fit
         a = config.algorithm
         use = self.spec.use_tracker
-        self.tracker = BetaTracker(rho_min=a.rho_min, threshold=a.reward_threshold) if use else None
-        self.rho = build_rho_schedule(a.rho_schedule, **a.rho_kwargs()) if use else None
+        self.tracker = BetaTracker(rho_min=a.rho.min, threshold=a.tracker.reward_threshold) if use else None
+        self.rho = build_rho_schedule(a.rho.schedule, **a.rho.kwargs()) if use else None
         # what the ρ schedule reads each step: "kl" (rollout vs reference), "divergence" (SPO's D(x)), "none"
         self.rho_needs = self.rho.needs if self.rho is not None else "none"
         self.response_store = ResponseStore() if self.rho_needs == "divergence" else None
@@ -184,10 +184,10 @@ class RLTrainer:
             kl_coef=self.spec.kl_coef,
             entropy_coef=self.spec.entropy_coef,
             crossmodal_coef=self.spec.crossmodal_coef,
-            kl_estimator=a.kl_estimator,
-            clip_low=a.clip_low,
-            clip_high=a.clip_high,
-            dual_clip_c=a.dual_clip,
+            kl_estimator=a.loss.kl_estimator,
+            clip_low=a.loss.clip_low,
+            clip_high=a.loss.clip_high,
+            dual_clip_c=a.loss.dual_clip,
         )
         self.checkpointer = Checkpointer(
             self.run_dir, config, self.strategy, self.policy, self.model, self.optimizer

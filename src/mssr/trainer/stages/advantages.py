@@ -18,10 +18,10 @@ from mssr.trainer.step_data import Parts, StepData
 def initialize_tracker(tr: Parts) -> dict[str, float]:
     """One rollout per training prompt of the starting policy (MSSR), or n₀ (SPO), before step 1."""
     a = tr.cfg.algorithm
-    if tr.tracker is None or a.tracker_init == "none" or tr.tracker_initialized:
+    if tr.tracker is None or a.tracker.init == "none" or tr.tracker_initialized:
         return {}
     t0 = time.perf_counter()
-    n = 1 if a.tracker_init == "online" else a.spo_init_rollouts
+    n = 1 if a.tracker.init == "online" else a.tracker.spo_init_rollouts
     all_idx = list(range(len(tr.train_prompts)))
     pad = (-len(all_idx)) % dist.world_size()
     local = dist.shard(all_idx + all_idx[:pad])
@@ -43,10 +43,10 @@ def initialize_tracker(tr: Parts) -> dict[str, float]:
     for part in dist.all_gather_objects(outcomes):
         for k, v in part.items():
             merged.setdefault(k, []).extend(v)
-    if a.tracker_init == "online":
+    if a.tracker.init == "online":
         tr.tracker.init_from_outcomes(merged)
     else:
-        thr = a.reward_threshold
+        thr = a.tracker.reward_threshold
         tr.tracker.init_spo({k: sum(r > thr for r in v) for k, v in merged.items() if len(v) == n}, n0=n)
     tr.counters["init_rollouts"] += len(all_idx) * n
     tr.tracker_initialized = True
@@ -85,7 +85,7 @@ def compute_advantages(tr: Parts, d: StepData) -> dict[str, float]:
     adv = scores[dist.rank() * b : (dist.rank() + 1) * b][:, None] * d.loss_mask
     d.unshaped_advantages = adv
     if tr.spec.shaping:
-        shaped = shape_advantages(adv, d.entropy, d.loss_mask, alpha=a.shaping_alpha, kappa=a.shaping_cap)
+        shaped = shape_advantages(adv, d.entropy, d.loss_mask, alpha=a.shaping.alpha, kappa=a.shaping.cap)
         adv = shaped.advantages
         metrics.update({f"mssr/{k}": v for k, v in shaped.metrics.items()})
     d.advantages = adv

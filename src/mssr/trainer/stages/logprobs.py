@@ -22,7 +22,7 @@ def compute_old_logprobs(tr: Parts, d: StepData) -> dict[str, float]:
     entropy is needed; otherwise the trainer's teacher-forced pass gives them. Where both exist the mismatch
     is logged (``rollout/logprob_diff_{mean,max}``), and with ``rollout.tis_cap`` the truncated
     importance weights min(π_old/π_sampler, C) are kept for the loss (``rollout/tis_*``)."""
-    mode = "full" if tr.spec.shaping and tr.cfg.algorithm.shaping_entropy == "full" else "sampled"
+    mode = "full" if tr.spec.shaping and tr.cfg.algorithm.shaping.entropy == "full" else "sampled"
     mask = d.batch.response_mask.float()
     lp = d.batch.rollout_logprobs
     from_sampler = tr.old_logprobs_from == "sampler"

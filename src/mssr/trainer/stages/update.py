@@ -162,7 +162,7 @@ def micro_loss(
         ref_logprob=d.ref_logprobs[micro].to(tr.device) if tr.spec.kl_coef > 0 else None,
         is_weights=d.is_weights[micro].to(tr.device) if d.is_weights is not None else None,
         logprob_text=lp_text,
-        agg_mode=a.loss_agg_mode,
+        agg_mode=a.loss.agg_mode,
         horizon=float(tr.cfg.rollout.max_new_tokens),
         **norm,
     )
