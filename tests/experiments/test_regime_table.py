@@ -90,3 +90,22 @@ def test_drift_summary_by_hand():
     assert b["val"] == 0.7 and b["entropy"] == pytest.approx(0.08) and b["kl"] == pytest.approx(0.01)
     assert b["reward"] == pytest.approx(sum(range(41, 51)) / 1000)
     assert b["probe"] == pytest.approx(-0.002)  # the probes of steps 1-50
+
+
+def test_collected_configs_carry_no_machine_paths():
+    m = _module()
+    text = "steps: 5\noutput_dir: /work/x/runs/mvsr/seed0\ndata:\n  train: /root/.cache/mssr/data/builtin-00ab\n"
+    assert m.portable_config(text, "runs/s/mvsr/seed0") == (
+        "steps: 5\noutput_dir: runs/s/mvsr/seed0\ndata:\n"
+        "  train: null  # the built-in task (builtin-00ab in the cache of the machine that ran it)\n"
+    )
+    with pytest.raises(ValueError, match="absolute paths"):
+        m.portable_config("model:\n  path: /home/me/policy\n", "runs/s/a/seed0")
+    # and every committed one
+    import re
+    from pathlib import Path
+
+    committed = sorted((Path(m.__file__).parent / "metrics").glob("*/*/seed*.config.yaml"))
+    assert committed
+    for f in committed:
+        assert not re.search(r"(?m): /", f.read_text(encoding="utf-8")), f

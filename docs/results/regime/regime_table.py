@@ -37,6 +37,7 @@ import argparse
 import gzip
 import json
 import math
+import re
 import shutil
 import statistics
 from pathlib import Path
@@ -71,12 +72,32 @@ def collect(runs_dir: Path, study: str) -> None:
         seed = Path(rec["dir"]).name
         with metrics.open("rb") as src, gzip.GzipFile(arm_dir / f"{seed}.jsonl.gz", "wb", mtime=0) as dst:
             shutil.copyfileobj(src, dst)
-        shutil.copyfile(run / "config.yaml", arm_dir / f"{seed}.config.yaml")
+        text = portable_config(
+            (run / "config.yaml").read_text(encoding="utf-8"), f"runs/{study}/{rec['arm']}/{seed}"
+        )
+        (arm_dir / f"{seed}.config.yaml").write_text(text, encoding="utf-8")
         if (run / "environment.jsonl").is_file():
             shutil.copyfile(run / "environment.jsonl", arm_dir / f"{seed}.environment.jsonl")
         n += 1
     shutil.copyfile(runs_dir / "compare.json", target / "compare.json")
     print(f"{n} runs -> {target}")
+
+
+def portable_config(text: str, output_dir: str) -> str:
+    """A run's config.yaml without the paths of the machine that ran it: ``output_dir`` becomes ``output_dir`` (a
+    relative path), and ``data.train`` — the built-in task's directory in that machine's cache — becomes null (the
+    built-in task is regenerated from ``data.builtin``; its cache name is kept in a comment). Any other absolute
+    path is refused."""
+    text = re.sub(r"(?m)^output_dir: .*$", f"output_dir: {output_dir}", text)
+    text = re.sub(
+        r"(?m)^  train: /\S*/(builtin-[0-9a-f]+)$",
+        r"  train: null  # the built-in task (\1 in the cache of the machine that ran it)",
+        text,
+    )
+    left = re.findall(r"(?m)^.*: /\S+", text)
+    if left:
+        raise ValueError(f"absolute paths left in a config: {left}")
+    return text
 
 
 def _stat(xs: list[float], spec: str = ".3f") -> str:
