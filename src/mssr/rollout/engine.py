@@ -87,7 +87,15 @@ class RolloutEngine(Protocol):
         (``None``: the engine's default). An engine that subclasses this protocol gets the arguments checked
         here and implements ``_sample(prompts, sampling)``."""
         sampling = Sampling(
-            n, temperature, top_p, top_k, max_new_tokens, greedy, batch_size, seed, return_logprobs
+            n=n,
+            temperature=temperature,
+            top_p=top_p,
+            top_k=top_k,
+            max_new_tokens=max_new_tokens,
+            greedy=greedy,
+            batch_size=batch_size,
+            seed=seed,
+            logprobs=return_logprobs,
         )
         check_generate_args(prompts, sampling)
         return self._sample(prompts, sampling)

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import copy
+import math
 import re
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from mssr.config import ConfigError
 from mssr.data import Columns, DataError, load_records
 from mssr.data.sources import has_split, load_source, without_split
 from mssr.io import cache_root
 from mssr.models import build_tiny_policy, load_policy
+from mssr.models.lora import apply_lora, freeze_vision
+from mssr.rollout.prompting import records_to_prompts
 from mssr.trainer.config import TrainConfig
 
 
@@ -155,13 +162,6 @@ def prepare_model(
     LoRA adapters as configured, then the parallel strategy's wrapping; and the reference model (a frozen copy
     in the compute dtype, or None: not needed, or under LoRA, whose reference is the same model with adapters
     disabled). Returns ``(model, ref_model)``; under LoRA ``policy.model`` becomes the adapted model."""
-    import copy
-
-    import torch
-
-    from mssr.config import ConfigError
-    from mssr.models.lora import apply_lora, freeze_vision
-
     m = cfg.model
     model = policy.model.to(device=device, dtype=strategy.param_dtype)
     if m.freeze_vision:
@@ -197,8 +197,6 @@ def prepare_model(
 
 def lr_factor(cfg: TrainConfig, step: int) -> float:
     """The learning-rate multiplier of scheduler step ``step``: linear warm-up, then constant or cosine to 0."""
-    import math
-
     o = cfg.optim
     warm = min(1.0, (step + 1) / o.warmup_steps) if o.warmup_steps else 1.0
     if o.lr_schedule == "cosine" and cfg.steps > 0:
@@ -213,8 +211,6 @@ def build_prompts(
     limited by ``data.max_train_items``, ``val.max_items`` and ``data.max_prompt_tokens`` (default: the model's
     context less ``rollout.max_new_tokens``). Returns ``(train_records, train_prompts, val_records,
     val_prompts)``; an empty training set or duplicate prompt keys raise."""
-    from mssr.rollout.prompting import records_to_prompts
-
     if train_records is None:
         train_records, val_default = build_data(cfg)
         val_records = val_records if val_records is not None else val_default

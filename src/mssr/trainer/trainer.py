@@ -40,6 +40,7 @@ from mssr.trainer.metrics_log import MetricsLogger, Progress, plot_curves
 from mssr.trainer.parallel import build_strategy
 from mssr.trainer.rundir import CONFIG, METRICS, RunError, TrainingInterrupted
 from mssr.trainer.session import RUN_LOG, RunSession, runlog, say
+from mssr.trainer.setup import build_policy, build_prompts, lr_factor, prepare_model
 from mssr.trainer.shaping_probe import ShapingProbe
 from mssr.trainer.stages.advantages import initialize_tracker
 from mssr.trainer.step import train_step
@@ -99,8 +100,6 @@ class RLTrainer:
     def _build_model(self, config: TrainConfig, policy: Any | None) -> None:
         """The policy, the parallel strategy, the tracker and ρ schedule, the model (+ reference), the engine,
         and where the old log-probs come from."""
-        from mssr.trainer.setup import build_policy, prepare_model
-
         if config.threads:
             torch.set_num_threads(config.threads)
         random.seed(config.seed)
@@ -148,8 +147,6 @@ class RLTrainer:
         self, config: TrainConfig, train_records: list[Any] | None, val_records: list[Any] | None, reward: Any
     ) -> None:
         """Records and prompts, the reward and the prompt sampler."""
-        from mssr.trainer.setup import build_prompts
-
         self.train_records, self.train_prompts, self.val_records, self.val_prompts = build_prompts(
             config, self.policy, train_records, val_records
         )
@@ -163,8 +160,6 @@ class RLTrainer:
 
     def _build_optimizer(self, config: TrainConfig) -> None:
         """AdamW over the trainable parameters, the lr schedule, the loss weights and the checkpointer."""
-        from mssr.trainer.setup import lr_factor
-
         o, a = config.optim, config.algorithm
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(
