@@ -241,3 +241,34 @@ def test_a_run_saved_with_the_old_names_resumes_under_the_new_ones(tmp_path):
     other = load_config(TrainConfig, None, ["rollout.engine=vllm", "rollout.vllm.gpu_memory_utilization=0.6"])
     assert resume_config_diff(saved, same) == []
     assert resume_config_diff(saved, other) == ["rollout.vllm.gpu_memory_utilization: 0.5 -> 0.6"]
+
+
+def test_estimator_and_sampler_settings_moved_into_sections(tmp_path, caplog):
+    """grpo_* / scale_by_std → algorithm.group, adv_* → algorithm.single_rollout, sampler / priority_eps →
+    algorithm.sampler; ``sampler: prioritized`` (not a mapping) is the old field."""
+    old = _yaml(
+        tmp_path / "old.yaml",
+        "algorithm:\n  name: grpo\n  grpo_eps: 0.001\n  grpo_unbiased: false\n  scale_by_std: false\n"
+        "  sampler: prioritized\n  priority_eps: 0.2\n",
+    )
+    with caplog.at_level(logging.WARNING, logger="mssr.config"):
+        a = load_config(TrainConfig, old).algorithm
+    assert (a.group.eps, a.group.unbiased, a.group.scale_by_std) == (0.001, False, False)
+    assert (a.sampler.kind, a.sampler.priority_eps) == ("prioritized", 0.2)
+    assert a.estimator_kwargs() == {"eps": 0.001, "unbiased": False, "scale_by_std": False}
+    assert len(_warnings(caplog)) == 5
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="mssr.config"):
+        s = load_config(TrainConfig, None, ["algorithm.adv_scale=signal", "algorithm.adv_zero_uniform=true"])
+    assert (s.algorithm.single_rollout.scale, s.algorithm.single_rollout.zero_uniform) == ("signal", True)
+    assert s.algorithm.estimator_kwargs() == {"scale": "signal", "zero_uniform": True}
+    assert any("algorithm.adv_scale → algorithm.single_rollout.scale" in m for m in _warnings(caplog))
+    # the paper's single-rollout advantage passes no variant arguments; the new spelling warns nothing
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="mssr.config"):
+        p = load_config(TrainConfig, None, ["algorithm.sampler.kind=prioritized"]).algorithm
+    assert p.estimator_kwargs() == {} and p.sampler.kind == "prioritized" and not _warnings(caplog)
+    with pytest.raises(ConfigError, match="both given"):
+        load_config(TrainConfig, None, ["algorithm.sampler=prioritized", "algorithm.sampler.kind=uniform"])
+    with pytest.raises(ConfigError, match=r"algorithm\.sampler\.priority_eps"):
+        load_config(TrainConfig, None, ["algorithm.sampler.priority_eps=-1"])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import ClassVar, Literal
 
 from mssr.algos import (
@@ -226,6 +226,38 @@ class LossConfig:
 
 
 @dataclass
+class GroupConfig:
+    """The GRPO advantage's settings: A_i = (r_i − mean_g r) / (std_g r + eps) (docs/method.md)."""
+
+    eps: float = 1e-6  # added to the group std before dividing, >= 0
+    unbiased: bool = True  # group std with ddof = 1 (false: ddof = 0)
+    scale_by_std: bool = True  # divide by the group std (false: Dr. GRPO's mean-only centring)
+
+    def validate(self) -> None:
+        _number("algorithm.group.eps", self.eps, lo=0)
+
+
+@dataclass
+class SingleRolloutConfig:
+    """Our variants of the single-rollout advantage (docs/algorithms.md "Signal-scaled advantages"); the
+    defaults are the paper's."""
+
+    scale: Literal["unit", "signal"] = "unit"  # signal: Â × min(1, σ_r/σ_A), 0 when all rewards are equal
+    zero_uniform: bool = False  # true: a batch whose rewards are all equal gets zero advantages
+
+
+@dataclass
+class SamplerConfig:
+    """Which prompts each step draws (docs/method.md, SPO's prioritized sampling)."""
+
+    kind: Literal["uniform", "prioritized"] = "uniform"  # prioritized: SPO's weights √(p̂(1 − p̂)) + priority_eps
+    priority_eps: float = 0.05  # ε of the prioritized sampler's weights, >= 0
+
+    def validate(self) -> None:
+        _number("algorithm.sampler.priority_eps", self.priority_eps, lo=0)
+
+
+@dataclass
 class AlgorithmConfig:
     # old field names, still accepted in YAML, overrides and saved configs (with a deprecation warning); a name
     # that became a section's (``rho``, ``shaping``) is the old field only when its value is not a mapping
@@ -257,6 +289,13 @@ class AlgorithmConfig:
         "dual_clip": "loss.dual_clip",
         "dual_clip_c": "loss.dual_clip",
         "loss_agg_mode": "loss.agg_mode",
+        "grpo_eps": "group.eps",
+        "grpo_unbiased": "group.unbiased",
+        "scale_by_std": "group.scale_by_std",
+        "adv_scale": "single_rollout.scale",
+        "adv_zero_uniform": "single_rollout.zero_uniform",
+        "sampler": "sampler.kind",
+        "priority_eps": "sampler.priority_eps",
     }
 
     name: str = "mssr"  # a key of mssr.algos.ALGORITHMS; the fields below left null take its values
@@ -270,24 +309,19 @@ class AlgorithmConfig:
     rho: RhoConfig = field(default_factory=RhoConfig)  # §2 the tracker's forgetting factor ρ
     shaping: ShapingConfig = field(default_factory=ShapingConfig)  # §4 entropy-based advantage shaping
     loss: LossConfig = field(default_factory=LossConfig)  # §5 clipping, KL estimator, token aggregation
-    # group estimators
-    grpo_eps: float = 1e-6  # GRPO: added to the group std before dividing, >= 0
-    grpo_unbiased: bool = True  # GRPO: group std with ddof = 1 (false: ddof = 0)
-    scale_by_std: bool = True  # GRPO: divide by the group std (false: Dr. GRPO's mean-only centring)
+    group: GroupConfig = field(default_factory=GroupConfig)  # the GRPO estimator's ε, ddof and std scaling
     # single-rollout advantage variants of ours (docs/algorithms.md "Signal-scaled advantages"; off = the paper)
-    adv_scale: Literal["unit", "signal"] = "unit"  # signal: Â × min(1, σ_r/σ_A), 0 when all rewards are equal
-    adv_zero_uniform: bool = False  # true: a batch whose rewards are all equal gets zero advantages
-    # prompt sampling
-    sampler: Literal["uniform", "prioritized"] = "uniform"  # prioritized: SPO's weights √(p̂(1 − p̂)) + eps
-    priority_eps: float = 0.05  # ε of the prioritized sampler's weights, >= 0
+    single_rollout: SingleRolloutConfig = field(default_factory=SingleRolloutConfig)
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)  # which prompts each step draws
 
     def estimator_kwargs(self) -> dict[str, float | bool]:
-        """The advantage estimator's own settings (GRPO's ε, ddof and std scaling; the others use defaults)."""
+        """The advantage estimator's own settings: ``group`` for GRPO, ``single_rollout`` (when not the paper's)
+        for the single-rollout estimator; the others take their defaults."""
         advantage = self.spec().advantage
         if advantage == "grpo":
-            return dict(eps=self.grpo_eps, unbiased=self.grpo_unbiased, scale_by_std=self.scale_by_std)
-        if advantage == "single_rollout" and (self.adv_scale != "unit" or self.adv_zero_uniform):
-            return dict(scale=self.adv_scale, zero_uniform=self.adv_zero_uniform)
+            return asdict(self.group)
+        if advantage == "single_rollout" and self.single_rollout != SingleRolloutConfig():
+            return asdict(self.single_rollout)
         return {}
 
     def spec(self) -> AlgorithmSpec:
@@ -318,16 +352,12 @@ class AlgorithmConfig:
             )
         if spec.rollouts_per_prompt < 1:
             raise ConfigError("algorithm.rollouts_per_prompt must be >= 1")
-        if self.adv_scale not in ("unit", "signal"):
-            raise ConfigError(f"algorithm.adv_scale must be unit or signal, got {self.adv_scale!r}")
-        if (self.adv_scale != "unit" or self.adv_zero_uniform) and self.spec().advantage != "single_rollout":
+        if self.single_rollout != SingleRolloutConfig() and spec.advantage != "single_rollout":
             raise ConfigError(
-                "algorithm.adv_scale / adv_zero_uniform apply to the single_rollout advantage (mssr, mvsr)"
+                "algorithm.single_rollout (scale, zero_uniform) applies to the single_rollout advantage (mssr, mvsr)"
             )
         for k in ("kl_coef", "entropy_coef", "crossmodal_coef"):
             _number(f"algorithm.{k}", getattr(spec, k), lo=0)
-        _number("algorithm.grpo_eps", self.grpo_eps, lo=0)
-        _number("algorithm.priority_eps", self.priority_eps, lo=0)
 
 
 @dataclass

@@ -156,7 +156,7 @@ class RLTrainer:
             if spec == "accuracy"
             else build_reward(spec)
         )
-        self.sampler = PromptSampler(len(self.train_prompts), seed=config.seed, mode=config.algorithm.sampler)
+        self.sampler = PromptSampler(len(self.train_prompts), seed=config.seed, mode=config.algorithm.sampler.kind)
 
     def _build_optimizer(self, config: TrainConfig) -> None:
         """AdamW over the trainable parameters, the lr schedule, the loss weights and the checkpointer."""

@@ -20,13 +20,13 @@ log = logging.getLogger("mssr.train")
 
 def sample_prompts(tr: Parts, step: int) -> list[int]:
     weights = None
-    if tr.cfg.algorithm.sampler == "prioritized":
+    if tr.cfg.algorithm.sampler.kind == "prioritized":
         p_hat = (
             tr.tracker.baseline([p.key for p in tr.train_prompts])
             if tr.tracker
             else torch.full((len(tr.train_prompts),), 0.5)
         )
-        weights = spo_priority_weights(p_hat, eps=tr.cfg.algorithm.priority_eps)
+        weights = spo_priority_weights(p_hat, eps=tr.cfg.algorithm.sampler.priority_eps)
     return tr.sampler.sample(tr.prompts_per_step, weights)
 
 
