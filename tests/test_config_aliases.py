@@ -71,7 +71,7 @@ def test_old_names_in_yaml_load_into_the_new_fields_with_one_warning_each(tmp_pa
     assert all("\n" not in m for m in msgs)
     # the dump carries only the new names, and loads back without a warning
     text = dump_yaml(load_config(TrainConfig, path))
-    assert "  shaping:\n    enabled: null\n    alpha: 0.7" in text and "\n  alpha:" not in text
+    assert "  shaping:\n    enabled: true\n    alpha: 0.7" in text and "\n  alpha:" not in text
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="mssr.config"):
         load_config(TrainConfig, _yaml(tmp_path / "new.yaml", text))

@@ -2,7 +2,8 @@
 
 ``load_config(TrainConfig, "configs/mssr.yaml", ["optim.lr=1e-4", "algorithm.name=grpo"])``. Unknown keys and
 ill-typed values raise :class:`ConfigError` naming the dotted key; a dataclass may define ``validate()``
-(called bottom-up) for cross-field checks.
+(called bottom-up) for cross-field checks and ``resolve()`` (called after every check) to fill the values a
+null stands for.
 
 Renamed fields: a dataclass may declare ``ALIASES: ClassVar[dict[str, str]] = {"old": "new"}``. An old name is
 accepted wherever a key is read (a YAML file, an ``include:``d file, a dotted override, :func:`from_dict`), logs
@@ -12,6 +13,7 @@ of overrides) is a :class:`ConfigError`.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import types
@@ -281,15 +283,44 @@ def _validate(obj: Any, prefix: str = "") -> None:
             raise ConfigError(str(e)) from None
 
 
+def validated(obj: T) -> T:
+    """A validated deep copy of the config ``obj``: every ``validate()`` hook run bottom-up, and each ``resolve()``
+    hook after them (it fills values that a null stood for, such as an algorithm's preset)."""
+    obj = copy.deepcopy(obj)
+    _validate(obj)
+    _resolve(obj)
+    return obj
+
+
+def _resolve(obj: Any) -> None:
+    if not dataclasses.is_dataclass(obj):
+        return
+    for f in dataclasses.fields(obj):
+        _resolve(getattr(obj, f.name))
+    resolve = getattr(obj, "resolve", None)
+    if callable(resolve):
+        resolve()
+
+
 def load_config(cls: type[T], path: str | Path | None = None, overrides: list[str] | None = None) -> T:
-    """Defaults of ``cls`` ← YAML at ``path`` (may ``include:`` a base file) ← ``overrides``; then validate."""
+    """Defaults of ``cls`` ← YAML at ``path`` (may ``include:`` a base file) ← ``overrides``; then validate and
+    resolve (:func:`validated`)."""
     data: dict[str, Any] = {}
     if path is not None:
         data = read_yaml(Path(path), cls=cls)
     data = apply_overrides(data, list(overrides or []), cls)
-    obj = from_dict(cls, data)
-    _validate(obj)
-    return obj
+    return validated(from_dict(cls, data))
+
+
+def resolved_mapping(cls: Any, data: Any) -> Any:
+    """A saved config mapping (a run's config.yaml, maybe written by an older version: old names, nulls that
+    stood for a preset) as the validated, resolved config it loads into, as a nested dict; when it no longer
+    loads (keys since removed, values since refused), ``data`` with its old names renamed."""
+    data = canonical(cls, data, warn=False)
+    try:
+        return to_dict(validated(from_dict(cls, data)))
+    except (ConfigError, TypeError):
+        return data
 
 
 def read_yaml(path: Path, _seen: tuple[Path, ...] = (), *, cls: Any = None) -> dict[str, Any]:
@@ -334,5 +365,7 @@ __all__ = [
     "from_dict",
     "load_config",
     "read_yaml",
+    "resolved_mapping",
     "to_dict",
+    "validated",
 ]

@@ -38,7 +38,7 @@ def test_field_docs_reads_own_and_shared_comments():
     assert docs["kl_coef"] == "weight β_KL of the KL-to-reference *loss* term (§5), >= 0; 0.01 (0: off)"
     # the comment block above a field, then its own line comment
     assert docs["rollouts_per_prompt"] == (
-        "the algorithm's own settings (null: the ALGORITHMS entry's value) — n, rollouts per prompt: 1 "
+        "the algorithm's own settings (null: the ALGORITHMS entry's value, filled in when the config is loaded) — n, rollouts per prompt: 1 "
         "single-rollout, 8 grpo/rloo"
     )
     # fields written one after another under one comment block share it

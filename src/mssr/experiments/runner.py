@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mssr.config import canonical, dump_yaml, read_yaml, to_dict
+from mssr.config import canonical, dump_yaml, read_yaml, resolved_mapping, to_dict
 from mssr.experiments.plan import CompareError, ComparePlan, RunSpec, config_diff
 from mssr.io import pid_alive, read_json, write_json_atomic
 from mssr.trainer.rundir import CHECKPOINTS, METRICS
@@ -162,7 +162,7 @@ def _check_run_config(run: RunSpec, cfg: Any, run_dir: Path) -> None:
     path = run_dir / RUN_YAML
     if not path.exists():
         return
-    old = canonical(type(cfg), read_yaml(path), warn=False)  # a run.yaml may use old (aliased) names
+    old = resolved_mapping(type(cfg), read_yaml(path))  # a run.yaml may use old names and preset nulls
     new = to_dict(cfg)
     diff = [k for k in config_diff(old, new) if k not in _RELOCATABLE]
     if diff == ["steps"] and int(new["steps"]) > int(old.get("steps", 0)):

@@ -257,6 +257,10 @@ class SamplerConfig:
         _number("algorithm.sampler.priority_eps", self.priority_eps, lo=0)
 
 
+# AlgorithmConfig's fields whose null means "the named algorithm's value" (an AlgorithmSpec field of that name)
+PRESET_FIELDS = ("rollouts_per_prompt", "advantage", "kl_coef", "entropy_coef", "crossmodal_coef")
+
+
 @dataclass
 class AlgorithmConfig:
     # old field names, still accepted in YAML, overrides and saved configs (with a deprecation warning); a name
@@ -299,7 +303,7 @@ class AlgorithmConfig:
     }
 
     name: str = "mssr"  # a key of mssr.algos.ALGORITHMS; the fields below left null take its values
-    # the algorithm's own settings (null: the ALGORITHMS entry's value)
+    # the algorithm's own settings (null: the ALGORITHMS entry's value, filled in when the config is loaded)
     rollouts_per_prompt: int | None = None  # n, rollouts per prompt: 1 single-rollout, 8 grpo/rloo
     advantage: str | None = None  # a key of ADVANTAGE_ESTIMATORS: single_rollout, grpo, rloo, reinforce_pp
     kl_coef: float | None = None  # weight β_KL of the KL-to-reference *loss* term (§5), >= 0; 0.01 (0: off)
@@ -325,15 +329,22 @@ class AlgorithmConfig:
         return {}
 
     def spec(self) -> AlgorithmSpec:
+        """The algorithm as configured: its ALGORITHMS entry with every setting given here (not null) applied."""
         base = ALGORITHMS.get(self.name)
-        changes = {
-            k: getattr(self, k)
-            for k in ("rollouts_per_prompt", "advantage", "kl_coef", "entropy_coef", "crossmodal_coef")
-            if getattr(self, k) is not None
-        }
+        changes = {k: getattr(self, k) for k in PRESET_FIELDS if getattr(self, k) is not None}
         if self.shaping.enabled is not None:
             changes["shaping"] = self.shaping.enabled
         return base.with_(**changes)
+
+    def resolve(self) -> None:
+        """Fill each null that stands for the algorithm's value (``PRESET_FIELDS``, ``shaping.enabled``) from its
+        ALGORITHMS entry: a loaded config holds every value the run uses, and a run's config.yaml records it."""
+        spec = self.spec()
+        for k in PRESET_FIELDS:
+            if getattr(self, k) is None:
+                setattr(self, k, getattr(spec, k))
+        if self.shaping.enabled is None:
+            self.shaping.enabled = spec.shaping
 
     def validate(self) -> None:
         if self.name not in ALGORITHMS:
@@ -451,7 +462,7 @@ class OptimConfig:
     weight_decay: float = 0.01  # AdamW decoupled weight decay, >= 0
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # AdamW (β1, β2), each in [0, 1)
     eps: float = 1e-8  # AdamW ε, > 0
-    grad_clip: float | None = None  # null: the algorithm's (0.5 single-rollout, 1.0 group)
+    grad_clip: float | None = None  # null: the algorithm's, filled in at load (0.5 single-rollout, 1.0 group)
     # Paper convention: the optimizer mini-batch is a fixed number of prompts, so single-rollout makes n times
     # more updates per step than a group method. Set updates_per_step for the equal-updates convention.
     mini_batch_prompts: int = 16  # CPU: paper 128
@@ -625,6 +636,12 @@ class TrainConfig:
                 f"rollout.rollouts_per_step ({self.rollout.rollouts_per_step}) must be a multiple of the "
                 f"algorithm's rollouts_per_prompt ({n}) for equal-rollout budgets"
             )
+
+    def resolve(self) -> None:
+        """A null ``optim.grad_clip`` is the algorithm's (0.5 single rollout, 1.0 group; see AlgorithmConfig.resolve
+        for the algorithm's own nulls)."""
+        if self.optim.grad_clip is None:
+            self.optim.grad_clip = self.algorithm.spec().grad_clip
 
     @property
     def prompts_per_step(self) -> int:

@@ -24,8 +24,10 @@ Every setting of `mssr train` (`TrainConfig`), section by section: the YAML key 
 `key=value`), its type, its default, and what it means. Generated from the fields' own documentation in
 `src/mssr/trainer/config.py` by `python -m mssr.trainer.config_reference > docs/config.md`
 (`tests/trainer/test_config_reference.py` fails when this file and the fields drift). Defaults follow
-docs/method.md unless scaled down for a 2-core CPU ("CPU:" with the paper's value); `null` fields of `algorithm`
-take the named algorithm's value (`mssr.algos.ALGORITHMS`).
+docs/method.md unless scaled down for a 2-core CPU ("CPU:" with the paper's value). A `null` in `algorithm`'s
+own settings and in `optim.grad_clip` stands for the named algorithm's value (`mssr.algos.ALGORITHMS`, the one
+place these defaults live); it is filled in when the config is loaded, so a run's `config.yaml` records the value
+the run used.
 """
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from mssr.config import canonical, dump_yaml
+from mssr.config import canonical, dump_yaml, resolved_mapping
 from mssr.io import DirectoryLocked, RunLock
 from mssr.trainer.checkpoint import complete_checkpoints, remove_temporaries
 
@@ -174,15 +174,18 @@ def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
 
 def resume_config_diff(saved_yaml: Path, cfg: Any) -> list[str]:
     """``key: old -> new`` for each setting that changes the run's meaning (empty: same run). A key the saved
-    config lacks (written by an older version) is not compared; one it holds under an old (aliased) name is."""
+    config lacks (written by an older version) is not compared; one it holds under an old (aliased) name is, and
+    a null that stood for the algorithm's value is compared as that value."""
     if not saved_yaml.is_file():
         return []
-    saved = _flat(canonical(type(cfg), yaml.safe_load(saved_yaml.read_text(encoding="utf-8")), warn=False))
+    raw = yaml.safe_load(saved_yaml.read_text(encoding="utf-8"))
+    given = _flat(canonical(type(cfg), raw, warn=False))
+    saved = _flat(resolved_mapping(type(cfg), raw))
     now = _flat(yaml.safe_load(dump_yaml(cfg)))
     return [
         f"{k}: {saved[k]!r} -> {v!r}"
         for k, v in now.items()
-        if k in saved
+        if k in given
         and saved[k] != v
         and not any(k == m or (m.endswith(".") and k.startswith(m)) for m in MAY_CHANGE)
     ]

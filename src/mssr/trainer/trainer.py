@@ -25,7 +25,7 @@ from mssr import __version__
 from mssr.algos import BetaTracker, PromptSampler, ResponseStore, build_rho_schedule
 from mssr.algos.collapse import CollapseDetector
 from mssr.algos.objective import ObjectiveWeights
-from mssr.config import ConfigError, dump_yaml, to_dict
+from mssr.config import ConfigError, dump_yaml, to_dict, validated
 from mssr.environment import describe as describe_environment
 from mssr.evaluation.evaluator import evaluate
 from mssr.rewards import build_reward
@@ -80,7 +80,7 @@ class RLTrainer:
         val_records: list[Any] | None = None,
         reward: Any | None = None,
     ) -> None:
-        self.cfg = config
+        self.cfg = config = validated(config)  # a config built in Python is checked and resolved as a loaded one
         self.spec = config.algorithm.spec()
         self.device = resolve_device(config.device)
         dist.init_from_env(self.device)
@@ -168,7 +168,7 @@ class RLTrainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda step: lr_factor(config, step)
         )
-        self.grad_clip = o.grad_clip if o.grad_clip is not None else self.spec.grad_clip
+        self.grad_clip = o.grad_clip
         probe_every = config.logging.shaping_probe_every
         if probe_every and dist.is_distributed():
             raise ConfigError(
