@@ -67,6 +67,29 @@ def test_collect_then_table(tmp_path, monkeypatch):
     assert "| mvsr | 1 | 16.0 | 0.400 | 0.300 | 0.040 | 8 (1/1) | 6 (1/1) |" in text
 
 
+def test_collect_partial_takes_unfinished_runs_up_to_their_last_complete_line(tmp_path, monkeypatch):
+    import gzip
+    import json
+
+    m = _module()
+    monkeypatch.setattr(m, "HERE", tmp_path)
+    runs = tmp_path / "cmp"
+    d = runs / "runs" / "grpo" / "seed1"
+    d.mkdir(parents=True)
+    whole = "".join(json.dumps(r) + "\n" for r in _rows())
+    (d / "metrics.jsonl").write_text(whole + '{"step": 9, "actor/ent')  # a line being written
+    (d / "config.yaml").write_text("seed: 1\n")
+    (runs / "manifest.json").write_text(json.dumps({"runs": [{"arm": "grpo", "dir": "runs/grpo/seed1",
+                                                               "status": "running"}]}))  # fmt: skip
+    (runs / "compare.json").write_text("{}")
+    stored = tmp_path / "metrics" / "s" / "grpo" / "seed1.jsonl.gz"
+    m.collect(runs, "s")
+    assert not stored.exists()  # only finished runs by default
+    m.collect(runs, "s", partial=True)
+    assert gzip.decompress(stored.read_bytes()).decode() == whole
+    assert m.drift_summary([json.loads(x) for x in whole.splitlines()])["last"] == 8
+
+
 def test_drift_summary_by_hand():
     """60 steps: entropy 0.10 for steps 1-20, 0.04 for 21-40, 0.08 for 41-60; validation 0.3, 0.9 (step 30),
     0.7 (step 50), 0.75 (step 60); probes of -0.002 at steps 25 and 50."""
@@ -94,7 +117,9 @@ def test_drift_summary_by_hand():
 
 def test_collected_configs_carry_no_machine_paths():
     m = _module()
-    text = "steps: 5\noutput_dir: /work/x/runs/mvsr/seed0\ndata:\n  train: /root/.cache/mssr/data/builtin-00ab\n"
+    text = (
+        "steps: 5\noutput_dir: /work/x/runs/mvsr/seed0\ndata:\n  train: /root/.cache/mssr/data/builtin-00ab\n"
+    )
     assert m.portable_config(text, "runs/s/mvsr/seed0") == (
         "steps: 5\noutput_dir: runs/s/mvsr/seed0\ndata:\n"
         "  train: null  # the built-in task (builtin-00ab in the cache of the machine that ran it)\n"

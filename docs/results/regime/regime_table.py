@@ -1,6 +1,6 @@
 """The regime study's tables, recomputed from the per-step metrics committed beside this script.
 
-    python docs/results/regime/regime_table.py collect RUNS_DIR STUDY     # a compare directory -> metrics/STUDY/
+    python docs/results/regime/regime_table.py collect RUNS_DIR STUDY [--partial]  # compare dir -> metrics/STUDY/
     python docs/results/regime/regime_table.py table STUDY [--floor 0.05]  # markdown tables of metrics/STUDY/
     python docs/results/regime/regime_table.py drift STUDY [STUDY ...]     # the slow-drift tables
 
@@ -56,8 +56,10 @@ def _read(path: Path) -> list[dict]:
     return sorted(rows, key=lambda r: r.get("step", 0))
 
 
-def collect(runs_dir: Path, study: str) -> None:
-    """Copy each finished run's metrics (gzip'd), config and environment into metrics/STUDY/ARM/."""
+def collect(runs_dir: Path, study: str, partial: bool = False) -> None:
+    """Copy each finished run's metrics (gzip'd), config and environment into metrics/STUDY/ARM/. With
+    ``partial``, also each unfinished run as it stands (its complete lines: a run still going may be mid-write);
+    the drift tables give every run's last step."""
     manifest = json.loads((runs_dir / "manifest.json").read_text())
     target = HERE / "metrics" / study
     target.mkdir(parents=True, exist_ok=True)
@@ -65,13 +67,14 @@ def collect(runs_dir: Path, study: str) -> None:
     for rec in manifest["runs"]:
         run = runs_dir / rec["dir"]
         metrics = run / "metrics.jsonl"
-        if rec.get("status") != "done" or not metrics.is_file():
+        if not metrics.is_file() or (rec.get("status") != "done" and not partial):
             continue
         arm_dir = target / rec["arm"]
         arm_dir.mkdir(exist_ok=True)
         seed = Path(rec["dir"]).name
-        with metrics.open("rb") as src, gzip.GzipFile(arm_dir / f"{seed}.jsonl.gz", "wb", mtime=0) as dst:
-            shutil.copyfileobj(src, dst)
+        data = metrics.read_bytes()
+        with gzip.GzipFile(arm_dir / f"{seed}.jsonl.gz", "wb", mtime=0) as dst:
+            dst.write(data[: data.rfind(b"\n") + 1])
         text = portable_config(
             (run / "config.yaml").read_text(encoding="utf-8"), f"runs/{study}/{rec['arm']}/{seed}"
         )
@@ -325,6 +328,7 @@ def main() -> None:
     c = sub.add_parser("collect")
     c.add_argument("runs_dir", type=Path)
     c.add_argument("study")
+    c.add_argument("--partial", action="store_true", help="also unfinished runs, as they stand")
     t = sub.add_parser("table")
     t.add_argument("study")
     t.add_argument("--floor", type=float, default=0.05)
@@ -333,7 +337,7 @@ def main() -> None:
     d.add_argument("studies", nargs="+")
     args = ap.parse_args()
     if args.cmd == "collect":
-        collect(args.runs_dir, args.study)
+        collect(args.runs_dir, args.study, args.partial)
     elif args.cmd == "drift":
         print(drift_tables(args.studies))
     else:
