@@ -24,7 +24,12 @@ def test_a_loaded_config_holds_the_algorithms_values():
     assert a.shaping.enabled is True and mssr.optim.grad_clip == 0.5
     grpo = load_config(TrainConfig, None, ["algorithm.name=grpo", "rollout.rollouts_per_step=64"])
     g = grpo.algorithm
-    assert (g.rollouts_per_prompt, g.advantage, g.shaping.enabled, grpo.optim.grad_clip) == (8, "grpo", False, 1.0)
+    assert (g.rollouts_per_prompt, g.advantage, g.shaping.enabled, grpo.optim.grad_clip) == (
+        8,
+        "grpo",
+        False,
+        1.0,
+    )
     mvsr_ent = load_config(TrainConfig, None, ["algorithm.name=mvsr_entropy_loss"]).algorithm
     assert mvsr_ent.entropy_coef == 0.01 and mvsr_ent.shaping.enabled is False
     # a value given is kept, and the algorithm's spec agrees with the resolved fields

@@ -64,6 +64,8 @@ def test_paper_settings_match_the_method_doc():
 def test_cpu_default_is_the_dataclass_default_job():
     root = CONFIGS[0].parents[1]
     file_cfg = load_config(TrainConfig, root / "cpu/mssr.yaml")
-    default = load_config(TrainConfig)  # the dataclass defaults, loaded (nulls resolved) as `mssr train` loads them
+    default = load_config(
+        TrainConfig
+    )  # the dataclass defaults, loaded (nulls resolved) as `mssr train` loads them
     for section in ("algorithm", "rollout", "optim", "model"):
         assert getattr(file_cfg, section) == getattr(default, section), section

@@ -265,7 +265,10 @@ def test_signal_scaled_advantages_run_and_are_logged(make_config, tmp_path):
     from mssr.config import ConfigError
 
     cfg = make_config(
-        "algorithm.single_rollout.scale=signal", "algorithm.single_rollout.zero_uniform=true", "steps=2", out=tmp_path / "g"
+        "algorithm.single_rollout.scale=signal",
+        "algorithm.single_rollout.zero_uniform=true",
+        "steps=2",
+        out=tmp_path / "g",
     )
     RLTrainer(cfg).train()
     rows = [r for r in _rows(tmp_path / "g") if "adv/signal_gain" in r]
@@ -273,7 +276,9 @@ def test_signal_scaled_advantages_run_and_are_logged(make_config, tmp_path):
     for r in rows:
         assert 0.0 <= r["adv/signal_gain"] <= 1.0 and r["adv/uniform_batch"] in (0.0, 1.0)
     with pytest.raises(ConfigError, match="single_rollout"):
-        make_config("algorithm.name=grpo", "algorithm.single_rollout.scale=signal", out=tmp_path / "x").validate()
+        make_config(
+            "algorithm.name=grpo", "algorithm.single_rollout.scale=signal", out=tmp_path / "x"
+        ).validate()
 
 
 def test_shaping_probe_logs_the_psi_entropy_change_and_leaves_training_unchanged(make_config, tmp_path):

@@ -80,7 +80,9 @@ class RLTrainer:
         val_records: list[Any] | None = None,
         reward: Any | None = None,
     ) -> None:
-        self.cfg = config = validated(config)  # a config built in Python is checked and resolved as a loaded one
+        self.cfg = config = validated(
+            config
+        )  # a config built in Python is checked and resolved as a loaded one
         self.spec = config.algorithm.spec()
         self.device = resolve_device(config.device)
         dist.init_from_env(self.device)
@@ -156,7 +158,9 @@ class RLTrainer:
             if spec == "accuracy"
             else build_reward(spec)
         )
-        self.sampler = PromptSampler(len(self.train_prompts), seed=config.seed, mode=config.algorithm.sampler.kind)
+        self.sampler = PromptSampler(
+            len(self.train_prompts), seed=config.seed, mode=config.algorithm.sampler.kind
+        )
 
     def _build_optimizer(self, config: TrainConfig) -> None:
         """AdamW over the trainable parameters, the lr schedule, the loss weights and the checkpointer."""
