@@ -250,9 +250,8 @@ class SingleRolloutConfig:
 class SamplerConfig:
     """Which prompts each step draws (docs/method.md, SPO's prioritized sampling)."""
 
-    kind: Literal["uniform", "prioritized"] = (
-        "uniform"  # prioritized: SPO's weights √(p̂(1 − p̂)) + priority_eps
-    )
+    # prioritized: SPO's, weights √(p̂(1 − p̂)) + priority_eps
+    kind: Literal["uniform", "prioritized"] = "uniform"
     priority_eps: float = 0.05  # ε of the prioritized sampler's weights, >= 0
 
     def validate(self) -> None:
