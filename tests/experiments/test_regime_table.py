@@ -85,6 +85,8 @@ def test_collect_partial_takes_unfinished_runs_up_to_their_last_complete_line(tm
     stored = tmp_path / "metrics" / "s" / "grpo" / "seed1.jsonl.gz"
     m.collect(runs, "s")
     assert not stored.exists()  # only finished runs by default
+    m.collect(runs, "s", partial=True, arms=["mvsr"])
+    assert not stored.exists()  # not one of the arms asked for
     m.collect(runs, "s", partial=True)
     assert gzip.decompress(stored.read_bytes()).decode() == whole
     assert m.drift_summary([json.loads(x) for x in whole.splitlines()])["last"] == 8

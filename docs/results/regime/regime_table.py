@@ -1,6 +1,6 @@
 """The regime study's tables, recomputed from the per-step metrics committed beside this script.
 
-    python docs/results/regime/regime_table.py collect RUNS_DIR STUDY [--partial]  # compare dir -> metrics/STUDY/
+    python docs/results/regime/regime_table.py collect RUNS_DIR STUDY [--partial] [--arms A,B]  # -> metrics/STUDY/
     python docs/results/regime/regime_table.py table STUDY [--floor 0.05]  # markdown tables of metrics/STUDY/
     python docs/results/regime/regime_table.py drift STUDY [STUDY ...]     # the slow-drift tables
 
@@ -56,10 +56,10 @@ def _read(path: Path) -> list[dict]:
     return sorted(rows, key=lambda r: r.get("step", 0))
 
 
-def collect(runs_dir: Path, study: str, partial: bool = False) -> None:
+def collect(runs_dir: Path, study: str, partial: bool = False, arms: list[str] | None = None) -> None:
     """Copy each finished run's metrics (gzip'd), config and environment into metrics/STUDY/ARM/. With
     ``partial``, also each unfinished run as it stands (its complete lines: a run still going may be mid-write);
-    the drift tables give every run's last step."""
+    the drift tables give every run's last step. With ``arms``, only those arms' runs."""
     manifest = json.loads((runs_dir / "manifest.json").read_text())
     target = HERE / "metrics" / study
     target.mkdir(parents=True, exist_ok=True)
@@ -68,6 +68,8 @@ def collect(runs_dir: Path, study: str, partial: bool = False) -> None:
         run = runs_dir / rec["dir"]
         metrics = run / "metrics.jsonl"
         if not metrics.is_file() or (rec.get("status") != "done" and not partial):
+            continue
+        if arms is not None and rec["arm"] not in arms:
             continue
         arm_dir = target / rec["arm"]
         arm_dir.mkdir(exist_ok=True)
@@ -329,6 +331,7 @@ def main() -> None:
     c.add_argument("runs_dir", type=Path)
     c.add_argument("study")
     c.add_argument("--partial", action="store_true", help="also unfinished runs, as they stand")
+    c.add_argument("--arms", help="comma-separated: only these arms")
     t = sub.add_parser("table")
     t.add_argument("study")
     t.add_argument("--floor", type=float, default=0.05)
@@ -337,7 +340,7 @@ def main() -> None:
     d.add_argument("studies", nargs="+")
     args = ap.parse_args()
     if args.cmd == "collect":
-        collect(args.runs_dir, args.study, args.partial)
+        collect(args.runs_dir, args.study, args.partial, args.arms.split(",") if args.arms else None)
     elif args.cmd == "drift":
         print(drift_tables(args.studies))
     else:
