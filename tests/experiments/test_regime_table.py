@@ -117,17 +117,16 @@ def test_drift_summary_by_hand():
     assert b["probe"] == pytest.approx(-0.002)  # the probes of steps 1-50
 
 
-def test_collected_configs_carry_no_machine_paths():
+def test_collected_configs_carry_no_machine_paths(tmp_path):
     m = _module()
-    text = (
-        "steps: 5\noutput_dir: /work/x/runs/mvsr/seed0\ndata:\n  train: /root/.cache/mssr/data/builtin-00ab\n"
-    )
+    run_dir, cache = tmp_path / "runs" / "mvsr" / "seed0", tmp_path / "cache" / "data" / "builtin-00ab"
+    text = f"steps: 5\noutput_dir: {run_dir}\ndata:\n  train: {cache}\n"  # absolute, as the run wrote them
     assert m.portable_config(text, "runs/s/mvsr/seed0") == (
         "steps: 5\noutput_dir: runs/s/mvsr/seed0\ndata:\n"
         "  train: null  # the built-in task (builtin-00ab in the cache of the machine that ran it)\n"
     )
     with pytest.raises(ValueError, match="absolute paths"):
-        m.portable_config("model:\n  path: /home/me/policy\n", "runs/s/a/seed0")
+        m.portable_config(f"model:\n  path: {tmp_path / 'policy'}\n", "runs/s/a/seed0")
     # and every committed one
     import re
     from pathlib import Path
