@@ -268,15 +268,17 @@ def _deep_copy(d: Any) -> Any:
     return d
 
 
-def _validate(obj: Any, prefix: str = "") -> None:
+def _run_hooks(obj: Any, name: str) -> None:
+    """Call each ``name()`` hook of the config ``obj`` and its sections, bottom-up (a section before its owner);
+    a ValueError a hook raises becomes a :class:`ConfigError`."""
     if not dataclasses.is_dataclass(obj):
         return
     for f in dataclasses.fields(obj):
-        _validate(getattr(obj, f.name), f"{prefix}{f.name}.")
-    validate = getattr(obj, "validate", None)
-    if callable(validate):
+        _run_hooks(getattr(obj, f.name), name)
+    hook = getattr(obj, name, None)
+    if callable(hook):
         try:
-            validate()
+            hook()
         except ConfigError:
             raise
         except ValueError as e:
@@ -287,19 +289,9 @@ def validated(obj: T) -> T:
     """A validated deep copy of the config ``obj``: every ``validate()`` hook run bottom-up, and each ``resolve()``
     hook after them (it fills values that a null stood for, such as an algorithm's preset)."""
     obj = copy.deepcopy(obj)
-    _validate(obj)
-    _resolve(obj)
+    _run_hooks(obj, "validate")
+    _run_hooks(obj, "resolve")
     return obj
-
-
-def _resolve(obj: Any) -> None:
-    if not dataclasses.is_dataclass(obj):
-        return
-    for f in dataclasses.fields(obj):
-        _resolve(getattr(obj, f.name))
-    resolve = getattr(obj, "resolve", None)
-    if callable(resolve):
-        resolve()
 
 
 def load_config(cls: type[T], path: str | Path | None = None, overrides: list[str] | None = None) -> T:
@@ -319,7 +311,7 @@ def resolved_mapping(cls: Any, data: Any) -> Any:
     data = canonical(cls, data, warn=False)
     try:
         return to_dict(validated(from_dict(cls, data)))
-    except (ConfigError, TypeError):
+    except ConfigError:
         return data
 
 

@@ -80,9 +80,8 @@ class RLTrainer:
         val_records: list[Any] | None = None,
         reward: Any | None = None,
     ) -> None:
-        self.cfg = config = validated(
-            config
-        )  # a config built in Python is checked and resolved as a loaded one
+        # a config built in Python is checked and resolved as a loaded one
+        self.cfg = config = validated(config)
         self.spec = config.algorithm.spec()
         self.device = resolve_device(config.device)
         dist.init_from_env(self.device)
