@@ -18,6 +18,18 @@ def test_shaping_golden():
     assert out.advantages.tolist()[0] == pytest.approx([1.12, -0.88, 0.15, 0.0])
     assert out.metrics["shaping_cap_frac"] == 0.5  # tokens 2 and 3: α·H > |Â|/κ
     assert out.metrics["psi_mean"] == pytest.approx(0.29 / 4)
+    # by the sign of Â: positive tokens 1 and 0.1 get ψ 0.12 and 0.05, the negative token 0.12; the zero token none
+    assert out.metrics["psi_pos"] == pytest.approx(0.085)
+    assert out.metrics["psi_neg"] == pytest.approx(0.12)
+    assert out.metrics["gain_pos"] == pytest.approx((1.12 + 0.15) / 1.1)
+    assert out.metrics["gain_neg"] == pytest.approx(0.88)
+
+
+def test_shaping_gains_by_sign_without_one_sign():
+    out = shape_advantages(torch.tensor([[2.0, 0.5, 0.0]]), torch.tensor([[0.5, 0.5, 0.5]]), torch.ones(1, 3))
+    # ψ = min(α·H, |Â|/κ) = (min(0.2, 1), min(0.2, 0.25), 0) = (0.2, 0.2, 0), so Ã = (2.2, 0.7, 0)
+    assert out.metrics["gain_pos"] == pytest.approx(2.9 / 2.5)
+    assert out.metrics["psi_neg"] == 0.0 and out.metrics["gain_neg"] == 1.0  # no negative token: no change
 
 
 def test_shaping_masks_padding_and_carries_no_gradient():

@@ -36,7 +36,10 @@ def shape_advantages(
 
     Metrics (over valid tokens): ``psi_mean``; ``psi_top`` — mean ψ over the ``top_fraction`` most uncertain
     tokens (shows whether shaping acts where it should); ``shaping_cap_frac`` — fraction of tokens where the
-    ``|Â|/κ`` cap binds (``α·H > |Â|/κ``); ``psi_rel`` — mean ``ψ/|Â|`` where ``Â ≠ 0``.
+    ``|Â|/κ`` cap binds (``α·H > |Â|/κ``); ``psi_rel`` — mean ``ψ/|Â|`` where ``Â ≠ 0``. Split by the sign of
+    ``Â`` (docs/algorithms.md "What the shaping does to entropy"): ``psi_pos`` / ``psi_neg`` — mean ψ over tokens
+    with ``Â > 0`` / ``Â < 0``; ``gain_pos = Σ_{Â>0} Ã / Σ_{Â>0} Â`` (≥ 1) and ``gain_neg = Σ_{Â<0} |Ã| / Σ_{Â<0} |Â|``
+    (≤ 1) — the weight shaping gives positive and negative tokens relative to no shaping (1 when a sign is absent).
     """
     if alpha < 0:
         raise ValueError(f"alpha must be ≥ 0, got {alpha}")
@@ -62,6 +65,10 @@ def shape_advantages(
             "shaping_cap_frac": 0.0,
             "psi_top": 0.0,
             "psi_rel": 0.0,
+            "psi_pos": 0.0,
+            "psi_neg": 0.0,
+            "gain_pos": 1.0,
+            "gain_neg": 1.0,
         }
         if n_valid:
             metrics["shaping_cap_frac"] = float((bonus > cap)[valid].float().mean())
@@ -71,4 +78,8 @@ def shape_advantages(
             nz = valid & (a != 0)
             if nz.any():
                 metrics["psi_rel"] = float((psi[nz] / a[nz].abs()).mean())
+            for sign, part in (("pos", valid & (a > 0)), ("neg", valid & (a < 0))):
+                if part.any():
+                    metrics[f"psi_{sign}"] = float(psi[part].mean())
+                    metrics[f"gain_{sign}"] = float(shaped[part].abs().sum() / a[part].abs().sum())
     return ShapingOutput(shaped, psi, metrics)
