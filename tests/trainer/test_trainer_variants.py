@@ -305,3 +305,19 @@ def test_shaping_probe_logs_the_psi_entropy_change_and_leaves_training_unchanged
         assert r["probe/entropy"] > 0
         psi = r["probe/entropy_step_shaped"] - r["probe/entropy_step_unshaped"]
         assert abs(r["probe/entropy_psi"] - psi) < 1e-9
+
+
+def test_centred_shaping_takes_psi_mean_off_every_token(make_config, tmp_path):
+    rows = {}
+    for center in ("false", "true"):
+        cfg = make_config(f"algorithm.shaping.center={center}", "steps=1", out=tmp_path / center)
+        RLTrainer(cfg).train()
+        rows[center] = next(r for r in _rows(tmp_path / center) if "actor/pg_loss" in r)
+    off, on = rows["false"], rows["true"]
+    assert "mssr/psi_center" not in off
+    # the same rollouts and ψ (step 1 samples before any update); the offset is ψ's mean over the valid tokens
+    assert on["mssr/psi_mean"] == off["mssr/psi_mean"] > 0
+    assert on["mssr/psi_center"] == pytest.approx(off["mssr/psi_mean"], rel=1e-6)
+    shift = off["critic/advantages/mean"] - on["critic/advantages/mean"]
+    assert shift == pytest.approx(on["mssr/psi_center"], rel=1e-5)
+    assert on["critic/advantages/std"] == pytest.approx(off["critic/advantages/std"], rel=1e-5)

@@ -190,6 +190,10 @@ class ShapingConfig:
     cap: float = 2.0  # κ, >= 1: ψ_t <= |Â_t|/κ, so an advantage never flips sign
     # H_t: sampled = −p log p of the sampled token; full = full-vocabulary entropy
     entropy: Literal["sampled", "full"] = "sampled"
+    # ours, opt-in (a knock-out of the regime study): subtract ψ's mean over the step's tokens, so shaping keeps
+    # its differences between tokens but adds no net offset to the advantages (docs/algorithms.md "What the
+    # shaping does to entropy"); a small advantage may then change sign
+    center: bool = False
 
     def validate(self) -> None:
         _number("algorithm.shaping.alpha", self.alpha, lo=0)

@@ -88,6 +88,11 @@ def compute_advantages(tr: Parts, d: StepData) -> dict[str, float]:
         shaped = shape_advantages(adv, d.entropy, d.loss_mask, alpha=a.shaping.alpha, kappa=a.shaping.cap)
         adv = shaped.advantages
         metrics.update({f"mssr/{k}": v for k, v in shaped.metrics.items()})
+        if a.shaping.center:  # ψ's mean over every rank's valid tokens, taken off again
+            sums = dist.all_reduce_sum(torch.stack([shaped.psi.sum(), d.loss_mask.sum()]).double())
+            offset = float(sums[0] / sums[1].clamp(min=1))
+            adv = adv - offset * d.loss_mask
+            metrics["mssr/psi_center"] = offset
     d.advantages = adv
     return metrics
 
