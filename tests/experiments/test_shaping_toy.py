@@ -3,12 +3,15 @@
 import argparse
 
 import pytest
+import torch
 
 from .conftest import load_script
 
 
 def _args(**kw):
-    base = dict(steps=30, seeds=1, contexts=16, positions=4, vocab=8, batch=8, lr=0.01, rho=0.9, optim="adam")
+    base = dict(
+        steps=30, seeds=1, contexts=16, positions=4, vocab=8, batch=8, lr=0.01, rho=0.9, optim="adam", forks=0.0
+    )
     return argparse.Namespace(**{**base, **kw})
 
 
@@ -43,3 +46,16 @@ def test_table_has_a_row_per_arm_and_rejects_unknown_arms(capsys):
     assert "@4" in rows[0]
     with pytest.raises(SystemExit):
         toy.main([*argv, "--arms", "nope"])
+
+
+def test_forked_task_is_near_deterministic_except_its_forks():
+    toy = load_script("docs/results/regime/shaping_toy.py")
+    gauss, answers = toy.make_task(0, 64, 6, 16)
+    logits, forked_answers = toy.make_task(0, 64, 6, 16, forks=0.25)
+    # the answer position and the answers do not change
+    assert torch.equal(logits[:, -1], gauss[:, -1]) and torch.equal(answers, forked_answers)
+    top2 = torch.softmax(logits[:, :-1], -1).topk(2, -1).values
+    fork = top2[..., 1] > 0.02  # a second token of weight e^8 (elsewhere the second is below 1 % of the top)
+    assert 0.15 < float(fork.float().mean()) < 0.35
+    assert bool((top2[..., 0][~fork] > 0.9).all())  # one token takes almost all the mass elsewhere
+    assert bool(((top2[..., 0] + top2[..., 1])[fork] > 0.9).all())  # two tokens share it at a fork

@@ -57,19 +57,30 @@ ARMS: dict[str, tuple[str, float, bool] | None] = {
 }
 
 
-def make_task(seed: int, contexts: int, positions: int, vocab: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Initial logits ``[C, T, V]`` (free positions: scaled Gaussian, so entropies range from peaked to diffuse;
-    the answer position: the correct token gets +2, p ≈ 0.2–0.3) and the correct answer per context."""
+def make_task(
+    seed: int, contexts: int, positions: int, vocab: int, forks: float = 0.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Initial logits ``[C, T, V]`` and the correct answer per context. The answer position: Gaussian logits with
+    +2 on the correct token (p ≈ 0.2–0.3). Free positions: scaled Gaussian logits, so entropies range from peaked
+    to diffuse; or, with ``forks`` > 0, a language model's shape — near-deterministic positions (one token +8 over
+    a unit Gaussian tail) except a share ``forks`` of two-way forks (two tokens +8), where the entropy is."""
     g = torch.Generator().manual_seed(10_000 + seed)
     logits = 3.0 * torch.randn(contexts, positions, vocab, generator=g)
     logits[:, -1] = torch.randn(contexts, vocab, generator=g)
     correct = torch.randint(vocab, (contexts,), generator=g)
     logits[torch.arange(contexts), -1, correct] += 2.0
+    if forks > 0:
+        free = torch.randn(contexts, positions - 1, vocab, generator=g)
+        order = torch.rand(contexts, positions - 1, vocab, generator=g).argsort(-1)
+        free.scatter_add_(-1, order[..., :1], torch.full((contexts, positions - 1, 1), 8.0))
+        fork = (torch.rand(contexts, positions - 1, generator=g) < forks).float()[..., None]
+        free.scatter_add_(-1, order[..., 1:2], 8.0 * fork)
+        logits[:, :-1] = free
     return logits, correct
 
 
 def run(arm: str, seed: int, args: argparse.Namespace) -> dict[str, list[float]]:
-    logits0, correct = make_task(seed, args.contexts, args.positions, args.vocab)
+    logits0, correct = make_task(seed, args.contexts, args.positions, args.vocab, args.forks)
     theta = torch.nn.Parameter(logits0.clone())
     opt = (
         torch.optim.Adam([theta], lr=args.lr)
@@ -152,6 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--contexts", type=int, default=64)
     p.add_argument("--positions", type=int, default=8)
     p.add_argument("--vocab", type=int, default=16)
+    p.add_argument(
+        "--forks", type=float, default=0.0, help="free positions: share of two-way forks (0: Gaussian)"
+    )
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--rho", type=float, default=0.9, help="the tracker's forgetting factor (fixed)")
