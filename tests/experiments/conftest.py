@@ -21,6 +21,7 @@ def load_script(relative: str):
     path = ROOT / relative
     spec = importlib.util.spec_from_file_location(path.stem, path)
     mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # as an import would: dataclasses look their module up there
     spec.loader.exec_module(mod)
     return mod
 

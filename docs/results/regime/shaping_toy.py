@@ -1,5 +1,5 @@
-"""A toy of entropy shaping's cumulative effect on entropy (issue 24; docs/results/regime/README.md "Why `full`
-shaping loses the entropy").
+"""A toy of entropy shaping's cumulative effect on entropy: why MSSR with `full` shaping loses its entropy faster
+than no shaping at all (docs/results/regime/README.md "Why `full` shaping loses the entropy").
 
 The `shapes` runs found MSSR with `full` shaping losing its entropy fastest (0.17 of its start over 1,000 steps),
 faster than no shaping (MVSR, 0.62), while `sampled` shaping holds it (1.35) — although docs/algorithms.md derives
@@ -31,29 +31,41 @@ Usage: ``python docs/results/regime/shaping_toy.py [--steps 2000] [--seeds 5] [-
 from __future__ import annotations
 
 import argparse
-import math
 import statistics
 import sys
+from dataclasses import dataclass
 
 import torch
 
 from mssr.algos import BetaTracker, entropy_from_logits, sampled_token_entropy, shape_advantages
 from mssr.algos.advantages import single_rollout_advantage
 
-# arm -> (entropy used for ψ, α, ψ centred over the batch), or ("scale", factor) / ("bias", offset) without
-# shaping; None = neither
-ARMS: dict[str, tuple[str, float, bool] | None] = {
-    "none": None,
-    "sampled": ("sampled", 0.4, False),
-    "full": ("full", 0.4, False),
-    "full_a0.1": ("full", 0.1, False),
-    "sampled_a1.6": ("sampled", 1.6, False),
-    "constant": ("unit", 0.15, False),
-    "sign": ("unit", math.inf, False),
-    "scaled": ("scale", 1.25, False),
-    "bias": ("bias", 0.3, False),
-    "full_centred": ("full", 0.4, True),
-    "sampled_centred": ("sampled", 0.4, True),
+
+@dataclass(frozen=True)
+class Arm:
+    """What an arm does to the batch-normalised advantages Â: shaping ψ = min(α·H, |Â|/κ) with H from ``entropy``
+    (``sampled``, ``full``, or ``unit``: H ≡ 1; None: no shaping), optionally less ψ's batch mean (``centred``);
+    then Ã ← ``scale`` · Ã + ``bias``."""
+
+    entropy: str | None = None
+    alpha: float = 0.4
+    centred: bool = False
+    scale: float = 1.0
+    bias: float = 0.0
+
+
+ARMS: dict[str, Arm] = {
+    "none": Arm(),
+    "sampled": Arm("sampled"),
+    "full": Arm("full"),
+    "full_a0.1": Arm("full", alpha=0.1),
+    "sampled_a1.6": Arm("sampled", alpha=1.6),
+    "constant": Arm("unit", alpha=0.15),
+    "sign": Arm("unit", alpha=1e9),  # α·1 always above the cap: ψ = |Â|/κ
+    "scaled": Arm(scale=1.25),
+    "bias": Arm(bias=0.3),
+    "full_centred": Arm("full", centred=True),
+    "sampled_centred": Arm("sampled", centred=True),
 }
 
 
@@ -101,6 +113,11 @@ def run(arm: str, seed: int, args: argparse.Namespace) -> dict[str, list[float]]
     first = sample(all_ctx)  # the tracker's initialisation: one rollout per context
     tracker.init_from_outcomes({k: [float(first[c, -1] == correct[c])] for c, k in enumerate(keys)})
     spec = ARMS[arm]
+    entropy_of = {
+        "sampled": lambda lp_a, ctx: sampled_token_entropy(lp_a.detach()),
+        "full": lambda lp_a, ctx: entropy_from_logits(theta.detach()[ctx]),
+        "unit": lambda lp_a, ctx: torch.ones_like(lp_a),
+    }
     out: dict[str, list[float]] = {
         "entropy": [],
         "accuracy": [],
@@ -125,22 +142,15 @@ def run(arm: str, seed: int, args: argparse.Namespace) -> dict[str, list[float]]
         lp = torch.log_softmax(theta[ctx], -1)  # [B, T, V]
         lp_a = lp.gather(-1, acts[..., None]).squeeze(-1)
         unshaped = adv
-        if spec is not None and spec[0] in ("scale", "bias"):
-            adv = adv * spec[1] if spec[0] == "scale" else adv + spec[1] * mask
-        elif spec is not None:
-            kind, alpha, centred = spec
-            if kind == "sampled":
-                h = sampled_token_entropy(lp_a.detach())
-            elif kind == "full":
-                h = entropy_from_logits(theta.detach()[ctx])
-            else:
-                h = torch.ones_like(adv)
-            shaped = shape_advantages(adv, h, mask, alpha=min(alpha, 1e9), kappa=2.0)
+        if spec.entropy is not None:
+            h = entropy_of[spec.entropy](lp_a, ctx)
+            shaped = shape_advantages(adv, h, mask, alpha=spec.alpha, kappa=2.0)
             adv = shaped.advantages
-            if centred:  # the same relative bonus between tokens, without its mean
+            if spec.centred:  # the same relative bonus between tokens, without its mean
                 adv = adv - shaped.psi.mean() * mask
             out["gain_pos"].append(shaped.metrics["gain_pos"])
             out["gain_neg"].append(shaped.metrics["gain_neg"])
+        adv = adv * spec.scale + spec.bias * mask
         out["offset"].append(float((adv - unshaped).mean()))
         loss = -(adv * lp_a).mean()
         opt.zero_grad()
