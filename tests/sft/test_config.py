@@ -65,6 +65,8 @@ def test_overrides_and_yaml(tmp_path):
         ("stepz=3", "unknown config key stepz"),
         ("max_steps=0", "max_steps must be >= 1"),
         ("stop_accuracy=1.5", "stop_accuracy"),
+        ("stop_step=0", "stop_step must be in"),
+        ("stop_step=3001", "stop_step must be in"),
         ("preset=huge", "preset"),
         ("data.colour=1", "data"),
         ("lr=fast", "lr"),

@@ -55,3 +55,27 @@ def test_reasoning_collapse_config_is_the_learning_config_at_the_collapse_study_
         "optim.mini_batch_prompts",
         "val.every",
     }
+
+
+def test_reasoning_drift_configs_are_the_learning_configs_from_an_earlier_base():
+    """configs/cpu/reasoning_sft_early.yaml is the reasoning base's own run stopped part-way (nothing else
+    differs), and configs/cpu/reasoning_drift.yaml starts from it at the slow-drift study's step."""
+    from dataclasses import asdict
+
+    from mssr.trainer.config import TrainConfig
+
+    full = load_sft_config(REPO / "configs/cpu/reasoning_sft.yaml")
+    early = load_sft_config(REPO / "configs/cpu/reasoning_sft_early.yaml")
+    assert early.stop_step == 500 < early.max_steps == full.max_steps
+    differ = {k for k, v in asdict(early).items() if asdict(full)[k] != v}
+    assert differ == {"stop_step", "out"}
+
+    drift = load_config(TrainConfig, REPO / "configs/cpu/reasoning_drift.yaml")
+    drift.validate()
+    assert drift.model.path == f"{early.out}/policy"
+    assert (drift.optim.lr, drift.rollout.rollouts_per_step, drift.optim.mini_batch_prompts) == (
+        1e-4,
+        128,
+        32,
+    )
+    assert drift.prompts_per_step // drift.optim.mini_batch_prompts == 4  # 4 updates per step, single rollout

@@ -175,6 +175,24 @@ def test_short_run_lowers_loss_and_is_deterministic(data_dir, records, tmp_path)
     assert env["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
 
 
+def test_stop_step_is_the_same_run_stopped_part_way(data_dir, tmp_path):
+    """``stop_step=k`` of a ``max_steps=n`` schedule trains exactly the first k steps of the n-step run (same
+    learning rates, same batches), not a k-step schedule; the cache key says which (warm-up: 2 steps)."""
+    read = lambda d: [json.loads(line) for line in (d / "loss_log.jsonl").read_text().splitlines()]  # noqa: E731
+    full = read(run_sft(_cfg(data_dir, tmp_path, out=str(tmp_path / "full"))))
+    part_dir = run_sft(_cfg(data_dir, tmp_path, out=str(tmp_path / "part"), stop_step=4))
+    part = read(part_dir)
+    short = read(run_sft(_cfg(data_dir, tmp_path, out=str(tmp_path / "short"), max_steps=4)))
+    assert [r["step"] for r in part] == [1, 2, 3, 4]
+    assert [(r["lr"], r["loss"]) for r in part] == [(r["lr"], r["loss"]) for r in full[:4]]
+    assert part[-1]["lr"] > short[-1]["lr"]  # a 4-step schedule has decayed further by its step 4
+    metrics = json.loads((part_dir / "metrics.json").read_text())
+    assert metrics["steps"] == 4 and metrics["stopped_early"]
+    keys = {_cfg(data_dir, tmp_path, **kw).cache_key() for kw in ({}, {"stop_step": 3}, {"stop_step": 4})}
+    assert len(keys) == 3
+    assert "stop_step" not in _cfg(data_dir, tmp_path).key_dict()  # keys of unstopped runs are unchanged
+
+
 def test_cache_is_reused(data_dir, tmp_path, monkeypatch):
     cfg = _cfg(data_dir, tmp_path, max_steps=2)
     first = run_sft(cfg)

@@ -53,7 +53,10 @@ class SFTConfig:
     # instead of fresh weights; null (the default) leaves the cache key exactly as it was without this field
     init_sft: str | None = None
     seed: int = 0  # data order and evaluation sampling
-    max_steps: int = 3000  # optimizer steps at most
+    max_steps: int = 3000  # optimizer steps at most; the learning-rate schedule spans them
+    # end after this many steps of the ``max_steps`` schedule: a snapshot of the same run part-way (for a base
+    # less trained than the full run, e.g. one with more entropy); null (the default) leaves the key alone
+    stop_step: int | None = None
     batch_size: int = 16  # examples per step
     lr: float = 5e-3  # peak learning rate (AdamW, betas 0.9/0.95)
     min_lr_ratio: float = 0.1  # the cosine decay ends at lr * this at max_steps
@@ -85,6 +88,10 @@ class SFTConfig:
         for name in ("warmup_steps", "eval_every", "n_dev", "n_test_eval"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.stop_step is not None and not 1 <= self.stop_step <= self.max_steps:
+            raise ConfigError(
+                f"stop_step must be in [1, max_steps={self.max_steps}] or null, got {self.stop_step}"
+            )
         if self.lr <= 0:
             raise ConfigError(f"lr must be > 0, got {self.lr}")
         if self.stop_accuracy is not None and not 0.0 <= self.stop_accuracy <= 1.0:
@@ -112,6 +119,8 @@ class SFTConfig:
             del d["init_sft"]  # keys of configs without a curriculum stay what they were
         else:
             d["init_sft"] = self.init_config().cache_key()  # the stage it starts from, by what it trains
+        if self.stop_step is None:
+            del d["stop_step"]  # likewise for runs to the end of their schedule
         if self.data_dir is None:
             from mssr.data.builtin import config_key
 

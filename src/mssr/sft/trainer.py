@@ -100,12 +100,13 @@ def train_sft(cfg: SFTConfig, out_dir: Path, init_dir: Path | None = None) -> di
     out_dir.mkdir(parents=True, exist_ok=True)
     log_path = out_dir / "loss_log.jsonl"
     checks: list[dict[str, Any]] = []
-    stopped_at = cfg.max_steps
+    n_steps = cfg.max_steps if cfg.stop_step is None else cfg.stop_step  # the schedule still spans max_steps
+    stopped_at = n_steps
     prep_s = time.perf_counter() - t0
-    bar = Progress(cfg.max_steps, enabled=cfg.progress, description=f"SFT {cfg.preset}", every_s=10.0)
+    bar = Progress(n_steps, enabled=cfg.progress, description=f"SFT {cfg.preset}", every_s=10.0)
     try:
         with log_path.open("w", encoding="utf-8") as log:
-            for step in range(cfg.max_steps):
+            for step in range(n_steps):
                 if len(order) < cfg.batch_size:
                     order.extend(torch.randperm(len(examples), generator=gen).tolist())
                 idx, order = order[: cfg.batch_size], order[cfg.batch_size :]
