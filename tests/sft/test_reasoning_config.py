@@ -79,3 +79,4 @@ def test_reasoning_drift_configs_are_the_learning_configs_from_an_earlier_base()
         32,
     )
     assert drift.prompts_per_step // drift.optim.mini_batch_prompts == 4  # 4 updates per step, single rollout
+    assert drift.steps * drift.prompts_per_step // drift.data.builtin["n_train"] == 32  # draws per item
