@@ -25,6 +25,21 @@ def test_shaping_golden():
     assert out.metrics["gain_neg"] == pytest.approx(0.88)
 
 
+def test_symmetric_shaping_golden():
+    """The knock-out of the sign asymmetry: the same ψ as test_shaping_golden, added with Â's sign."""
+    a = torch.tensor([[1.0, -1.0, 0.1, 0.0]])
+    out = shape_advantages(a, torch.full((1, 4), 0.3), torch.ones(1, 4), alpha=0.4, kappa=2.0, symmetric=True)
+    assert out.psi.tolist()[0] == pytest.approx([0.12, 0.12, 0.05, 0.0])
+    assert out.advantages.tolist()[0] == pytest.approx([1.12, -1.12, 0.15, 0.0])
+    assert out.metrics["gain_pos"] == pytest.approx((1.12 + 0.15) / 1.1)
+    assert out.metrics["gain_neg"] == pytest.approx(1.12)  # widened like the positive token, not softened
+    # with equal and opposite advantages the shaped ones still cancel: no net offset
+    pair = shape_advantages(
+        torch.tensor([[0.7, -0.7]]), torch.full((1, 2), 0.2), torch.ones(1, 2), symmetric=True
+    )
+    assert pair.advantages.sum().item() == pytest.approx(0.0)
+
+
 def test_shaping_gains_by_sign_without_one_sign():
     out = shape_advantages(torch.tensor([[2.0, 0.5, 0.0]]), torch.tensor([[0.5, 0.5, 0.5]]), torch.ones(1, 3))
     # ψ = min(α·H, |Â|/κ) = (min(0.2, 1), min(0.2, 0.25), 0) = (0.2, 0.2, 0), so Ã = (2.2, 0.7, 0)

@@ -25,6 +25,9 @@ def test_offsets_and_gains_are_what_each_arm_adds():
     # ψ = |Â|/κ everywhere (α = ∞, H ≡ 1): positive tokens weigh 1 + 1/2, negative 1 − 1/2, whenever both occur
     assert all(g == pytest.approx(1.5) for g in sign["gain_pos"])
     assert all(g in (pytest.approx(0.5), 1.0) for g in sign["gain_neg"])
+    # symmetric shaping widens both signs: gains ≥ 1 on each side
+    sym = toy.run("full_symmetric", 0, _args())
+    assert all(g >= 1.0 for g in sym["gain_pos"] + sym["gain_neg"]) and any(g > 1.0 for g in sym["gain_neg"])
     # the same task and the same samples at step 0 for every arm
     assert bias["entropy"][0] == none["entropy"][0] and bias["accuracy"][0] == none["accuracy"][0]
 

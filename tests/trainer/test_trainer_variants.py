@@ -321,3 +321,16 @@ def test_centred_shaping_takes_psi_mean_off_every_token(make_config, tmp_path):
     shift = off["critic/advantages/mean"] - on["critic/advantages/mean"]
     assert shift == pytest.approx(on["mssr/psi_center"], rel=1e-5)
     assert on["critic/advantages/std"] == pytest.approx(off["critic/advantages/std"], rel=1e-5)
+
+
+def test_symmetric_shaping_widens_negative_advantages_by_the_same_psi(make_config, tmp_path):
+    rows = {}
+    for sym in ("false", "true"):
+        cfg = make_config(f"algorithm.shaping.symmetric={sym}", "steps=1", out=tmp_path / sym)
+        RLTrainer(cfg).train()
+        rows[sym] = next(r for r in _rows(tmp_path / sym) if "actor/pg_loss" in r)
+    off, on = rows["false"], rows["true"]
+    # the same rollouts and ψ (step 1 samples before any update); only the negative tokens' side differs
+    assert on["mssr/psi_mean"] == off["mssr/psi_mean"] > 0 and on["mssr/psi_neg"] == off["mssr/psi_neg"] > 0
+    assert on["mssr/gain_pos"] == off["mssr/gain_pos"] > 1
+    assert off["mssr/gain_neg"] < 1 < on["mssr/gain_neg"]

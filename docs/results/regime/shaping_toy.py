@@ -44,12 +44,13 @@ from mssr.algos.advantages import single_rollout_advantage
 @dataclass(frozen=True)
 class Arm:
     """What an arm does to the batch-normalised advantages Â: shaping ψ = min(α·H, |Â|/κ) with H from ``entropy``
-    (``sampled``, ``full``, or ``unit``: H ≡ 1; None: no shaping), optionally less ψ's batch mean (``centred``);
-    then Ã ← ``scale`` · Ã + ``bias``."""
+    (``sampled``, ``full``, or ``unit``: H ≡ 1; None: no shaping), added with Â's sign (``symmetric``) or not,
+    optionally less ψ's batch mean (``centred``); then Ã ← ``scale`` · Ã + ``bias``."""
 
     entropy: str | None = None
     alpha: float = 0.4
     centred: bool = False
+    symmetric: bool = False
     scale: float = 1.0
     bias: float = 0.0
 
@@ -66,6 +67,7 @@ ARMS: dict[str, Arm] = {
     "bias": Arm(bias=0.3),
     "full_centred": Arm("full", centred=True),
     "sampled_centred": Arm("sampled", centred=True),
+    "full_symmetric": Arm("full", symmetric=True),
 }
 
 
@@ -144,7 +146,7 @@ def run(arm: str, seed: int, args: argparse.Namespace) -> dict[str, list[float]]
         unshaped = adv
         if spec.entropy is not None:
             h = entropy_of[spec.entropy](lp_a, ctx)
-            shaped = shape_advantages(adv, h, mask, alpha=spec.alpha, kappa=2.0)
+            shaped = shape_advantages(adv, h, mask, alpha=spec.alpha, kappa=2.0, symmetric=spec.symmetric)
             adv = shaped.advantages
             if spec.centred:  # the same relative bonus between tokens, without its mean
                 adv = adv - shaped.psi.mean() * mask

@@ -5,6 +5,10 @@
 Because ``0 ≤ ψ ≤ |Â|/κ`` with κ ≥ 1 the sign of an advantage never flips: a positive token's advantage is
 boosted by up to ``1/κ`` (50 % at κ = 2), a negative one's penalty reduced by up to ``1/κ``; uncertain tokens
 (high ``H``) get the most.
+
+``symmetric=True`` (ours, a knock-out of the regime study, docs/algorithms.md "What the shaping does to
+entropy"): ``Ã_t = Â_t + sign(Â_t)·ψ_t`` — the same ψ widens negative advantages as it widens positive ones, so
+shaping no longer weights positive tokens above negative ones (nor adds a net offset).
 """
 
 from __future__ import annotations
@@ -31,15 +35,18 @@ def shape_advantages(
     alpha: float = 0.4,
     kappa: float = 2.0,
     top_fraction: float = 0.1,
+    symmetric: bool = False,
 ) -> ShapingOutput:
-    """Apply ``Ã = Â + min(α·H, |Â|/κ)`` token-wise; both inputs are detached first.
+    """Apply ``Ã = Â + min(α·H, |Â|/κ)`` token-wise (``symmetric``: ``Â + sign(Â)·min(…)``); both inputs are
+    detached first.
 
     Metrics (over valid tokens): ``psi_mean``; ``psi_top`` — mean ψ over the ``top_fraction`` most uncertain
     tokens (shows whether shaping acts where it should); ``shaping_cap_frac`` — fraction of tokens where the
     ``|Â|/κ`` cap binds (``α·H > |Â|/κ``); ``psi_rel`` — mean ``ψ/|Â|`` where ``Â ≠ 0``. Split by the sign of
     ``Â`` (docs/algorithms.md "What the shaping does to entropy"): ``psi_pos`` / ``psi_neg`` — mean ψ over tokens
     with ``Â > 0`` / ``Â < 0``; ``gain_pos = Σ_{Â>0} Ã / Σ_{Â>0} Â`` (≥ 1) and ``gain_neg = Σ_{Â<0} |Ã| / Σ_{Â<0} |Â|``
-    (≤ 1) — the weight shaping gives positive and negative tokens relative to no shaping (1 when a sign is absent).
+    (≤ 1; ≥ 1 when ``symmetric``) — the weight shaping gives positive and negative tokens relative to no shaping (1
+    when a sign is absent).
     """
     if alpha < 0:
         raise ValueError(f"alpha must be ≥ 0, got {alpha}")
@@ -57,7 +64,7 @@ def shape_advantages(
         bonus = alpha * h
         cap = a.abs() / kappa
         psi = torch.minimum(bonus, cap) * mask
-        shaped = (a + psi) * mask
+        shaped = (a + (torch.sign(a) * psi if symmetric else psi)) * mask
         valid = mask > 0
         n_valid = int(valid.sum())
         metrics = {

@@ -194,6 +194,9 @@ class ShapingConfig:
     # its differences between tokens but adds no net offset to the advantages (docs/algorithms.md "What the
     # shaping does to entropy"); a small advantage may then change sign
     center: bool = False
+    # ours, opt-in (the knock-out of shaping's sign asymmetry): Ã = Â + sign(Â)·ψ, so ψ widens negative advantages
+    # as it widens positive ones instead of boosting positive tokens and softening negative ones
+    symmetric: bool = False
 
     def validate(self) -> None:
         _number("algorithm.shaping.alpha", self.alpha, lo=0)

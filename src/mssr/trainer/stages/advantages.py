@@ -85,7 +85,14 @@ def compute_advantages(tr: Parts, d: StepData) -> dict[str, float]:
     adv = scores[dist.rank() * b : (dist.rank() + 1) * b][:, None] * d.loss_mask
     d.unshaped_advantages = adv
     if tr.spec.shaping:
-        shaped = shape_advantages(adv, d.entropy, d.loss_mask, alpha=a.shaping.alpha, kappa=a.shaping.cap)
+        shaped = shape_advantages(
+            adv,
+            d.entropy,
+            d.loss_mask,
+            alpha=a.shaping.alpha,
+            kappa=a.shaping.cap,
+            symmetric=a.shaping.symmetric,
+        )
         adv = shaped.advantages
         metrics.update({f"mssr/{k}": v for k, v in shaped.metrics.items()})
         if a.shaping.center:  # ψ's mean over every rank's valid tokens, taken off again
