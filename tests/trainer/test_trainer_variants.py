@@ -307,13 +307,17 @@ def test_shaping_probe_logs_the_psi_entropy_change_and_leaves_training_unchanged
         assert abs(r["probe/entropy_psi"] - psi) < 1e-9
 
 
+def _one_step_off_and_on(make_config, tmp_path, key: str) -> tuple[dict, dict]:
+    """The logged first training step of two one-step runs, with the boolean option ``key`` off and on."""
+    rows = []
+    for value in ("false", "true"):
+        RLTrainer(make_config(f"{key}={value}", "steps=1", out=tmp_path / value)).train()
+        rows.append(next(r for r in _rows(tmp_path / value) if "actor/pg_loss" in r))
+    return rows[0], rows[1]
+
+
 def test_centred_shaping_takes_psi_mean_off_every_token(make_config, tmp_path):
-    rows = {}
-    for center in ("false", "true"):
-        cfg = make_config(f"algorithm.shaping.center={center}", "steps=1", out=tmp_path / center)
-        RLTrainer(cfg).train()
-        rows[center] = next(r for r in _rows(tmp_path / center) if "actor/pg_loss" in r)
-    off, on = rows["false"], rows["true"]
+    off, on = _one_step_off_and_on(make_config, tmp_path, "algorithm.shaping.center")
     assert "mssr/psi_center" not in off
     # the same rollouts and ψ (step 1 samples before any update); the offset is ψ's mean over the valid tokens
     assert on["mssr/psi_mean"] == off["mssr/psi_mean"] > 0
@@ -324,12 +328,7 @@ def test_centred_shaping_takes_psi_mean_off_every_token(make_config, tmp_path):
 
 
 def test_symmetric_shaping_widens_negative_advantages_by_the_same_psi(make_config, tmp_path):
-    rows = {}
-    for sym in ("false", "true"):
-        cfg = make_config(f"algorithm.shaping.symmetric={sym}", "steps=1", out=tmp_path / sym)
-        RLTrainer(cfg).train()
-        rows[sym] = next(r for r in _rows(tmp_path / sym) if "actor/pg_loss" in r)
-    off, on = rows["false"], rows["true"]
+    off, on = _one_step_off_and_on(make_config, tmp_path, "algorithm.shaping.symmetric")
     # the same rollouts and ψ (step 1 samples before any update); only the negative tokens' side differs
     assert on["mssr/psi_mean"] == off["mssr/psi_mean"] > 0 and on["mssr/psi_neg"] == off["mssr/psi_neg"] > 0
     assert on["mssr/gain_pos"] == off["mssr/gain_pos"] > 1
