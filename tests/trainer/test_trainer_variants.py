@@ -333,3 +333,11 @@ def test_symmetric_shaping_widens_negative_advantages_by_the_same_psi(make_confi
     assert on["mssr/psi_mean"] == off["mssr/psi_mean"] > 0 and on["mssr/psi_neg"] == off["mssr/psi_neg"] > 0
     assert on["mssr/gain_pos"] == off["mssr/gain_pos"] > 1
     assert off["mssr/gain_neg"] < 1 < on["mssr/gain_neg"]
+
+
+def test_centring_and_symmetric_shaping_are_not_combined():
+    from mssr.config import ConfigError, load_config
+    from mssr.trainer.config import TrainConfig
+
+    with pytest.raises(ConfigError, match=r"algorithm\.shaping\.center and algorithm\.shaping\.symmetric"):
+        load_config(TrainConfig, None, ["algorithm.shaping.center=true", "algorithm.shaping.symmetric=true"])

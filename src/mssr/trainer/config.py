@@ -200,6 +200,11 @@ class ShapingConfig:
 
     def validate(self) -> None:
         _number("algorithm.shaping.alpha", self.alpha, lo=0)
+        if self.center and self.symmetric:
+            raise ConfigError(
+                "algorithm.shaping.center and algorithm.shaping.symmetric are separate knock-outs (centring takes "
+                "off ψ's mean, which symmetric shaping does not add); set one of them"
+            )
         _number("algorithm.shaping.cap", self.cap)
         if self.cap < 1:
             raise ConfigError(
