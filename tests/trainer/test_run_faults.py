@@ -163,8 +163,13 @@ def test_termination_signal_checkpoints_and_exits_nonzero(
         return metrics
 
     monkeypatch.setattr(T.RLTrainer, "train_step", step_then_signal)
+    from mssr.trainer import distributed
+
+    left: list[bool] = []
+    real_shutdown = distributed.shutdown
+    monkeypatch.setattr(distributed, "shutdown", lambda: (left.append(True), real_shutdown()))
     code, err = _cli(capsys, _args(make_config("steps=3", out=out)))
-    assert code == rc
+    assert code == rc and left == [True]  # the process group is left as after a finished run
     _one_line(err)
     assert f"interrupted by {signal.Signals(sig).name} after step 1/3" in err
     assert _steps(out) == [1]

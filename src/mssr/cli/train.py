@@ -73,6 +73,9 @@ def run(args: argparse.Namespace) -> int:
     except TrainingInterrupted as e:
         if dist.is_main():
             print(f"mssr train: {e}", file=sys.stderr)
+        # every rank stops after the same step (the stop flag is all-reduced), so all of them get here: leave the
+        # process group as a finished run does, or a rank may abort at exit (docs/platform.md, torchrun + gloo)
+        dist.shutdown()
         return e.exit_code
     except KeyboardInterrupt:
         if debug:
