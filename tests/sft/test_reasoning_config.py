@@ -73,10 +73,7 @@ def test_reasoning_drift_configs_are_the_learning_configs_from_an_earlier_base()
     drift = load_config(TrainConfig, REPO / "configs/cpu/reasoning_drift.yaml")
     drift.validate()
     assert drift.model.path == f"{early.out}/policy"
-    assert (drift.optim.lr, drift.rollout.rollouts_per_step, drift.optim.mini_batch_prompts) == (
-        1e-4,
-        128,
-        32,
-    )
+    assert drift.optim.lr == 1e-4 and drift.rollout.rollouts_per_step == 128
+    assert drift.optim.mini_batch_prompts == 32  # responses per mini-batch for a single-rollout arm
     assert drift.prompts_per_step // drift.optim.mini_batch_prompts == 4  # 4 updates per step, single rollout
     assert drift.steps * drift.prompts_per_step // drift.data.builtin["n_train"] == 32  # draws per item

@@ -57,6 +57,10 @@ def _cfg(ddir, tmp_path, **kw) -> SFTConfig:
     return SFTConfig(**base)
 
 
+def _loss_log(run_dir) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "loss_log.jsonl").read_text().splitlines()]
+
+
 # ----------------------------------------------------------------------------- batch layout and loss
 
 
@@ -165,7 +169,7 @@ def test_short_run_lowers_loss_and_is_deterministic(data_dir, records, tmp_path)
         after = float(response_nll(trained.model, batch)[0])
     assert after < before - 1.0, (before, after)
 
-    log = [json.loads(line) for line in (a / "loss_log.jsonl").read_text().splitlines()]
+    log = _loss_log(a)
     assert [r["step"] for r in log] == list(range(1, 7))
     assert log[-1]["loss"] < log[0]["loss"]
     metrics = json.loads((a / "metrics.json").read_text())
@@ -178,11 +182,10 @@ def test_short_run_lowers_loss_and_is_deterministic(data_dir, records, tmp_path)
 def test_stop_step_is_the_same_run_stopped_part_way(data_dir, tmp_path):
     """``stop_step=k`` of a ``max_steps=n`` schedule trains exactly the first k steps of the n-step run (same
     learning rates, same batches), not a k-step schedule; the cache key says which (warm-up: 2 steps)."""
-    read = lambda d: [json.loads(line) for line in (d / "loss_log.jsonl").read_text().splitlines()]  # noqa: E731
-    full = read(run_sft(_cfg(data_dir, tmp_path, out=str(tmp_path / "full"))))
+    full = _loss_log(run_sft(_cfg(data_dir, tmp_path, out=str(tmp_path / "full"))))
     part_dir = run_sft(_cfg(data_dir, tmp_path, out=str(tmp_path / "part"), stop_step=4))
-    part = read(part_dir)
-    short = read(run_sft(_cfg(data_dir, tmp_path, out=str(tmp_path / "short"), max_steps=4)))
+    part = _loss_log(part_dir)
+    short = _loss_log(run_sft(_cfg(data_dir, tmp_path, out=str(tmp_path / "short"), max_steps=4)))
     assert [r["step"] for r in part] == [1, 2, 3, 4]
     assert [(r["lr"], r["loss"]) for r in part] == [(r["lr"], r["loss"]) for r in full[:4]]
     assert part[-1]["lr"] > short[-1]["lr"]  # a 4-step schedule has decayed further by its step 4

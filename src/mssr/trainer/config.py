@@ -200,15 +200,15 @@ class ShapingConfig:
 
     def validate(self) -> None:
         _number("algorithm.shaping.alpha", self.alpha, lo=0)
-        if self.center and self.symmetric:
-            raise ConfigError(
-                "algorithm.shaping.center and algorithm.shaping.symmetric are separate knock-outs (centring takes "
-                "off ψ's mean, which symmetric shaping does not add); set one of them"
-            )
         _number("algorithm.shaping.cap", self.cap)
         if self.cap < 1:
             raise ConfigError(
                 "algorithm.shaping.cap must be >= 1 (shaping may never flip an advantage's sign)"
+            )
+        if self.center and self.symmetric:
+            raise ConfigError(
+                "algorithm.shaping.center and algorithm.shaping.symmetric are separate knock-outs (centring takes "
+                "off ψ's mean, which symmetric shaping does not add); set one of them"
             )
 
 
