@@ -135,3 +135,41 @@ def test_collected_configs_carry_no_machine_paths(tmp_path):
     assert committed
     for f in committed:
         assert not re.search(r"(?m): /", f.read_text(encoding="utf-8")), f
+
+
+def test_shaping_tables_by_hand(tmp_path, monkeypatch):
+    """Two seeds of a shaped arm (ψ logged) and an unshaped one (not logged): phase means, then mean ± std."""
+    import gzip
+    import json
+
+    m = _module()
+    monkeypatch.setattr(m, "HERE", tmp_path)
+
+    def store(arm: str, seed: int, rows: list[dict]) -> None:
+        d = tmp_path / "metrics" / "s" / arm
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"seed{seed}.jsonl.gz").write_bytes(
+            gzip.compress("".join(json.dumps(r) + "\n" for r in rows).encode())
+        )
+
+    for seed, offset in ((0, 0.1), (1, 0.3)):
+        # steps 1-4: token mean of Ã = offset, then 2 × offset; ψ/|Â| = step / 10; steps 5-6 log no shaping figure
+        rows = [{"step": 0, "val/accuracy": 0.2}]
+        rows += [{"step": i, "critic/advantages/mean": offset * (1 if i <= 2 else 2), "mssr/psi_rel": i / 10}
+                 for i in range(1, 5)]  # fmt: skip
+        rows += [{"step": i, "critic/advantages/mean": 0.0} for i in (5, 6)]
+        store("mssr", seed, rows)
+        store("mvsr", seed, [{"step": i, "critic/advantages/mean": -0.01 * seed} for i in range(1, 7)])
+    assert m.phase_means(m.load_study("s")["mssr"][0], [(1, 2), (3, 6)], "mssr/psi_rel") == pytest.approx(
+        [0.15, 0.35]
+    )
+    text = m.shaping_tables(["s"], [(1, 2), (3, 6)])
+    # steps 3-6 of seed 0: (0.2 + 0.2 + 0 + 0) / 4 = 0.1; of seed 1: 0.3; mean 0.2, std 0.1414
+    assert "| mssr | 2 | 0.200 ± 0.141 | 0.200 ± 0.141 |" in text
+    assert "| mvsr | 2 | -0.005 ± 0.007 | -0.005 ± 0.007 |" in text
+    psi = text.split("ψ / |Â|")[1].split("cap binds")[0]
+    assert (
+        "| mssr | 2 | 0.150 ± 0.000 | 0.350 ± 0.000 |" in psi and "mvsr" not in psi
+    )  # never logged: left out
+    with pytest.raises(SystemExit, match="FIRST <= LAST"):
+        m._phases("5-1")

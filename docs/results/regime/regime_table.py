@@ -3,6 +3,7 @@
     python docs/results/regime/regime_table.py collect RUNS_DIR STUDY [--partial] [--arms A,B]  # -> metrics/STUDY/
     python docs/results/regime/regime_table.py table STUDY [--floor 0.05]  # markdown tables of metrics/STUDY/
     python docs/results/regime/regime_table.py drift STUDY [STUDY ...]     # the slow-drift tables
+    python docs/results/regime/regime_table.py shaping STUDY [STUDY ...] [--phases 1-100,101-400,401-1000]
 
 ``collect`` stores every finished run of a ``mssr compare`` directory as ``metrics/STUDY/ARM/seedK.jsonl.gz`` (its
 ``metrics.jsonl``, gzip'd, byte for byte) with its ``config.yaml`` and ``environment.jsonl``, and the directory's
@@ -29,6 +30,13 @@ sampled-token entropy, the training reward and the KL to the reference, and the 
 entropy change (``probe/entropy_psi``, the block's probes); then per arm the paper's criterion: the lowest
 10-step mean entropy and its step, whether it fell below half of its peak (k/n seeds), the first validation
 more than 0.1 below the best so far, and the entropy of the last 10 steps against the first 10.
+
+``shaping`` (what the advantage shaping did, per phase of the run): per arm and phase, mean ± std over seeds of
+each run's mean over the phase's steps of the token mean of Ã (``critic/advantages/mean``: ψ's net offset), ψ
+relative to |Â| (``mssr/psi_rel``), the share of tokens where ψ's cap binds (``mssr/shaping_cap_frac``) and the
+gains Σ|Ã| / Σ|Â| over the tokens with Â > 0 and Â < 0 (``mssr/gain_pos``, ``mssr/gain_neg``); "—" where a run
+did not log it (a run older than the metric); an arm that logged none of a figure (no shaping) is left out of
+its table.
 """
 
 from __future__ import annotations
@@ -324,6 +332,45 @@ def drift_tables(studies: list[str]) -> str:
     return "\n".join(out)
 
 
+SHAPING_KEYS = {
+    "token mean of Ã": "critic/advantages/mean",
+    "ψ / |Â|": "mssr/psi_rel",
+    "cap binds (share of tokens)": "mssr/shaping_cap_frac",
+    "gain, Â > 0": "mssr/gain_pos",
+    "gain, Â < 0": "mssr/gain_neg",
+}
+
+
+def phase_means(rows: list[dict], phases: list[tuple[int, int]], key: str) -> list[float]:
+    """One run's mean of ``key`` over the steps first..last of each phase (nan where not logged)."""
+    return [_mean([r for r in rows if first <= r.get("step", 0) <= last], key) for first, last in phases]
+
+
+def shaping_tables(studies: list[str], phases: list[tuple[int, int]]) -> str:
+    """Per figure of ``SHAPING_KEYS``, a table of arms × phases (an arm's name in a later study overrides)."""
+    arms: dict[str, list[list[dict]]] = {}
+    for study in studies:
+        arms.update(load_study(study))
+    out: list[str] = []
+    for title, key in SHAPING_KEYS.items():
+        head = ["arm", "seeds", *[f"steps {a}–{b}" for a, b in phases]]
+        out += [f"{title} (`{key}`):", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for arm, runs in arms.items():
+            per_run = [phase_means(rows, phases, key) for rows in runs]
+            cells = [_stat([m[i] for m in per_run]) for i in range(len(phases))]
+            if any(c != "—" for c in cells):  # an arm that never logged it (no shaping) is left out
+                out.append("| " + " | ".join([arm, str(len(runs)), *cells]) + " |")
+        out.append("")
+    return "\n".join(out).rstrip()
+
+
+def _phases(text: str) -> list[tuple[int, int]]:
+    first_last = [tuple(int(x) for x in part.split("-")) for part in text.split(",")]
+    if any(len(p) != 2 or p[0] > p[1] for p in first_last):
+        raise SystemExit(f"--phases: expected FIRST-LAST,... with FIRST <= LAST, got {text!r}")
+    return first_last  # type: ignore[return-value]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -338,11 +385,16 @@ def main() -> None:
     t.add_argument("--at", default="10,20,30,50")
     d = sub.add_parser("drift")
     d.add_argument("studies", nargs="+")
+    h = sub.add_parser("shaping")
+    h.add_argument("studies", nargs="+")
+    h.add_argument("--phases", default="1-100,101-400,401-1000", help="FIRST-LAST,... (steps, inclusive)")
     args = ap.parse_args()
     if args.cmd == "collect":
         collect(args.runs_dir, args.study, args.partial, args.arms.split(",") if args.arms else None)
     elif args.cmd == "drift":
         print(drift_tables(args.studies))
+    elif args.cmd == "shaping":
+        print(shaping_tables(args.studies, _phases(args.phases)))
     else:
         print(tables(args.study, args.floor, [int(x) for x in args.at.split(",")]))
 
