@@ -173,3 +173,26 @@ def test_shaping_tables_by_hand(tmp_path, monkeypatch):
     )  # never logged: left out
     with pytest.raises(SystemExit, match="FIRST <= LAST"):
         m._phases("5-1")
+
+
+def test_plot_writes_a_png_and_refuses_a_study_with_no_runs(tmp_path, monkeypatch):
+    import gzip
+    import json
+
+    pytest.importorskip("matplotlib")
+    m = _module()
+    monkeypatch.setattr(m, "HERE", tmp_path)
+    for arm, seeds in (("mvsr", (0, 3)), ("mssr", (1,))):
+        d = tmp_path / "metrics" / "s" / arm
+        d.mkdir(parents=True)
+        for seed in seeds:
+            rows = [{"step": 0, "val/accuracy": 0.3}]
+            rows += [{"step": i, "actor/entropy": 0.1 - i / 1000} for i in range(1, 31)]
+            rows[-1]["val/accuracy"] = 0.9
+            data = "".join(json.dumps(r) + "\n" for r in rows).encode()
+            (d / f"seed{seed}.jsonl.gz").write_bytes(gzip.compress(data))
+    out = m.plot_drift(["s"], tmp_path / "fig" / "drift.png")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert m.seed_names("s", "mvsr") == ["seed0", "seed3"]
+    with pytest.raises(SystemExit, match="no runs"):
+        m.plot_drift(["absent"], tmp_path / "x.png")

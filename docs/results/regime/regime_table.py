@@ -4,6 +4,7 @@
     python docs/results/regime/regime_table.py table STUDY [--floor 0.05]  # markdown tables of metrics/STUDY/
     python docs/results/regime/regime_table.py drift STUDY [STUDY ...]     # the slow-drift tables
     python docs/results/regime/regime_table.py shaping STUDY [STUDY ...] [--phases 1-100,101-400,401-1000]
+    python docs/results/regime/regime_table.py plot STUDY [STUDY ...] --out FILE.png  # entropy and validation
 
 ``collect`` stores every finished run of a ``mssr compare`` directory as ``metrics/STUDY/ARM/seedK.jsonl.gz`` (its
 ``metrics.jsonl``, gzip'd, byte for byte) with its ``config.yaml`` and ``environment.jsonl``, and the directory's
@@ -37,6 +38,9 @@ relative to |Â| (``mssr/psi_rel``), the share of tokens where ψ's cap binds (`
 gains Σ|Ã| / Σ|Â| over the tokens with Â > 0 and Â < 0 (``mssr/gain_pos``, ``mssr/gain_neg``); "—" where a run
 did not log it (a run older than the metric); an arm that logged none of a figure (no shaping) is left out of
 its table.
+
+``plot`` draws the slow-drift runs of ``studies`` as a PNG a person can open (not committed: regenerate it): one
+column per arm, the 10-step mean sampled-token entropy of every seed above and its validation below.
 """
 
 from __future__ import annotations
@@ -198,6 +202,11 @@ def load_study(study: str) -> dict[str, list[dict]]:
     return arms
 
 
+def seed_names(study: str, arm: str) -> list[str]:
+    """The seeds of an arm, in ``load_study``'s order ("seed0", ...)."""
+    return [p.name.split(".")[0] for p in sorted((HERE / "metrics" / study / arm).glob("seed*.jsonl.gz"))]
+
+
 def tables(study: str, floor: float, at: list[int]) -> str:
     arms = load_study(study)
     summ = {arm: [run_summary(rows, floor) for rows in runs] for arm, runs in arms.items()}
@@ -292,9 +301,7 @@ def drift_tables(studies: list[str]) -> str:
     for study in studies:
         for arm, runs in load_study(study).items():
             arms[arm] = [drift_summary(rows) for rows in runs]
-            seeds[arm] = [
-                p.name.split(".")[0] for p in sorted((HERE / "metrics" / study / arm).glob("seed*.jsonl.gz"))
-            ]
+            seeds[arm] = seed_names(study, arm)
     head = ["arm", "seeds", "step", "validation", "entropy (10-step mean)", "train reward (10-step mean)",
             "KL to ref (10-step mean)", "ψ-attributable entropy change per update (probe)"]  # fmt: skip
     out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -364,6 +371,46 @@ def shaping_tables(studies: list[str], phases: list[tuple[int, int]]) -> str:
     return "\n".join(out).rstrip()
 
 
+def plot_drift(studies: list[str], out: Path) -> Path:
+    """Entropy (10-step means) and validation of every run of ``studies``, one column per arm, seeds as lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    arms: dict[str, list[tuple[str, list[dict]]]] = {}
+    for study in studies:
+        for arm, runs in load_study(study).items():
+            arms[arm] = list(zip(seed_names(study, arm), runs, strict=True))
+    if not arms:
+        raise SystemExit(f"no runs under metrics/ for {studies}")
+    fig, axes = plt.subplots(
+        2, len(arms), figsize=(4 * len(arms), 6), sharex=True, sharey="row", squeeze=False
+    )
+    for col, (arm, runs) in enumerate(arms.items()):
+        for seed, rows in runs:
+            steps = [r for r in rows if r.get("step", 0) > 0 and "actor/entropy" in r]
+            ends = [r["step"] for r in steps if r["step"] >= 10]
+            axes[0][col].plot(ends, [_window(steps, e, "actor/entropy") for e in ends], lw=1, label=seed)
+            val = sorted(
+                (r["step"], r["val/accuracy"]) for r in rows if isinstance(r.get("val/accuracy"), int | float)
+            )
+            axes[1][col].plot([v[0] for v in val], [v[1] for v in val], lw=1, marker=".", ms=3)
+        axes[0][col].set_title(f"{arm} ({len(runs)} seeds)")
+        axes[0][col].legend(fontsize=7)
+        axes[1][col].set_xlabel("step")
+        for ax in axes[:, col]:
+            ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("sampled-token entropy (10-step mean)")
+    axes[1][0].set_ylabel("validation accuracy")
+    fig.suptitle(" + ".join(studies))
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=90)
+    plt.close(fig)
+    return out
+
+
 def _phases(text: str) -> list[tuple[int, int]]:
     first_last = [tuple(int(x) for x in part.split("-")) for part in text.split(",")]
     if any(len(p) != 2 or p[0] > p[1] for p in first_last):
@@ -388,6 +435,9 @@ def main() -> None:
     h = sub.add_parser("shaping")
     h.add_argument("studies", nargs="+")
     h.add_argument("--phases", default="1-100,101-400,401-1000", help="FIRST-LAST,... (steps, inclusive)")
+    g = sub.add_parser("plot")
+    g.add_argument("studies", nargs="+")
+    g.add_argument("--out", type=Path, required=True, help="the PNG to write")
     args = ap.parse_args()
     if args.cmd == "collect":
         collect(args.runs_dir, args.study, args.partial, args.arms.split(",") if args.arms else None)
@@ -395,6 +445,8 @@ def main() -> None:
         print(drift_tables(args.studies))
     elif args.cmd == "shaping":
         print(shaping_tables(args.studies, _phases(args.phases)))
+    elif args.cmd == "plot":
+        print(plot_drift(args.studies, args.out))
     else:
         print(tables(args.study, args.floor, [int(x) for x in args.at.split(",")]))
 
