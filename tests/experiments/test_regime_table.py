@@ -196,3 +196,39 @@ def test_plot_writes_a_png_and_refuses_a_study_with_no_runs(tmp_path, monkeypatc
     assert m.seed_names("s", "mvsr") == ["seed0", "seed3"]
     with pytest.raises(SystemExit, match="no runs"):
         m.plot_drift(["absent"], tmp_path / "x.png")
+
+
+def test_t_two_sided_p_against_printed_tables():
+    m = _module()
+    # Student's t table, two-sided 0.05 and 0.01 critical values
+    assert m.t_two_sided_p(2.776, 4) == pytest.approx(0.05, abs=2e-4)
+    assert m.t_two_sided_p(4.604, 4) == pytest.approx(0.01, abs=2e-4)
+    assert m.t_two_sided_p(2.228, 10) == pytest.approx(0.05, abs=2e-4)
+    # one degree of freedom is Cauchy: p = 1 − (2/π)·atan(t)
+    assert m.t_two_sided_p(3.0, 1) == pytest.approx(1 - 2 / math.pi * math.atan(3.0), abs=1e-6)
+    assert m.t_two_sided_p(0.0, 4) == pytest.approx(1.0)
+
+
+def test_pair_table_by_hand(tmp_path, monkeypatch):
+    """Arm a keeps 1.0, 1.2, 0.8 of its entropy (seeds 0, 1, 2), arm b 0.5, 0.5, 0.6 (seeds 0, 1, 2, 3: seed 3
+    has no partner): differences 0.5, 0.7, 0.2 — mean 0.4667, std 0.2517, t = 3.21 on 2 degrees of freedom."""
+    import gzip
+    import json
+
+    m = _module()
+    monkeypatch.setattr(m, "HERE", tmp_path)
+    kept = {"a": [1.0, 1.2, 0.8], "b": [0.5, 0.5, 0.6, 0.9]}
+    for arm, ratios in kept.items():
+        d = tmp_path / "metrics" / "s" / arm
+        d.mkdir(parents=True)
+        for seed, ratio in enumerate(ratios):  # entropy 0.1 for steps 1-10, then 0.1 × ratio for steps 11-30
+            rows = [{"step": i, "actor/entropy": 0.1 if i <= 10 else 0.1 * ratio} for i in range(1, 31)]
+            data = "".join(json.dumps(r) + "\n" for r in rows).encode()
+            (d / f"seed{seed}.jsonl.gz").write_bytes(gzip.compress(data))
+    text = m.pair_table("s", "a", "b")
+    assert "| 1 | 1.20 | 0.50 | +0.70 |" in text and "| 3 |" not in text
+    t = 0.4667 / (0.2517 / math.sqrt(3))
+    assert f"a higher in 3 of 3 pairs; mean difference +0.47 ± 0.25; paired t = {t:.2f} (2 degrees" in text
+    assert f"two-sided p = {m.t_two_sided_p(t, 2):.3f}" in text
+    with pytest.raises(SystemExit, match="no arm 'c'"):
+        m.pair_table("s", "a", "c")

@@ -5,6 +5,7 @@
     python docs/results/regime/regime_table.py drift STUDY [STUDY ...]     # the slow-drift tables
     python docs/results/regime/regime_table.py shaping STUDY [STUDY ...] [--phases 1-100,101-400,401-1000]
     python docs/results/regime/regime_table.py plot STUDY [STUDY ...] --out FILE.png  # entropy and validation
+    python docs/results/regime/regime_table.py pair STUDY ARM_A ARM_B     # seed-paired entropy kept, A against B
 
 ``collect`` stores every finished run of a ``mssr compare`` directory as ``metrics/STUDY/ARM/seedK.jsonl.gz`` (its
 ``metrics.jsonl``, gzip'd, byte for byte) with its ``config.yaml`` and ``environment.jsonl``, and the directory's
@@ -38,6 +39,10 @@ relative to |Â| (``mssr/psi_rel``), the share of tokens where ψ's cap binds (`
 gains Σ|Ã| / Σ|Â| over the tokens with Â > 0 and Â < 0 (``mssr/gain_pos``, ``mssr/gain_neg``); "—" where a run
 did not log it (a run older than the metric); an arm that logged none of a figure (no shaping) is left out of
 its table.
+
+``pair`` compares two arms of a study seed by seed (the seeds both have): each run's entropy kept (last 10 steps
+against the first 10, 10-step means as in ``drift``), the differences A − B, in how many pairs A is higher, and a
+paired t statistic with its two-sided p (Student's t with n − 1 degrees of freedom).
 
 ``plot`` draws the slow-drift runs of ``studies`` as a PNG a person can open (not committed: regenerate it): one
 column per arm, the 10-step mean sampled-token entropy of every seed above and its validation below.
@@ -411,6 +416,48 @@ def plot_drift(studies: list[str], out: Path) -> Path:
     return out
 
 
+def t_two_sided_p(t: float, df: int, n: int = 20000) -> float:
+    """Two-sided p of Student's t: 1 − 2·∫₀^|t| f(x) dx, the density integrated by Simpson's rule."""
+    c = math.gamma((df + 1) / 2) / (math.sqrt(df * math.pi) * math.gamma(df / 2))
+    f = lambda x: c * (1 + x * x / df) ** (-(df + 1) / 2)  # noqa: E731
+    h = abs(t) / n
+    area = f(0) + f(abs(t)) + sum((4 if i % 2 else 2) * f(i * h) for i in range(1, n))
+    return max(0.0, 1 - 2 * area * h / 3)
+
+
+def pair_table(study: str, a: str, b: str) -> str:
+    """Seed-paired comparison of the entropy kept by arms ``a`` and ``b`` of ``study`` (see the docstring)."""
+    runs = load_study(study)
+    kept = {}
+    for arm in (a, b):
+        if arm not in runs:
+            raise SystemExit(f"no arm {arm!r} in metrics/{study} (arms: {sorted(runs)})")
+        kept[arm] = {
+            seed: s["ent_last10"] / s["ent_first10"]
+            for seed, s in zip(seed_names(study, arm), map(drift_summary, runs[arm]), strict=True)
+        }
+    seeds = sorted(set(kept[a]) & set(kept[b]), key=lambda x: int(x.removeprefix("seed")))
+    if len(seeds) < 2:
+        raise SystemExit(f"{a} and {b} share fewer than 2 seeds in metrics/{study}")
+    out = [f"| seed | {a}: last 10 / first 10 | {b}: last 10 / first 10 | {a} − {b} |", "|---|---|---|---|"]
+    diffs = []
+    for seed in seeds:
+        diffs.append(kept[a][seed] - kept[b][seed])
+        out.append(
+            f"| {seed.removeprefix('seed')} | {kept[a][seed]:.2f} | {kept[b][seed]:.2f} | {diffs[-1]:+.2f} |"
+        )
+    n = len(diffs)
+    t = (
+        statistics.fmean(diffs) / (statistics.stdev(diffs) / math.sqrt(n))
+        if statistics.stdev(diffs) > 0
+        else math.inf
+    )
+    out += ["", f"{a} higher in {sum(d > 0 for d in diffs)} of {n} pairs; mean difference "
+            f"{statistics.fmean(diffs):+.2f} ± {statistics.stdev(diffs):.2f}; paired t = {t:.2f} "
+            f"({n - 1} degrees of freedom), two-sided p = {t_two_sided_p(t, n - 1):.3f}"]  # fmt: skip
+    return "\n".join(out)
+
+
 def _phases(text: str) -> list[tuple[int, int]]:
     first_last = [tuple(int(x) for x in part.split("-")) for part in text.split(",")]
     if any(len(p) != 2 or p[0] > p[1] for p in first_last):
@@ -438,6 +485,10 @@ def main() -> None:
     g = sub.add_parser("plot")
     g.add_argument("studies", nargs="+")
     g.add_argument("--out", type=Path, required=True, help="the PNG to write")
+    q = sub.add_parser("pair")
+    q.add_argument("study")
+    q.add_argument("arm_a")
+    q.add_argument("arm_b")
     args = ap.parse_args()
     if args.cmd == "collect":
         collect(args.runs_dir, args.study, args.partial, args.arms.split(",") if args.arms else None)
@@ -445,6 +496,8 @@ def main() -> None:
         print(drift_tables(args.studies))
     elif args.cmd == "shaping":
         print(shaping_tables(args.studies, _phases(args.phases)))
+    elif args.cmd == "pair":
+        print(pair_table(args.study, args.arm_a, args.arm_b))
     elif args.cmd == "plot":
         print(plot_drift(args.studies, args.out))
     else:
