@@ -206,7 +206,7 @@ def test_t_two_sided_p_against_printed_tables():
     assert m.t_two_sided_p(2.228, 10) == pytest.approx(0.05, abs=2e-4)
     # one degree of freedom is Cauchy: p = 1 − (2/π)·atan(t)
     assert m.t_two_sided_p(3.0, 1) == pytest.approx(1 - 2 / math.pi * math.atan(3.0), abs=1e-6)
-    assert m.t_two_sided_p(0.0, 4) == pytest.approx(1.0)
+    assert m.t_two_sided_p(0.0, 4) == pytest.approx(1.0) and m.t_two_sided_p(-math.inf, 3) == 0.0
 
 
 def test_pair_table_by_hand(tmp_path, monkeypatch):

@@ -212,6 +212,16 @@ def seed_names(study: str, arm: str) -> list[str]:
     return [p.name.split(".")[0] for p in sorted((HERE / "metrics" / study / arm).glob("seed*.jsonl.gz"))]
 
 
+def load_arms(studies: list[str]) -> dict[str, list[tuple[str, list[dict]]]]:
+    """The arms of several studies side by side, each run as (seed name, rows); an arm's name in a later study
+    overrides an earlier one's."""
+    arms: dict[str, list[tuple[str, list[dict]]]] = {}
+    for study in studies:
+        for arm, runs in load_study(study).items():
+            arms[arm] = list(zip(seed_names(study, arm), runs, strict=True))
+    return arms
+
+
 def tables(study: str, floor: float, at: list[int]) -> str:
     arms = load_study(study)
     summ = {arm: [run_summary(rows, floor) for rows in runs] for arm, runs in arms.items()}
@@ -301,12 +311,9 @@ def drift_summary(rows: list[dict]) -> dict:
 
 def drift_tables(studies: list[str]) -> str:
     """The slow-drift tables of the arms of ``studies`` (an arm's name in a later study overrides)."""
-    arms: dict[str, list[dict]] = {}
-    seeds: dict[str, list[str]] = {}
-    for study in studies:
-        for arm, runs in load_study(study).items():
-            arms[arm] = [drift_summary(rows) for rows in runs]
-            seeds[arm] = seed_names(study, arm)
+    loaded = load_arms(studies)
+    arms = {arm: [drift_summary(rows) for _, rows in runs] for arm, runs in loaded.items()}
+    seeds = {arm: [seed for seed, _ in runs] for arm, runs in loaded.items()}
     head = ["arm", "seeds", "step", "validation", "entropy (10-step mean)", "train reward (10-step mean)",
             "KL to ref (10-step mean)", "ψ-attributable entropy change per update (probe)"]  # fmt: skip
     out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -360,15 +367,13 @@ def phase_means(rows: list[dict], phases: list[tuple[int, int]], key: str) -> li
 
 def shaping_tables(studies: list[str], phases: list[tuple[int, int]]) -> str:
     """Per figure of ``SHAPING_KEYS``, a table of arms × phases (an arm's name in a later study overrides)."""
-    arms: dict[str, list[list[dict]]] = {}
-    for study in studies:
-        arms.update(load_study(study))
+    arms = load_arms(studies)
     out: list[str] = []
     for title, key in SHAPING_KEYS.items():
         head = ["arm", "seeds", *[f"steps {a}–{b}" for a, b in phases]]
         out += [f"{title} (`{key}`):", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for arm, runs in arms.items():
-            per_run = [phase_means(rows, phases, key) for rows in runs]
+            per_run = [phase_means(rows, phases, key) for _, rows in runs]
             cells = [_stat([m[i] for m in per_run]) for i in range(len(phases))]
             if any(c != "—" for c in cells):  # an arm that never logged it (no shaping) is left out
                 out.append("| " + " | ".join([arm, str(len(runs)), *cells]) + " |")
@@ -383,10 +388,7 @@ def plot_drift(studies: list[str], out: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    arms: dict[str, list[tuple[str, list[dict]]]] = {}
-    for study in studies:
-        for arm, runs in load_study(study).items():
-            arms[arm] = list(zip(seed_names(study, arm), runs, strict=True))
+    arms = load_arms(studies)
     if not arms:
         raise SystemExit(f"no runs under metrics/ for {studies}")
     fig, axes = plt.subplots(
@@ -418,8 +420,13 @@ def plot_drift(studies: list[str], out: Path) -> Path:
 
 def t_two_sided_p(t: float, df: int, n: int = 20000) -> float:
     """Two-sided p of Student's t: 1 − 2·∫₀^|t| f(x) dx, the density integrated by Simpson's rule."""
+    if math.isinf(t):
+        return 0.0
     c = math.gamma((df + 1) / 2) / (math.sqrt(df * math.pi) * math.gamma(df / 2))
-    f = lambda x: c * (1 + x * x / df) ** (-(df + 1) / 2)  # noqa: E731
+
+    def f(x: float) -> float:
+        return c * (1 + x * x / df) ** (-(df + 1) / 2)
+
     h = abs(t) / n
     area = f(0) + f(abs(t)) + sum((4 if i % 2 else 2) * f(i * h) for i in range(1, n))
     return max(0.0, 1 - 2 * area * h / 3)
@@ -446,15 +453,10 @@ def pair_table(study: str, a: str, b: str) -> str:
         out.append(
             f"| {seed.removeprefix('seed')} | {kept[a][seed]:.2f} | {kept[b][seed]:.2f} | {diffs[-1]:+.2f} |"
         )
-    n = len(diffs)
-    t = (
-        statistics.fmean(diffs) / (statistics.stdev(diffs) / math.sqrt(n))
-        if statistics.stdev(diffs) > 0
-        else math.inf
-    )
-    out += ["", f"{a} higher in {sum(d > 0 for d in diffs)} of {n} pairs; mean difference "
-            f"{statistics.fmean(diffs):+.2f} ± {statistics.stdev(diffs):.2f}; paired t = {t:.2f} "
-            f"({n - 1} degrees of freedom), two-sided p = {t_two_sided_p(t, n - 1):.3f}"]  # fmt: skip
+    n, mean, sd = len(diffs), statistics.fmean(diffs), statistics.stdev(diffs)
+    t = mean / (sd / math.sqrt(n)) if sd > 0 else math.copysign(math.inf, mean)
+    out += ["", f"{a} higher in {sum(d > 0 for d in diffs)} of {n} pairs; mean difference {mean:+.2f} ± {sd:.2f}; "
+            f"paired t = {t:.2f} ({n - 1} degrees of freedom), two-sided p = {t_two_sided_p(t, n - 1):.3f}"]  # fmt: skip
     return "\n".join(out)
 
 
