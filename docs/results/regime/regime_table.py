@@ -36,7 +36,8 @@ more than 0.1 below the best so far, and the entropy of the last 10 steps agains
 ``shaping`` (what the advantage shaping did, per phase of the run): per arm and phase, mean ± std over seeds of
 each run's mean over the phase's steps of the token mean of Ã (``critic/advantages/mean``: ψ's net offset), ψ
 relative to |Â| (``mssr/psi_rel``), the share of tokens where ψ's cap binds (``mssr/shaping_cap_frac``) and the
-gains Σ|Ã| / Σ|Â| over the tokens with Â > 0 and Â < 0 (``mssr/gain_pos``, ``mssr/gain_neg``); "—" where a run
+gains Σ|Ã| / Σ|Â| over the tokens with Â > 0 and Â < 0 (``mssr/gain_pos``, ``mssr/gain_neg``), and the
+signal-scaled variant's gain min(1, σ_r/σ_A) (``adv/signal_gain``); "—" where a run
 did not log it (a run older than the metric); an arm that logged none of a figure (no shaping) is left out of
 its table.
 
@@ -357,6 +358,7 @@ SHAPING_KEYS = {
     "cap binds (share of tokens)": "mssr/shaping_cap_frac",
     "gain, Â > 0": "mssr/gain_pos",
     "gain, Â < 0": "mssr/gain_neg",
+    "signal gain (ours, adv_scale=signal; 0 for a batch of equal rewards)": "adv/signal_gain",
 }
 
 
