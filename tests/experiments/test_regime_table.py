@@ -11,6 +11,18 @@ def _module():
     return load_script("docs/results/regime/regime_table.py")
 
 
+def _store(root, study: str, arm: str, seed: int, rows: list[dict]) -> None:
+    """A committed run as ``collect`` writes it: metrics/STUDY/ARM/seedK.jsonl.gz."""
+    import gzip
+    import json
+
+    d = root / "metrics" / study / arm
+    d.mkdir(parents=True, exist_ok=True)
+    (d / f"seed{seed}.jsonl.gz").write_bytes(
+        gzip.compress("".join(json.dumps(r) + "\n" for r in rows).encode())
+    )
+
+
 def _rows():
     rows = [{"step": 0, "val/accuracy": 0.40, "init/time_s": 10.0}]
     entropy = [0.05, 0.06, 0.05, 0.04, 0.02, 0.02, 0.03, 0.02]  # peak 0.06; first < 0.03 at step 5
@@ -139,18 +151,8 @@ def test_collected_configs_carry_no_machine_paths(tmp_path):
 
 def test_shaping_tables_by_hand(tmp_path, monkeypatch):
     """Two seeds of a shaped arm (ψ logged) and an unshaped one (not logged): phase means, then mean ± std."""
-    import gzip
-    import json
-
     m = _module()
     monkeypatch.setattr(m, "HERE", tmp_path)
-
-    def store(arm: str, seed: int, rows: list[dict]) -> None:
-        d = tmp_path / "metrics" / "s" / arm
-        d.mkdir(parents=True, exist_ok=True)
-        (d / f"seed{seed}.jsonl.gz").write_bytes(
-            gzip.compress("".join(json.dumps(r) + "\n" for r in rows).encode())
-        )
 
     for seed, offset in ((0, 0.1), (1, 0.3)):
         # steps 1-4: token mean of Ã = offset, then 2 × offset; ψ/|Â| = step / 10; steps 5-6 log no shaping figure
@@ -158,9 +160,15 @@ def test_shaping_tables_by_hand(tmp_path, monkeypatch):
         rows += [{"step": i, "critic/advantages/mean": offset * (1 if i <= 2 else 2), "mssr/psi_rel": i / 10}
                  for i in range(1, 5)]  # fmt: skip
         rows += [{"step": i, "critic/advantages/mean": 0.0} for i in (5, 6)]
-        store("mssr", seed, rows)
-        store("mvsr", seed, [{"step": i, "critic/advantages/mean": -0.01 * seed} for i in range(1, 7)])
-    assert m.phase_means(m.load_study("s")["mssr"][0], [(1, 2), (3, 6)], "mssr/psi_rel") == pytest.approx(
+        _store(tmp_path, "s", "mssr", seed, rows)
+        _store(
+            tmp_path,
+            "s",
+            "mvsr",
+            seed,
+            [{"step": i, "critic/advantages/mean": -0.01 * seed} for i in range(1, 7)],
+        )
+    assert m.phase_means(m.load_study("s")["mssr"][0][1], [(1, 2), (3, 6)], "mssr/psi_rel") == pytest.approx(
         [0.15, 0.35]
     )
     text = m.shaping_tables(["s"], [(1, 2), (3, 6)])
@@ -176,24 +184,18 @@ def test_shaping_tables_by_hand(tmp_path, monkeypatch):
 
 
 def test_plot_writes_a_png_and_refuses_a_study_with_no_runs(tmp_path, monkeypatch):
-    import gzip
-    import json
-
     pytest.importorskip("matplotlib")
     m = _module()
     monkeypatch.setattr(m, "HERE", tmp_path)
     for arm, seeds in (("mvsr", (0, 3)), ("mssr", (1,))):
-        d = tmp_path / "metrics" / "s" / arm
-        d.mkdir(parents=True)
         for seed in seeds:
             rows = [{"step": 0, "val/accuracy": 0.3}]
             rows += [{"step": i, "actor/entropy": 0.1 - i / 1000} for i in range(1, 31)]
             rows[-1]["val/accuracy"] = 0.9
-            data = "".join(json.dumps(r) + "\n" for r in rows).encode()
-            (d / f"seed{seed}.jsonl.gz").write_bytes(gzip.compress(data))
+            _store(tmp_path, "s", arm, seed, rows)
     out = m.plot_drift(["s"], tmp_path / "fig" / "drift.png")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert m.seed_names("s", "mvsr") == ["seed0", "seed3"]
+    assert [seed for seed, _ in m.load_study("s")["mvsr"]] == ["seed0", "seed3"]
     with pytest.raises(SystemExit, match="no runs"):
         m.plot_drift(["absent"], tmp_path / "x.png")
 
@@ -212,19 +214,13 @@ def test_t_two_sided_p_against_printed_tables():
 def test_pair_table_by_hand(tmp_path, monkeypatch):
     """Arm a keeps 1.0, 1.2, 0.8 of its entropy (seeds 0, 1, 2), arm b 0.5, 0.5, 0.6 (seeds 0, 1, 2, 3: seed 3
     has no partner): differences 0.5, 0.7, 0.2 — mean 0.4667, std 0.2517, t = 3.21 on 2 degrees of freedom."""
-    import gzip
-    import json
-
     m = _module()
     monkeypatch.setattr(m, "HERE", tmp_path)
     kept = {"a": [1.0, 1.2, 0.8], "b": [0.5, 0.5, 0.6, 0.9]}
     for arm, ratios in kept.items():
-        d = tmp_path / "metrics" / "s" / arm
-        d.mkdir(parents=True)
         for seed, ratio in enumerate(ratios):  # entropy 0.1 for steps 1-10, then 0.1 × ratio for steps 11-30
             rows = [{"step": i, "actor/entropy": 0.1 if i <= 10 else 0.1 * ratio} for i in range(1, 31)]
-            data = "".join(json.dumps(r) + "\n" for r in rows).encode()
-            (d / f"seed{seed}.jsonl.gz").write_bytes(gzip.compress(data))
+            _store(tmp_path, "s", arm, seed, rows)
     text = m.pair_table("s", "a", "b")
     assert "| 1 | 1.20 | 0.50 | +0.70 |" in text and "| 3 |" not in text
     t = 0.4667 / (0.2517 / math.sqrt(3))

@@ -200,32 +200,27 @@ def run_summary(rows: list[dict], floor: float) -> dict:
     }
 
 
-def load_study(study: str) -> dict[str, list[dict]]:
-    root = HERE / "metrics" / study
-    arms: dict[str, list[list[dict]]] = {}
-    for path in sorted(root.glob("*/seed*.jsonl.gz")):
-        arms.setdefault(path.parent.name, []).append(_read(path))
+Runs = dict[str, list[tuple[str, list[dict]]]]  # arm -> its runs as (seed name, e.g. "seed0"; metric rows)
+
+
+def load_study(study: str) -> Runs:
+    """Every committed run of ``metrics/STUDY/``, per arm, in seed-file order."""
+    arms: Runs = {}
+    for path in sorted((HERE / "metrics" / study).glob("*/seed*.jsonl.gz")):
+        arms.setdefault(path.parent.name, []).append((path.name.split(".")[0], _read(path)))
     return arms
 
 
-def seed_names(study: str, arm: str) -> list[str]:
-    """The seeds of an arm, in ``load_study``'s order ("seed0", ...)."""
-    return [p.name.split(".")[0] for p in sorted((HERE / "metrics" / study / arm).glob("seed*.jsonl.gz"))]
-
-
-def load_arms(studies: list[str]) -> dict[str, list[tuple[str, list[dict]]]]:
-    """The arms of several studies side by side, each run as (seed name, rows); an arm's name in a later study
-    overrides an earlier one's."""
-    arms: dict[str, list[tuple[str, list[dict]]]] = {}
+def load_arms(studies: list[str]) -> Runs:
+    """The arms of several studies side by side; an arm's name in a later study overrides an earlier one's."""
+    arms: Runs = {}
     for study in studies:
-        for arm, runs in load_study(study).items():
-            arms[arm] = list(zip(seed_names(study, arm), runs, strict=True))
+        arms.update(load_study(study))
     return arms
 
 
 def tables(study: str, floor: float, at: list[int]) -> str:
-    arms = load_study(study)
-    summ = {arm: [run_summary(rows, floor) for rows in runs] for arm, runs in arms.items()}
+    summ = {arm: [run_summary(rows, floor) for _, rows in runs] for arm, runs in load_study(study).items()}
     out = []
     head = ["arm", "seeds", "upd/step", "val @ 0", *[f"val @ {s}" for s in at], f"first val ≤ {floor}",
             "first val ≤ ½ start", "train reward ≤ ½ step 1 (3-step mean)", "entropy 1–5", "entropy last 5", "entropy < ½ peak (first, k/n)",
@@ -287,6 +282,7 @@ def drift_summary(rows: list[dict]) -> dict:
         if val_drop is None and best - val[step] > 0.1:
             val_drop = step
         best = max(best, val[step])
+    first10, last10 = _window(steps, 10, "actor/entropy"), _window(steps, last, "actor/entropy")
     return {
         "last": last,
         "val": val,
@@ -300,8 +296,9 @@ def drift_summary(rows: list[dict]) -> dict:
             }
             for b in [10, *range(50, last + 1, 50)]
         },
-        "ent_first10": _window(steps, 10, "actor/entropy"),
-        "ent_last10": _window(steps, last, "actor/entropy"),
+        "ent_first10": first10,
+        "ent_last10": last10,
+        "ent_kept": last10 / first10 if first10 > 0 else float("nan"),  # the entropy kept: last 10 / first 10
         "ent_low": low if smooth else float("nan"),
         "ent_peak": peak,
         "ent_low_step": low_step,
@@ -332,11 +329,10 @@ def drift_tables(studies: list[str]) -> str:
             "validation > 0.1 below its best", "entropy last 10", "last 10 / first 10", "final validation"]  # fmt: skip
     out += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for arm, ss in arms.items():
-        ratio = [s["ent_last10"] / s["ent_first10"] for s in ss if s["ent_first10"] > 0]
         cells = [arm, str(len(ss)), _stat([s["last"] for s in ss], ".0f"), _stat([s["ent_first10"] for s in ss], ".4f"),
                  f"{_stat([s['ent_low'] for s in ss], '.4f')} ({_stat([s['ent_low_step'] for s in ss], '.0f')})",
                  _event([s["ent_below_half"] for s in ss]), _event([s["val_drop"] for s in ss]),
-                 _stat([s["ent_last10"] for s in ss], ".4f"), _stat(ratio, ".2f"),
+                 _stat([s["ent_last10"] for s in ss], ".4f"), _stat([s["ent_kept"] for s in ss], ".2f"),
                  _stat([s["val"].get(s["last"]) for s in ss])]  # fmt: skip
         out.append("| " + " | ".join(cells) + " |")
     out += ["", "Per run:", ""]
@@ -441,10 +437,7 @@ def pair_table(study: str, a: str, b: str) -> str:
     for arm in (a, b):
         if arm not in runs:
             raise SystemExit(f"no arm {arm!r} in metrics/{study} (arms: {sorted(runs)})")
-        kept[arm] = {
-            seed: s["ent_last10"] / s["ent_first10"]
-            for seed, s in zip(seed_names(study, arm), map(drift_summary, runs[arm]), strict=True)
-        }
+        kept[arm] = {seed: drift_summary(rows)["ent_kept"] for seed, rows in runs[arm]}
     seeds = sorted(set(kept[a]) & set(kept[b]), key=lambda x: int(x.removeprefix("seed")))
     if len(seeds) < 2:
         raise SystemExit(f"{a} and {b} share fewer than 2 seeds in metrics/{study}")
