@@ -213,18 +213,19 @@ def test_t_two_sided_p_against_printed_tables():
 
 def test_pair_table_by_hand(tmp_path, monkeypatch):
     """Arm a keeps 1.0, 1.2, 0.8 of its entropy (seeds 0, 1, 2), arm b 0.5, 0.5, 0.6 (seeds 0, 1, 2, 3: seed 3
-    has no partner): differences 0.5, 0.7, 0.2 — mean 0.4667, std 0.2517, t = 3.21 on 2 degrees of freedom."""
+    has no partner): differences 0.5, 0.7, 0.2 — mean 0.4667, std 0.2517, t = 3.21 on 2 degrees of freedom. Arm b
+    is stored in a second study, as a variant run later in its own directory: pairs are formed across studies."""
     m = _module()
     monkeypatch.setattr(m, "HERE", tmp_path)
     kept = {"a": [1.0, 1.2, 0.8], "b": [0.5, 0.5, 0.6, 0.9]}
     for arm, ratios in kept.items():
         for seed, ratio in enumerate(ratios):  # entropy 0.1 for steps 1-10, then 0.1 × ratio for steps 11-30
             rows = [{"step": i, "actor/entropy": 0.1 if i <= 10 else 0.1 * ratio} for i in range(1, 31)]
-            _store(tmp_path, "s", arm, seed, rows)
-    text = m.pair_table("s", "a", "b")
+            _store(tmp_path, "s" if arm == "a" else "s2", arm, seed, rows)
+    text = m.pair_table(["s", "s2"], "a", "b")
     assert "| 1 | 1.20 | 0.50 | +0.70 |" in text and "| 3 |" not in text
     t = 0.4667 / (0.2517 / math.sqrt(3))
     assert f"a higher in 3 of 3 pairs; mean difference +0.47 ± 0.25; paired t = {t:.2f} (2 degrees" in text
     assert f"two-sided p = {m.t_two_sided_p(t, 2):.3f}" in text
     with pytest.raises(SystemExit, match="no arm 'c'"):
-        m.pair_table("s", "a", "c")
+        m.pair_table(["s", "s2"], "a", "c")

@@ -5,7 +5,7 @@
     python docs/results/regime/regime_table.py drift STUDY [STUDY ...]     # the slow-drift tables
     python docs/results/regime/regime_table.py shaping STUDY [STUDY ...] [--phases 1-100,101-400,401-1000]
     python docs/results/regime/regime_table.py plot STUDY [STUDY ...] --out FILE.png  # entropy and validation
-    python docs/results/regime/regime_table.py pair STUDY ARM_A ARM_B     # seed-paired entropy kept, A against B
+    python docs/results/regime/regime_table.py pair STUDY... ARM_A ARM_B  # seed-paired entropy kept, A against B
 
 ``collect`` stores every finished run of a ``mssr compare`` directory as ``metrics/STUDY/ARM/seedK.jsonl.gz`` (its
 ``metrics.jsonl``, gzip'd, byte for byte) with its ``config.yaml`` and ``environment.jsonl``, and the directory's
@@ -41,7 +41,8 @@ signal-scaled variant's gain min(1, σ_r/σ_A) (``adv/signal_gain``); "—" wher
 did not log it (a run older than the metric); an arm that logged none of a figure (no shaping) is left out of
 its table.
 
-``pair`` compares two arms of a study seed by seed (the seeds both have): each run's entropy kept (last 10 steps
+``pair`` compares two arms seed by seed (the seeds both have; the arms may sit in different studies of one setting,
+as a variant run later in its own directory): each run's entropy kept (last 10 steps
 against the first 10, 10-step means as in ``drift``), the differences A − B, in how many pairs A is higher, and a
 paired t statistic with its two-sided p (Student's t with n − 1 degrees of freedom).
 
@@ -430,17 +431,22 @@ def t_two_sided_p(t: float, df: int, n: int = 20000) -> float:
     return max(0.0, 1 - 2 * area * h / 3)
 
 
-def pair_table(study: str, a: str, b: str) -> str:
-    """Seed-paired comparison of the entropy kept by arms ``a`` and ``b`` of ``study`` (see the docstring)."""
-    runs = load_study(study)
+def pair_table(studies: list[str], a: str, b: str) -> str:
+    """Seed-paired comparison of the entropy kept by arms ``a`` and ``b`` (see the docstring).
+
+    The arms may come from different studies of the same setting (``load_arms``): a seed fixes the model's
+    initialisation and the data order, so seed K of one arm pairs with seed K of the other.
+    """
+    runs = load_arms(studies)
+    where = " + ".join(f"metrics/{s}" for s in studies)
     kept = {}
     for arm in (a, b):
         if arm not in runs:
-            raise SystemExit(f"no arm {arm!r} in metrics/{study} (arms: {sorted(runs)})")
+            raise SystemExit(f"no arm {arm!r} in {where} (arms: {sorted(runs)})")
         kept[arm] = {seed: drift_summary(rows)["ent_kept"] for seed, rows in runs[arm]}
     seeds = sorted(set(kept[a]) & set(kept[b]), key=lambda x: int(x.removeprefix("seed")))
     if len(seeds) < 2:
-        raise SystemExit(f"{a} and {b} share fewer than 2 seeds in metrics/{study}")
+        raise SystemExit(f"{a} and {b} share fewer than 2 seeds in {where}")
     out = [f"| seed | {a}: last 10 / first 10 | {b}: last 10 / first 10 | {a} − {b} |", "|---|---|---|---|"]
     diffs = []
     for seed in seeds:
@@ -483,7 +489,7 @@ def main() -> None:
     g.add_argument("studies", nargs="+")
     g.add_argument("--out", type=Path, required=True, help="the PNG to write")
     q = sub.add_parser("pair")
-    q.add_argument("study")
+    q.add_argument("studies", nargs="+", help="one study, or several of the same setting")
     q.add_argument("arm_a")
     q.add_argument("arm_b")
     args = ap.parse_args()
@@ -494,7 +500,7 @@ def main() -> None:
     elif args.cmd == "shaping":
         print(shaping_tables(args.studies, _phases(args.phases)))
     elif args.cmd == "pair":
-        print(pair_table(args.study, args.arm_a, args.arm_b))
+        print(pair_table(args.studies, args.arm_a, args.arm_b))
     elif args.cmd == "plot":
         print(plot_drift(args.studies, args.out))
     else:
