@@ -229,3 +229,28 @@ def test_pair_table_by_hand(tmp_path, monkeypatch):
     assert f"two-sided p = {m.t_two_sided_p(t, 2):.3f}" in text
     with pytest.raises(SystemExit, match="no arm 'c'"):
         m.pair_table(["s", "s2"], "a", "c")
+
+
+def test_saturated_tables_by_hand(tmp_path, monkeypatch):
+    """Two seeds, phases 1-2 and 3-4; all-correct steps are those with critic/score/mean = 1 (a step-0 row with
+    only validation is not a step). Seed 0 is all correct at steps 2-4, seed 1 at step 3 only."""
+    m = _module()
+    monkeypatch.setattr(m, "HERE", tmp_path)
+    runs = {  # per step 1-4: (reward mean, raw advantage std, gradient norm)
+        0: [(0.5, 0.3, 1.0), (1.0, 0.02, 0.5), (1.0, 0.04, 0.4), (1.0, 0.06, 0.2)],
+        1: [(0.5, 0.3, 0.8), (0.5, 0.3, 0.6), (1.0, 0.01, 0.3), (0.5, 0.3, 0.9)],
+    }
+    for seed, steps in runs.items():
+        rows = [{"step": 0, "val/accuracy": 0.2}]
+        rows += [{"step": i, "critic/score/mean": r, "adv/raw_adv_std": a, "actor/grad_norm": g}
+                 for i, (r, a, g) in enumerate(steps, start=1)]  # fmt: skip
+        _store(tmp_path, "s", "a", seed, rows)
+    text = m.saturated_tables(["s"], [(1, 2), (3, 4)])
+    share, raw, grad_sat, grad_other = text.split(":\n\n")[1:]
+    # share: phase 1 seeds 0.5, 0.0; phase 2 seeds 1.0, 0.5 (sample std of two values d apart: d/√2)
+    assert "| a | 2 | 0.250 ± 0.354 | 0.750 ± 0.354 |" in share
+    # raw std on all-correct steps: phase 1 only seed 0 has one (0.02); phase 2 seed 0 (0.04+0.06)/2, seed 1 0.01
+    assert "| a | 2 | 0.020 | 0.030 ± 0.028 |" in raw
+    assert "| a | 2 | 0.500 | 0.300 ± 0.000 |" in grad_sat
+    # the other steps: phase 1 seed 0 1.0, seed 1 (0.8+0.6)/2; phase 2 only seed 1 has one (0.9)
+    assert "| a | 2 | 0.850 ± 0.212 | 0.900 |" in grad_other

@@ -6,6 +6,7 @@
     python docs/results/regime/regime_table.py shaping STUDY [STUDY ...] [--phases 1-100,101-400,401-1000]
     python docs/results/regime/regime_table.py plot STUDY [STUDY ...] --out FILE.png  # entropy and validation
     python docs/results/regime/regime_table.py pair STUDY... ARM_A ARM_B  # seed-paired entropy kept, A against B
+    python docs/results/regime/regime_table.py saturated STUDY [STUDY ...] [--phases 1-100,101-400,401-1000]
 
 ``collect`` stores every finished run of a ``mssr compare`` directory as ``metrics/STUDY/ARM/seedK.jsonl.gz`` (its
 ``metrics.jsonl``, gzip'd, byte for byte) with its ``config.yaml`` and ``environment.jsonl``, and the directory's
@@ -45,6 +46,11 @@ its table.
 as a variant run later in its own directory): each run's entropy kept (last 10 steps
 against the first 10, 10-step means as in ``drift``), the differences A − B, in how many pairs A is higher, and a
 paired t statistic with its two-sided p (Student's t with n − 1 degrees of freedom).
+
+``saturated`` (what an arm does with batches it has learned): per arm and phase, mean ± std over seeds of the
+share of steps whose batch is all correct (``critic/score/mean`` = 1), the raw advantage spread on those steps
+(``adv/raw_adv_std``: the baselines' noise, which the unit-spread normalisation scales up), and the gradient norm
+(``actor/grad_norm``) on those steps and on the others.
 
 ``plot`` draws the slow-drift runs of ``studies`` as a PNG a person can open (not committed: regenerate it): one
 column per arm, the 10-step mean sampled-token entropy of every seed above and its validation below.
@@ -380,6 +386,38 @@ def shaping_tables(studies: list[str], phases: list[tuple[int, int]]) -> str:
     return "\n".join(out).rstrip()
 
 
+def saturated_tables(studies: list[str], phases: list[tuple[int, int]]) -> str:
+    """Per arm and phase: the share of all-correct steps, their raw advantage spread and gradient norm, and the
+    gradient norm of the other steps (an arm's name in a later study overrides an earlier one's)."""
+    arms = load_arms(studies)
+    head = ["arm", "seeds", *[f"steps {a}–{b}" for a, b in phases]]
+    figures = [  # title, which steps (all correct or not), key (None: the share of all-correct steps)
+        ("share of steps whose batch is all correct", True, None),
+        ("raw advantage std on those steps (`adv/raw_adv_std`)", True, "adv/raw_adv_std"),
+        ("gradient norm on those steps (`actor/grad_norm`)", True, "actor/grad_norm"),
+        ("gradient norm on the other steps", False, "actor/grad_norm"),
+    ]
+    out: list[str] = []
+    for title, correct, key in figures:
+        out += [f"{title}:", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for arm, runs in arms.items():
+            per_run = []
+            for _, rows in runs:
+                steps = [r for r in rows if isinstance(r.get("critic/score/mean"), int | float)]
+                cells = []
+                for first, last in phases:
+                    phase = [r for r in steps if first <= r["step"] <= last]
+                    chosen = [r for r in phase if (r["critic/score/mean"] >= 1.0) == correct]
+                    cells.append(
+                        len(chosen) / len(phase) if key is None and phase else _mean(chosen, key or "")
+                    )
+                per_run.append(cells)
+            out.append("| " + " | ".join([arm, str(len(runs)), *[_stat([c[i] for c in per_run]) for i in
+                                                                   range(len(phases))]]) + " |")  # fmt: skip
+        out.append("")
+    return "\n".join(out).rstrip()
+
+
 def plot_drift(studies: list[str], out: Path) -> Path:
     """Entropy (10-step means) and validation of every run of ``studies``, one column per arm, seeds as lines."""
     import matplotlib
@@ -488,6 +526,9 @@ def main() -> None:
     g = sub.add_parser("plot")
     g.add_argument("studies", nargs="+")
     g.add_argument("--out", type=Path, required=True, help="the PNG to write")
+    u = sub.add_parser("saturated")
+    u.add_argument("studies", nargs="+")
+    u.add_argument("--phases", default="1-100,101-400,401-1000", help="FIRST-LAST,... (steps, inclusive)")
     q = sub.add_parser("pair")
     q.add_argument("studies", nargs="+", help="one study, or several of the same setting")
     q.add_argument("arm_a")
@@ -499,6 +540,8 @@ def main() -> None:
         print(drift_tables(args.studies))
     elif args.cmd == "shaping":
         print(shaping_tables(args.studies, _phases(args.phases)))
+    elif args.cmd == "saturated":
+        print(saturated_tables(args.studies, _phases(args.phases)))
     elif args.cmd == "pair":
         print(pair_table(args.studies, args.arm_a, args.arm_b))
     elif args.cmd == "plot":
