@@ -370,28 +370,52 @@ def phase_means(rows: list[dict], phases: list[tuple[int, int]], key: str) -> li
     return [_mean([r for r in rows if first <= r.get("step", 0) <= last], key) for first, last in phases]
 
 
+def _phase_table(
+    title: str, values: dict[str, list[list[float]]], phases: list[tuple[int, int]], keep_empty: bool
+) -> list[str]:
+    """A markdown table of arms × phases from each arm's per-run values (one per phase): mean ± std over its runs;
+    an arm whose cells are all "—" is left out unless ``keep_empty``."""
+    head = ["arm", "seeds", *[f"steps {a}–{b}" for a, b in phases]]
+    out = [f"{title}:", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for arm, per_run in values.items():
+        cells = [_stat([v[i] for v in per_run]) for i in range(len(phases))]
+        if keep_empty or any(c != "—" for c in cells):
+            out.append("| " + " | ".join([arm, str(len(per_run)), *cells]) + " |")
+    return [*out, ""]
+
+
 def shaping_tables(studies: list[str], phases: list[tuple[int, int]]) -> str:
     """Per figure of ``SHAPING_KEYS``, a table of arms × phases (an arm's name in a later study overrides)."""
     arms = load_arms(studies)
     out: list[str] = []
     for title, key in SHAPING_KEYS.items():
-        head = ["arm", "seeds", *[f"steps {a}–{b}" for a, b in phases]]
-        out += [f"{title} (`{key}`):", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        for arm, runs in arms.items():
-            per_run = [phase_means(rows, phases, key) for _, rows in runs]
-            cells = [_stat([m[i] for m in per_run]) for i in range(len(phases))]
-            if any(c != "—" for c in cells):  # an arm that never logged it (no shaping) is left out
-                out.append("| " + " | ".join([arm, str(len(runs)), *cells]) + " |")
-        out.append("")
+        values = {arm: [phase_means(rows, phases, key) for _, rows in runs] for arm, runs in arms.items()}
+        out += _phase_table(f"{title} (`{key}`)", values, phases, keep_empty=False)  # no shaping: no row
     return "\n".join(out).rstrip()
+
+
+def saturated_means(
+    rows: list[dict], phases: list[tuple[int, int]], correct: bool, key: str | None
+) -> list[float]:
+    """One run's mean of ``key`` per phase over its all-correct steps (``correct``) or its other steps; with
+    ``key`` None, the share of the phase's steps that are all correct. Steps are rows with a training reward."""
+    steps = [r for r in rows if isinstance(r.get("critic/score/mean"), int | float)]
+    out = []
+    for first, last in phases:
+        phase = [r for r in steps if first <= r["step"] <= last]
+        chosen = [r for r in phase if (r["critic/score/mean"] >= 1.0) == correct]
+        if key is None:
+            out.append(len(chosen) / len(phase) if phase else float("nan"))
+        else:
+            out.append(_mean(chosen, key))
+    return out
 
 
 def saturated_tables(studies: list[str], phases: list[tuple[int, int]]) -> str:
     """Per arm and phase: the share of all-correct steps, their raw advantage spread and gradient norm, and the
     gradient norm of the other steps (an arm's name in a later study overrides an earlier one's)."""
     arms = load_arms(studies)
-    head = ["arm", "seeds", *[f"steps {a}–{b}" for a, b in phases]]
-    figures = [  # title, which steps (all correct or not), key (None: the share of all-correct steps)
+    figures = [  # title, all-correct steps or the others, key (None: the share of all-correct steps)
         ("share of steps whose batch is all correct", True, None),
         ("raw advantage std on those steps (`adv/raw_adv_std`)", True, "adv/raw_adv_std"),
         ("gradient norm on those steps (`actor/grad_norm`)", True, "actor/grad_norm"),
@@ -399,22 +423,11 @@ def saturated_tables(studies: list[str], phases: list[tuple[int, int]]) -> str:
     ]
     out: list[str] = []
     for title, correct, key in figures:
-        out += [f"{title}:", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        for arm, runs in arms.items():
-            per_run = []
-            for _, rows in runs:
-                steps = [r for r in rows if isinstance(r.get("critic/score/mean"), int | float)]
-                cells = []
-                for first, last in phases:
-                    phase = [r for r in steps if first <= r["step"] <= last]
-                    chosen = [r for r in phase if (r["critic/score/mean"] >= 1.0) == correct]
-                    cells.append(
-                        len(chosen) / len(phase) if key is None and phase else _mean(chosen, key or "")
-                    )
-                per_run.append(cells)
-            out.append("| " + " | ".join([arm, str(len(runs)), *[_stat([c[i] for c in per_run]) for i in
-                                                                   range(len(phases))]]) + " |")  # fmt: skip
-        out.append("")
+        values = {
+            arm: [saturated_means(rows, phases, correct, key) for _, rows in runs]
+            for arm, runs in arms.items()
+        }
+        out += _phase_table(title, values, phases, keep_empty=True)
     return "\n".join(out).rstrip()
 
 
