@@ -400,15 +400,10 @@ def saturated_means(
     """One run's mean of ``key`` per phase over its all-correct steps (``correct``) or its other steps; with
     ``key`` None, the share of the phase's steps that are all correct. Steps are rows with a training reward."""
     steps = [r for r in rows if isinstance(r.get("critic/score/mean"), int | float)]
-    out = []
-    for first, last in phases:
-        phase = [r for r in steps if first <= r["step"] <= last]
-        chosen = [r for r in phase if (r["critic/score/mean"] >= 1.0) == correct]
-        if key is None:
-            out.append(len(chosen) / len(phase) if phase else float("nan"))
-        else:
-            out.append(_mean(chosen, key))
-    return out
+    if key is None:
+        flags = [{"step": r["step"], "all_correct": float(r["critic/score/mean"] >= 1.0)} for r in steps]
+        return phase_means(flags, phases, "all_correct")
+    return phase_means([r for r in steps if (r["critic/score/mean"] >= 1.0) == correct], phases, key)
 
 
 def saturated_tables(studies: list[str], phases: list[tuple[int, int]]) -> str:
